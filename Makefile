@@ -1,0 +1,33 @@
+# Two commands for a fresh machine (see README):
+#   make repro   set up .venv, run the pipeline on the shipped sample with the bundled model, show the metrics
+#   make test    set up .venv and run the test suite
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+export PATH := $(abspath $(BIN)):$(PATH)
+export DVC_NO_ANALYTICS := 1
+export TOKENIZERS_PARALLELISM := false
+export MPLBACKEND := Agg
+
+.PHONY: setup repro test bench clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	# torch first and pinned: a CPU machine takes the CPU wheel, never a multi-GB CUDA build.
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+repro: setup
+	$(BIN)/dvc repro
+	$(BIN)/dvc metrics show
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+clean:
+	rm -rf data/corpus.jsonl data/existing_pairs.jsonl data/splits.json data/pairs data/train.jsonl \
+	       models/base.json models/finetuned models/merged models/checkpoints metrics dvc.lock

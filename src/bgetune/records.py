@@ -1,0 +1,174 @@
+"""The record types that flow between stages, and their JSONL/JSON I/O.
+
+Reading names the file and line of a bad record; writing goes to a temporary file that is renamed into place, so a
+killed stage never leaves a half-written output behind.
+
+Example::
+
+    from bgetune.records import Passage, write_jsonl, read_jsonl
+    write_jsonl("data/corpus.jsonl", [Passage(id="d1/p0", doc_id="d1", text="...", split="train")])
+    for passage in read_passages("data/corpus.jsonl"):
+        ...
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+
+class InputError(ValueError):
+    """Bad input data. The message always names the file, and the line or record where that applies."""
+
+
+@dataclass
+class Passage:
+    id: str
+    doc_id: str
+    text: str
+    split: str
+    title: str | None = None
+    domain: str | None = None
+
+
+@dataclass
+class Pair:
+    qid: str
+    query: str
+    pos_ids: list[str]
+    source: str  # existing | heuristic | llm | structure
+    split: str = ""
+
+
+@dataclass
+class TrainExample:
+    """One query with its positives and mined negatives, in FlagEmbedding's JSONL format plus ids and strategies."""
+
+    query: str
+    pos: list[str]
+    neg: list[str]
+    qid: str = ""
+    pos_ids: list[str] = field(default_factory=list)
+    neg_ids: list[str] = field(default_factory=list)
+    neg_strategies: list[str] = field(default_factory=list)
+    pos_scores: list[float] | None = None
+    neg_scores: list[float] | None = None
+
+    def to_json(self) -> dict:
+        record = dataclasses.asdict(self)
+        return {k: v for k, v in record.items() if v is not None}
+
+
+@contextlib.contextmanager
+def atomic_open(path: str | Path, mode: str = "w", encoding: str | None = "utf-8"):
+    """Open a temporary file beside ``path``; on success rename it over ``path``, on error remove it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        with open(tmp, mode, encoding=None if "b" in mode else encoding) as handle:
+            yield handle
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(tmp)
+        raise
+
+
+def write_jsonl(path: str | Path, records: Iterable[Any]) -> int:
+    count = 0
+    with atomic_open(path) as handle:
+        for record in records:
+            handle.write(json.dumps(_as_dict(record), ensure_ascii=False) + "\n")
+            count += 1
+    return count
+
+
+def write_json(path: str | Path, obj: Any) -> None:
+    with atomic_open(path) as handle:
+        json.dump(obj, handle, ensure_ascii=False, indent=2, sort_keys=False)
+        handle.write("\n")
+
+
+def read_json(path: str | Path) -> Any:
+    path = Path(path)
+    text = read_text(path)
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        raise InputError(f"{path}: line {err.lineno}: invalid JSON: {err.msg}") from None
+
+
+def read_text(path: str | Path, encoding: str = "utf-8") -> str:
+    """Read a text file, naming the file and line when its bytes are not valid in ``encoding``."""
+    path = Path(path)
+    data = path.read_bytes()
+    try:
+        return data.decode(encoding)
+    except UnicodeDecodeError as err:
+        line = data[: err.start].count(b"\n") + 1
+        raise InputError(
+            f"{path}: line {line}: not valid {encoding} (byte offset {err.start}); "
+            "set data.encoding in params.yaml (e.g. gb18030) or re-save the file as UTF-8"
+        ) from None
+
+
+def read_jsonl(path: str | Path, required: tuple[str, ...] = ()) -> Iterator[dict]:
+    """Yield one dict per non-empty line; a malformed line or a missing required key is an InputError."""
+    for _, record in numbered_jsonl(path, required):
+        yield record
+
+
+def numbered_jsonl(path: str | Path, required: tuple[str, ...] = ()) -> Iterator[tuple[int, dict]]:
+    """Like read_jsonl, with each record's line number."""
+    path = Path(path)
+    for lineno, line in enumerate(read_text(path).splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise InputError(f"{path}: line {lineno}: invalid JSON: {err.msg}") from None
+        if not isinstance(record, dict):
+            raise InputError(f"{path}: line {lineno}: expected a JSON object, got {type(record).__name__}")
+        missing = [key for key in required if key not in record]
+        if missing:
+            raise InputError(f"{path}: line {lineno}: missing required field(s) {missing}")
+        yield lineno, record
+
+
+def read_passages(path: str | Path) -> list[Passage]:
+    return _read_typed(Passage, path, ("id", "doc_id", "text", "split"))
+
+
+def read_pairs(path: str | Path) -> list[Pair]:
+    return _read_typed(Pair, path, ("qid", "query", "pos_ids", "source"))
+
+
+def read_train_examples(path: str | Path) -> list[TrainExample]:
+    return _read_typed(TrainExample, path, ("query", "pos", "neg"))
+
+
+def _read_typed(cls, path, required: tuple[str, ...]) -> list:
+    known = {f.name for f in dataclasses.fields(cls)}
+    records = []
+    for lineno, record in numbered_jsonl(path, required):
+        try:
+            records.append(cls(**{k: v for k, v in record.items() if k in known}))
+        except TypeError as err:
+            raise InputError(f"{path}: line {lineno}: {err}") from None
+    return records
+
+
+def _as_dict(record: Any) -> dict:
+    if hasattr(record, "to_json"):
+        return record.to_json()
+    if dataclasses.is_dataclass(record):
+        return {k: v for k, v in dataclasses.asdict(record).items() if v is not None}
+    return record

@@ -1,0 +1,181 @@
+"""The training loop: contrastive fine-tuning of a SentenceTransformer, readable top to bottom.
+
+Every ``checkpoint_every`` steps the loop saves weights (safetensors), optimizer, scheduler and RNG state; a later
+call with the same ``fingerprint`` resumes from there and ends with the same weights as an uninterrupted run,
+because each batch's sampling is seeded by (seed, epoch, batch) and the torch RNG state travels in the checkpoint.
+
+Example::
+
+    result = train(model, examples, params.train, seed=42, instruction="", checkpoint_dir="models/checkpoints/train")
+    model.save("models/finetuned")
+"""
+from __future__ import annotations
+
+import json
+import logging
+import random
+import shutil
+import time
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from bgetune.records import TrainExample
+from bgetune.training.batching import no_duplicate_batches, sample_group
+from bgetune.training.losses import InfoNCELoss, false_negative_mask
+
+log = logging.getLogger(__name__)
+EASY_LOSS, EASY_STEPS = 1e-3, 20
+
+
+class TrainingError(RuntimeError):
+    """Training cannot go on (a non-finite loss, an empty training set); the message says where and why."""
+
+
+def embed(model, texts: list[str], prompt: str = "") -> torch.Tensor:
+    features = model.preprocess(texts, prompt=prompt or None)
+    features = {k: v.to(model.device) if hasattr(v, "to") else v for k, v in features.items()}
+    return model(features)["sentence_embedding"]
+
+
+def train(model, examples: list[TrainExample], params, seed: int, instruction: str = "",
+          checkpoint_dir: str | Path | None = None, checkpoint_every: int = 0, fingerprint: str = "",
+          log_metrics: Callable[[int, dict], None] | None = None,
+          on_step: Callable[[int], None] | None = None, progress: bool = True) -> dict:
+    if not examples:
+        raise TrainingError("no training examples: check data/train.jsonl and the qa-gen summary")
+    torch.manual_seed(seed)
+    loss_fn = InfoNCELoss(params.temperature)
+    epoch_batches = [no_duplicate_batches(examples, params.batch_size, seed, e) for e in range(params.epochs)]
+    total_steps = sum(len(b) for b in epoch_batches)
+    if params.max_steps:
+        total_steps = min(total_steps, params.max_steps)
+    decay, no_decay = [], []
+    for name, parameter in model.named_parameters():
+        (no_decay if "bias" in name or "LayerNorm" in name or "norm" in name.lower() else decay).append(parameter)
+    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": params.weight_decay},
+                                   {"params": no_decay, "weight_decay": 0.0}], lr=params.lr)
+    from transformers import get_linear_schedule_with_warmup
+
+    scheduler = get_linear_schedule_with_warmup(optimizer, int(params.warmup_ratio * total_steps), total_steps)
+
+    step = 0
+    checkpoint = Path(checkpoint_dir) if checkpoint_dir else None
+    if checkpoint is not None:
+        step = _load_checkpoint(checkpoint, model, optimizer, scheduler, fingerprint)
+
+    resumed_from = step
+    model.train()
+    started, triplets, easy_run, losses = time.perf_counter(), 0, 0, []
+    bar = _progress(total_steps, step, progress)
+    global_batch = 0
+    for epoch, batches in enumerate(epoch_batches):
+        for b, batch in enumerate(batches):
+            global_batch += 1
+            if global_batch <= step:
+                continue  # done before the interruption; sampling below depends only on (seed, epoch, b)
+            if step >= total_steps:
+                break
+            rng = random.Random(f"{seed}:{epoch}:{b}")
+            groups = [sample_group(examples[i], params.train_group_size, rng) for i in batch]
+            candidates = [g.positive for g in groups] + [n for g in groups for n in g.negatives]
+            candidate_ids = [g.positive_id for g in groups] + [i for g in groups for i in g.negative_ids]
+            labels = list(range(len(groups)))
+            mask = false_negative_mask([g.positive_ids for g in groups], candidate_ids, labels)
+
+            query_embeddings = embed(model, [g.query for g in groups], instruction)
+            candidate_embeddings = embed(model, candidates)
+            loss = loss_fn(query_embeddings, candidate_embeddings, torch.tensor(labels), mask)
+            if not torch.isfinite(loss):
+                raise TrainingError(
+                    f"non-finite loss ({loss.item()}) at step {step + 1}: likely causes are fp16 overflow, a learning "
+                    f"rate too high (train.lr={params.lr}) or a temperature too low (train.temperature="
+                    f"{params.temperature})")
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), params.max_grad_norm)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+
+            step += 1
+            triplets += len(candidates)
+            value = loss.item()
+            losses.append(value)
+            easy_run = easy_run + 1 if value < EASY_LOSS else 0
+            if easy_run == EASY_STEPS:
+                log.warning("loss below %.0e for %d steps at step %d: the negatives are too easy (mine harder "
+                            "negatives, lower mining.dense.rank_min, or raise train.temperature)",
+                            EASY_LOSS, EASY_STEPS, step)
+            if log_metrics and (step % params.log_every == 0 or step == total_steps):
+                log_metrics(step, {"loss": value, "lr": scheduler.get_last_lr()[0], "epoch": epoch})
+            if bar:
+                bar.update(1)
+                bar.set_postfix(loss=f"{value:.4f}")
+            if checkpoint is not None and checkpoint_every and step % checkpoint_every == 0 and step < total_steps:
+                _save_checkpoint(checkpoint, model, optimizer, scheduler, step, fingerprint)
+            if on_step:
+                on_step(step)
+    if bar:
+        bar.close()
+    model.eval()
+    seconds = time.perf_counter() - started
+    tail = losses[-max(1, len(losses) // 5):] if losses else []
+    return {
+        "steps": step,
+        "resumed_from_step": resumed_from,
+        "examples": len(examples),
+        "epochs": params.epochs,
+        "first_loss": round(losses[0], 5) if losses else None,
+        "final_loss_mean": round(sum(tail) / len(tail), 5) if tail else None,
+        "seconds": round(seconds, 2),
+        "texts_per_second": round(triplets / seconds, 2) if seconds > 0 else None,
+    }
+
+
+def clear_checkpoint(checkpoint_dir: str | Path) -> None:
+    shutil.rmtree(checkpoint_dir, ignore_errors=True)
+
+
+def _progress(total: int, initial: int, enabled: bool):
+    if not enabled:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, initial=initial, desc="train", unit="step")
+
+
+def _save_checkpoint(directory: Path, model, optimizer, scheduler, step: int, fingerprint: str) -> None:
+    from safetensors.torch import save_file
+
+    tmp = directory.with_name(directory.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    save_file(state, str(tmp / "model.safetensors"))
+    # Optimizer/scheduler/RNG state is tensors and numbers; it is read back with weights_only=True (no pickle code).
+    torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                "torch_rng": torch.get_rng_state()}, tmp / "trainer_state.pt")
+    (tmp / "state.json").write_text(json.dumps({"step": step, "fingerprint": fingerprint}))
+    shutil.rmtree(directory, ignore_errors=True)
+    tmp.rename(directory)
+
+
+def _load_checkpoint(directory: Path, model, optimizer, scheduler, fingerprint: str) -> int:
+    state_file = directory / "state.json"
+    if not state_file.exists():
+        return 0
+    state = json.loads(state_file.read_text())
+    if state.get("fingerprint") != fingerprint:
+        log.info("checkpoint in %s is from other params or data; starting fresh", directory)
+        clear_checkpoint(directory)
+        return 0
+    from safetensors.torch import load_file
+
+    model.load_state_dict(load_file(str(directory / "model.safetensors")))
+    trainer_state = torch.load(directory / "trainer_state.pt", weights_only=True)
+    optimizer.load_state_dict(trainer_state["optimizer"])
+    scheduler.load_state_dict(trainer_state["scheduler"])
+    torch.set_rng_state(trainer_state["torch_rng"])
+    log.info("resuming training from step %d (%s)", state["step"], directory)
+    return int(state["step"])

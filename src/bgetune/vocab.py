@@ -1,0 +1,87 @@
+"""Vocabulary expansion: teach a model's tokenizer the characters (and terms) of a domain it has never seen.
+
+all-MiniLM-L6-v2 knows ~244 CJK characters, so almost all Chinese text becomes [UNK] and no amount of fine-tuning
+can tell two passages apart. ``expand_vocabulary`` adds the missing tokens as whole tokens and gives each new
+embedding row a sensible start: the mean of the embeddings of its old sub-tokens when it had any, else the mean of
+all rows plus a little seeded noise (so new characters start distinguishable, not identical).
+
+Example::
+
+    new = missing_characters(model.tokenizer, texts, min_count=1)
+    report = expand_vocabulary(model, new, init_noise=0.1, seed=42)
+    report["tokens_added"], unk_rate(model.tokenizer, texts)
+"""
+from __future__ import annotations
+
+from collections import Counter
+from typing import Iterable, Sequence
+
+import torch
+
+
+def missing_characters(tokenizer, texts: Iterable[str], min_count: int = 1) -> list[str]:
+    """Characters of ``texts`` that the tokenizer maps to its unknown token, most frequent first (ties by code point)."""
+    counts = Counter(ch for text in texts for ch in text if not ch.isspace())
+    unk = tokenizer.unk_token_id
+    missing = []
+    for ch, count in counts.items():
+        if count < min_count:
+            continue
+        ids = tokenizer(ch, add_special_tokens=False)["input_ids"]
+        if not ids or unk in ids:
+            missing.append((ch, count))
+    missing.sort(key=lambda item: (-item[1], item[0]))
+    return [ch for ch, _ in missing]
+
+
+def unk_rate(tokenizer, texts: Sequence[str]) -> float:
+    """The fraction of tokens (special tokens excluded) that are the unknown token."""
+    unk, total, unknown = tokenizer.unk_token_id, 0, 0
+    for ids in tokenizer(list(texts), add_special_tokens=False)["input_ids"]:
+        total += len(ids)
+        unknown += sum(1 for i in ids if i == unk)
+    return unknown / total if total else 0.0
+
+
+def tokens_per_text(tokenizer, texts: Sequence[str]) -> float:
+    if not texts:
+        return 0.0
+    return sum(len(ids) for ids in tokenizer(list(texts), add_special_tokens=False)["input_ids"]) / len(texts)
+
+
+def expand_vocabulary(model, new_tokens: Sequence[str], init_noise: float = 0.1, seed: int = 0) -> dict:
+    """Add ``new_tokens`` to a SentenceTransformer's tokenizer and embedding matrix; returns what was done.
+
+    Existing rows are never changed. The same tokens, noise and seed give bit-identical new rows, which is what lets
+    the merge stage rebuild the expanded base that training started from.
+    """
+    from tokenizers import AddedToken
+
+    tokenizer = model.tokenizer
+    transformer = model[0].auto_model
+    embeddings = transformer.get_input_embeddings().weight
+    old_size = embeddings.shape[0]
+    unk = tokenizer.unk_token_id
+    # How each token was split before it existed: decides its initial row.
+    old_pieces = [[i for i in tokenizer(t, add_special_tokens=False)["input_ids"] if i != unk] for t in new_tokens]
+    # normalized=False: BERT's normaliser puts spaces around CJK characters, so a multi-character term would never
+    # match the normalised text.
+    added = tokenizer.add_tokens([AddedToken(t, normalized=False, single_word=False) for t in new_tokens])
+    if added == 0:
+        return {"tokens_added": 0, "vocab_size_before": old_size, "vocab_size_after": old_size}
+    transformer.resize_token_embeddings(len(tokenizer), mean_resizing=False)
+    weight = transformer.get_input_embeddings().weight
+    with torch.no_grad():
+        old = weight[:old_size].float()
+        mean, std = old.mean(dim=0), old.std(dim=0)
+        generator = torch.Generator().manual_seed(seed)
+        for token, pieces in zip(new_tokens, old_pieces):
+            row = tokenizer.convert_tokens_to_ids(token)
+            if row < old_size:
+                continue  # already known (duplicate in the list)
+            if pieces:
+                value = weight[pieces].float().mean(dim=0)
+            else:
+                value = mean + init_noise * std * torch.randn(mean.shape, generator=generator)
+            weight[row] = value.to(weight.dtype)
+    return {"tokens_added": added, "vocab_size_before": old_size, "vocab_size_after": len(tokenizer)}
