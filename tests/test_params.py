@@ -22,6 +22,7 @@ def test_repo_params_yaml_is_valid_and_matches_documented_defaults():
     ({"train": {"batch_size": "large"}}, "train.batch_size"),
     ({"model": {"base": "models/does-not-exist"}}, "model.base"),
     ({"mining": {"dense": {"rank_min": 50, "rank_max": 10}}}, "mining.dense"),
+    ({"mining": {"weights": {"dense": 1, "bm52": 1}}}, "mining.weights"),
     ({"colour": "blue"}, "colour"),
 ])
 def test_bad_params_name_the_key(raw, key):

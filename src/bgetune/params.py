@@ -34,7 +34,7 @@ class DataParams(Section):
 
 
 class ChunkParams(Section):
-    max_chars: int = Field(400, gt=20)
+    max_chars: int = Field(400, ge=2)
     min_chars: int = Field(10, ge=0)
 
 
@@ -85,22 +85,81 @@ class VocabParams(Section):
     init_noise: float = Field(0.1, ge=0.0)  # new rows: mean embedding + noise * per-dimension std
 
 
-class DenseMiningParams(Section):
-    rank_min: int = Field(2, ge=1)
+STRATEGIES = ("dense", "bm25", "tfidf", "keyword", "cross_domain", "length")
+
+
+class RankRange(Section):
+    rank_min: int = Field(2, ge=1)   # 1-based ranks, positives included (rank 1 is usually the positive)
     rank_max: int = Field(100, ge=1)
 
     @model_validator(mode="after")
     def _range(self):
         if self.rank_max < self.rank_min:
-            raise ValueError(f"mining.dense.rank_max ({self.rank_max}) < rank_min ({self.rank_min})")
+            raise ValueError(f"rank_max ({self.rank_max}) < rank_min ({self.rank_min})")
         return self
+
+
+class DenseMiningParams(RankRange):
+    index: Literal["auto", "flat", "hnsw"] = "auto"   # auto: exact below approximate_above passages, HNSW above
+    approximate_above: int = Field(200_000, ge=1)
+
+
+class TfidfMiningParams(RankRange):
+    analyzer: Literal["word", "char"] = "word"         # jieba words, or character n-grams
+    ngram: tuple[int, int] = (1, 2)
+
+
+class KeywordMiningParams(Section):
+    top_keywords: int = Field(10, ge=1)
+    method: Literal["tfidf", "textrank"] = "tfidf"
+    max_candidates: int = Field(100, ge=1)
+
+
+class CrossDomainMiningParams(Section):
+    clusters: int = Field(8, ge=2)                     # k-means clusters when passages have no domain field
+    max_candidates: int = Field(100, ge=1)
+
+
+class LengthMiningParams(Section):
+    tolerance: float = Field(0.2, ge=0.0, le=1.0)      # |len - len(positive)| <= tolerance * len(positive)
+    max_candidates: int = Field(100, ge=1)
+
+
+class RandomMiningParams(Section):
+    mode: Literal["uniform", "far"] = "uniform"        # far: only passages the base model ranks >= far_rank
+    far_rank: int = Field(1000, ge=1)
+
+
+class GuardParams(Section):
+    relative_margin: float | None = Field(None, ge=0.0, le=1.0)  # drop if score > positive_score * (1 - margin)
+    max_score: float | None = None                                 # drop if score > max_score
+    exclude_same_document: bool = False
 
 
 class MiningParams(Section):
     num_negatives: int = Field(7, ge=0)
     hard_ratio: float = Field(0.7, ge=0.0, le=1.0)
+    weights: dict[str, float] = {"dense": 0.5, "bm25": 0.5}
     dense: DenseMiningParams = DenseMiningParams()
+    bm25: RankRange = RankRange()
+    tfidf: TfidfMiningParams = TfidfMiningParams()
+    keyword: KeywordMiningParams = KeywordMiningParams()
+    cross_domain: CrossDomainMiningParams = CrossDomainMiningParams()
+    length: LengthMiningParams = LengthMiningParams()
+    random: RandomMiningParams = RandomMiningParams()
+    guard: GuardParams = GuardParams()
+    teacher_scores: bool = True
     encode_batch_size: int = Field(32, gt=0)
+
+    @field_validator("weights")
+    @classmethod
+    def _weights(cls, value: dict[str, float]) -> dict[str, float]:
+        unknown = sorted(set(value) - set(STRATEGIES))
+        if unknown:
+            raise ValueError(f"unknown strategies {unknown}; known: {list(STRATEGIES)}")
+        if any(w < 0 for w in value.values()):
+            raise ValueError("strategy weights must be >= 0")
+        return value
 
 
 class TrainParams(Section):

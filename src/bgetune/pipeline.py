@@ -125,6 +125,7 @@ def load_expanded_base(params, base_card: dict, passage_texts: list[str]):
 # ------------------------------------------------------------------------------------------------- mine-negatives
 def run_mine(params, data_dir: str | Path, models_dir: str | Path, metrics_dir: str | Path) -> dict:
     from bgetune.negatives.mine import mine
+    from bgetune.plots import score_histograms
 
     data_dir = Path(data_dir)
     passages = read_passages(data_dir / "corpus.jsonl")
@@ -134,6 +135,12 @@ def run_mine(params, data_dir: str | Path, models_dir: str | Path, metrics_dir: 
     examples, report = mine(passages, pairs, model, params.mining, params.seed, base_card["query_instruction"])
     write_jsonl(data_dir / "train.jsonl", examples)
     report["vocab"] = vocab_report
+    groups = {"positive": [s for e in examples for s in (e.pos_scores or [])]}
+    for example in examples:
+        for strategy, score in zip(example.neg_strategies, example.neg_scores or []):
+            groups.setdefault(strategy, []).append(score)
+    score_histograms(groups, Path(metrics_dir) / "plots" / "mining_scores.png",
+                     "Base-model similarity: positives vs negatives per strategy")
     write_json(Path(metrics_dir) / "mining.json", report)
     log.info("mine-negatives: %d queries; negatives per strategy %s; drops %s", len(examples),
              report["negatives_per_strategy"], report["drops"])

@@ -1,4 +1,5 @@
-"""Mine negatives for every training pair and build FlagEmbedding-format training examples.
+"""Mine negatives for every training pair with the strategies weighted in params, and build FlagEmbedding-format
+training examples with each negative's id, strategy and (teacher) score.
 
 Example::
 
@@ -7,60 +8,136 @@ Example::
 """
 from __future__ import annotations
 
+import logging
 import time
 
 import numpy as np
 
-from bgetune.negatives.dense import dense_candidates
 from bgetune.negatives.guard import NegativeGuard
 from bgetune.negatives.mixer import MiningQuery, mix_negatives, quota_plan
 from bgetune.records import InputError, Pair, Passage, TrainExample
-from bgetune.search import encode
+from bgetune.search import encode, recall_against_exact, top_k
+
+log = logging.getLogger(__name__)
+RECALL_SAMPLE = 200
 
 
 def mine(passages: list[Passage], pairs: list[Pair], model, mining_params, seed: int, instruction: str = "",
          progress: bool = True) -> tuple[list[TrainExample], dict]:
-    timings = {}
+    params = mining_params
+    timings: dict[str, float] = {}
+    clock = time.perf_counter()
+
+    def lap(name: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        timings[f"{name}_s"] = round(now - clock, 3)
+        clock = now
+
     index_of = {p.id: i for i, p in enumerate(passages)}
     for pair in pairs:
         unknown = [pid for pid in pair.pos_ids if pid not in index_of]
         if unknown:
             raise InputError(f"pair {pair.qid!r}: positive passage ids not in the corpus: {unknown[:3]}")
-    start = time.perf_counter()
-    passage_vectors = encode(model, [p.text for p in passages], mining_params.encode_batch_size, progress=progress)
-    query_vectors = encode(model, [p.query for p in pairs], mining_params.encode_batch_size, instruction, progress)
-    timings["encode_s"] = round(time.perf_counter() - start, 2)
+    texts = [p.text for p in passages]
+    queries = [p.query for p in pairs]
+    positive_indices = [[index_of[pid] for pid in pair.pos_ids] for pair in pairs]
 
-    positive_scores = [max(float(query_vectors[q] @ passage_vectors[index_of[pid]]) for pid in pair.pos_ids)
-                       for q, pair in enumerate(pairs)]
-    queries = [MiningQuery(qid=pair.qid, pos_ids=pair.pos_ids, positive_score=positive_scores[q])
-               for q, pair in enumerate(pairs)]
-    weights = {"dense": 1.0}
-    plan = quota_plan(mining_params.num_negatives, mining_params.hard_ratio, weights)
+    passage_vectors = encode(model, texts, params.encode_batch_size, progress=progress)
+    query_vectors = encode(model, queries, params.encode_batch_size, instruction, progress)
+    lap("encode")
 
-    start = time.perf_counter()
-    dense = mining_params.dense
-    # Ranks count positives too (rank 1 is usually the positive), as in FlagEmbedding's range_for_sampling.
-    candidates = {"dense": dense_candidates(query_vectors, passage_vectors, dense.rank_min, dense.rank_max)}
-    timings["search_s"] = round(time.perf_counter() - start, 2)
+    plan = quota_plan(params.num_negatives, params.hard_ratio, params.weights)
+    candidates: dict[str, list] = {}
+    report: dict = {"plan": plan}
+    if "dense" in plan:
+        kind = params.dense.index
+        if kind == "auto":
+            kind = "hnsw" if len(passages) > params.dense.approximate_above else "flat"
+        candidates["dense"] = _dense(query_vectors, passage_vectors, params.dense, kind, report)
+        lap("search_dense")
+    if "bm25" in plan:
+        from bgetune.negatives.bm25 import bm25_candidates
 
-    start = time.perf_counter()
-    guard = NegativeGuard()
+        candidates["bm25"] = bm25_candidates(texts, queries, params.bm25.rank_min, params.bm25.rank_max)
+        lap("search_bm25")
+    if "tfidf" in plan:
+        from bgetune.negatives.tfidf import tfidf_candidates
+
+        candidates["tfidf"] = tfidf_candidates(texts, queries, params.tfidf.rank_min, params.tfidf.rank_max,
+                                               params.tfidf.analyzer, params.tfidf.ngram)
+        lap("search_tfidf")
+    if "keyword" in plan:
+        from bgetune.negatives.keyword import keyword_candidates
+
+        candidates["keyword"] = keyword_candidates(texts, queries, params.keyword.top_keywords,
+                                                   params.keyword.method, params.keyword.max_candidates)
+        lap("search_keyword")
+    if "cross_domain" in plan:
+        from bgetune.negatives.cross_domain import cross_domain_candidates, passage_domains
+
+        domains, source = passage_domains([p.domain for p in passages], passage_vectors,
+                                          params.cross_domain.clusters, seed)
+        report["cross_domain_labels"] = {"source": source, "domains": len(set(domains))}
+        own = [{domains[i] for i in positives} for positives in positive_indices]
+        candidates["cross_domain"] = cross_domain_candidates(query_vectors, passage_vectors, domains, own,
+                                                             params.cross_domain.max_candidates)
+        lap("search_cross_domain")
+    if "length" in plan:
+        from bgetune.negatives.length import length_candidates
+
+        positive_lengths = [float(np.mean([len(texts[i]) for i in positives])) for positives in positive_indices]
+        candidates["length"] = length_candidates([len(t) for t in texts], positive_lengths,
+                                                 params.length.tolerance, params.length.max_candidates)
+        lap("search_length")
+    random_excluded = None
+    if params.random.mode == "far" and plan.get("random", 0):
+        # "Far" anchors: anything but the base model's top far_rank (or the top half of a smaller corpus).
+        far = min(params.random.far_rank, max(1, len(passages) // 2))
+        _, near = top_k(query_vectors, passage_vectors, far)
+        random_excluded = [set(row.tolist()) for row in near]
+        lap("search_far_random")
+
+    positive_scores = [max(float(query_vectors[q] @ passage_vectors[i]) for i in positives)
+                       for q, positives in enumerate(positive_indices)]
+    mining_queries = [MiningQuery(qid=pair.qid, pos_ids=pair.pos_ids, positive_score=positive_scores[q],
+                                  positive_docs={passages[i].doc_id for i in positive_indices[q]})
+                      for q, pair in enumerate(pairs)]
+    guard = NegativeGuard(params.guard.relative_margin, params.guard.max_score, params.guard.exclude_same_document)
     chosen, stats = mix_negatives(
-        queries, candidates, plan, len(passages), guard, seed, [p.id for p in passages],
-        dense_score=lambda q, i: float(query_vectors[q] @ passage_vectors[i]))
-    timings["mix_s"] = round(time.perf_counter() - start, 2)
+        mining_queries, candidates, plan, len(passages), guard, seed, [p.id for p in passages],
+        passage_docs=[p.doc_id for p in passages],
+        dense_score=lambda q, i: float(query_vectors[q] @ passage_vectors[i]), random_excluded=random_excluded)
+    lap("mix")
 
     examples = []
     for q, (pair, picked) in enumerate(zip(pairs, chosen)):
-        examples.append(TrainExample(
+        example = TrainExample(
             qid=pair.qid, query=pair.query,
-            pos=[passages[index_of[pid]].text for pid in pair.pos_ids], pos_ids=list(pair.pos_ids),
-            neg=[passages[i].text for i, *_ in picked], neg_ids=[passages[i].id for i, *_ in picked],
-            neg_strategies=[strategy for _, strategy, *_ in picked],
-            pos_scores=[round(float(query_vectors[q] @ passage_vectors[index_of[pid]]), 6) for pid in pair.pos_ids],
-            neg_scores=[round(float(score), 6) for _, _, score, _ in picked],
-        ))
-    report = {"plan": plan, **stats, "timings": timings,
-              "mean_positive_score": round(float(np.mean(positive_scores)), 4) if positive_scores else None}
+            pos=[texts[i] for i in positive_indices[q]], pos_ids=list(pair.pos_ids),
+            neg=[texts[i] for i, *_ in picked], neg_ids=[passages[i].id for i, *_ in picked],
+            neg_strategies=[strategy for _, strategy, *_ in picked])
+        if params.teacher_scores:
+            example.pos_scores = [round(float(query_vectors[q] @ passage_vectors[i]), 6) for i in positive_indices[q]]
+            example.neg_scores = [round(float(score), 6) for _, _, score, _ in picked]
+        examples.append(example)
+    report.update(stats)
+    report["candidates_per_strategy"] = {k: sum(len(c) for c in v) for k, v in candidates.items()}
+    report["mean_positive_score"] = round(float(np.mean(positive_scores)), 4) if positive_scores else None
+    report["timings"] = timings
     return examples, report
+
+
+def _dense(query_vectors, passage_vectors, dense_params, kind: str, report: dict):
+    from bgetune.negatives.dense import dense_candidates
+
+    lists = dense_candidates(query_vectors, passage_vectors, dense_params.rank_min, dense_params.rank_max, kind)
+    report["dense_index"] = kind
+    if kind != "flat":
+        # The approximate index's recall against exact search, on a fixed sample of queries.
+        sample = query_vectors[:RECALL_SAMPLE]
+        _, exact = top_k(sample, passage_vectors, dense_params.rank_max, "flat")
+        _, approx = top_k(sample, passage_vectors, dense_params.rank_max, kind)
+        report["dense_index_recall"] = round(recall_against_exact(approx, exact), 4)
+        log.info("dense index %s: recall@%d vs exact %.4f", kind, dense_params.rank_max, report["dense_index_recall"])
+    return lists

@@ -43,11 +43,13 @@ def quota_plan(num_negatives: int, hard_ratio: float, weights: dict[str, float])
 def mix_negatives(queries: list[MiningQuery], candidates: dict[str, list[list[tuple[int, float, int]]]],
                   plan: dict[str, int], n_passages: int, guard, seed: int, passage_ids: list[str],
                   passage_docs: list[str] | None = None,
-                  dense_score: Callable[[int, int], float] | None = None) -> tuple[list[list[tuple]], dict]:
+                  dense_score: Callable[[int, int], float] | None = None,
+                  random_excluded: list[set[int]] | None = None) -> tuple[list[list[tuple]], dict]:
     """For each query, a list of (passage_index, strategy, score, rank) — strategies in plan order, then random.
 
     A strategy that runs dry hands its deficit to the next one; what the hard strategies cannot fill goes to the
     random pool. Candidates are visited in a seeded random order, so the same seed gives the same output.
+    ``random_excluded[q]`` (passage indices) keeps random anchors away from query q's near neighbours.
     """
     order = [k for k in plan if k != RANDOM]
     chosen_all: list[list[tuple]] = []
@@ -83,9 +85,13 @@ def mix_negatives(queries: list[MiningQuery], candidates: dict[str, list[list[tu
             deficit = want - got
         want = plan.get(RANDOM, 0) + deficit
         got, attempts = 0, 0
+        excluded = random_excluded[qi] if random_excluded else ()
         while got < want and attempts < 20 * want + 50:
             attempts += 1
-            got += try_add(rng.randrange(n_passages), RANDOM, None)
+            index = rng.randrange(n_passages)
+            if index in excluded:
+                continue
+            got += try_add(index, RANDOM, None)
         guard.drops["unfilled"] += want - got
         if not picked:
             empty += 1

@@ -1,0 +1,43 @@
+import pytest
+
+from bgetune.models import (BGE_EN_INSTRUCTION, BGE_ZH_INSTRUCTION, ModelReferenceError, check_model_reference,
+                            load_model, pooling_mode, query_instruction_for, resolve_model_path)
+
+
+def test_instruction_presets():
+    assert query_instruction_for("BAAI/bge-large-zh-v1.5") == BGE_ZH_INSTRUCTION
+    assert query_instruction_for("models/bge-small-en-v1.5") == BGE_EN_INSTRUCTION
+    assert query_instruction_for("BAAI/bge-m3") == ""
+    assert query_instruction_for("bundled:all-MiniLM-L6-v2") == ""
+    assert query_instruction_for("BAAI/bge-large-zh-v1.5", configured="查询：") == "查询："
+
+
+def test_references_are_checked_without_network(tmp_path):
+    check_model_reference("BAAI/bge-base-zh-v1.5")          # a hub id is accepted (loaded later, where a hub is)
+    check_model_reference("bundled:all-MiniLM-L6-v2")
+    with pytest.raises(ModelReferenceError, match="does not exist"):
+        check_model_reference("models/bge-large-zh-v1.5")
+    with pytest.raises(ModelReferenceError, match="unknown bundled"):
+        check_model_reference("bundled:nope")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ModelReferenceError, match="no config.json"):
+        check_model_reference(str(tmp_path / "empty"))
+
+
+def test_bundled_model_resolves_to_a_local_sentence_transformers_folder():
+    from pathlib import Path
+
+    folder = Path(resolve_model_path("bundled:all-MiniLM-L6-v2"))
+    assert (folder / "modules.json").exists() and (folder / "model.safetensors").exists()
+
+
+def test_plain_transformers_folder_gets_cls_pooling_for_bge(tmp_path):
+    from conftest import build_tiny_model
+
+    raw = build_tiny_model(tmp_path / "tiny-plain", sentence_transformers_folder=False)
+    assert pooling_mode(load_model(str(raw), 64)) == "mean"      # not named BGE: mean
+    named = raw.rename(tmp_path / "bge-tiny-zh-v1.5")
+    model = load_model(str(named), 64)
+    assert pooling_mode(model) == "cls"
+    assert model.encode(["abc"], normalize_embeddings=False).shape == (1, 32)
+    assert pooling_mode(load_model(str(named), 64, pooling="mean")) == "mean"
