@@ -37,7 +37,7 @@ def missing_characters(tokenizer, texts: Iterable[str], min_count: int = 1) -> l
 def unk_rate(tokenizer, texts: Sequence[str]) -> float:
     """The fraction of tokens (special tokens excluded) that are the unknown token."""
     unk, total, unknown = tokenizer.unk_token_id, 0, 0
-    for ids in tokenizer(list(texts), add_special_tokens=False)["input_ids"]:
+    for ids in tokenizer(list(texts), add_special_tokens=False, verbose=False)["input_ids"]:
         total += len(ids)
         unknown += sum(1 for i in ids if i == unk)
     return unknown / total if total else 0.0
@@ -46,7 +46,8 @@ def unk_rate(tokenizer, texts: Sequence[str]) -> float:
 def tokens_per_text(tokenizer, texts: Sequence[str]) -> float:
     if not texts:
         return 0.0
-    return sum(len(ids) for ids in tokenizer(list(texts), add_special_tokens=False)["input_ids"]) / len(texts)
+    encoded = tokenizer(list(texts), add_special_tokens=False, verbose=False)["input_ids"]
+    return sum(len(ids) for ids in encoded) / len(texts)
 
 
 def expand_vocabulary(model, new_tokens: Sequence[str], init_noise: float = 0.1, seed: int = 0) -> dict:
