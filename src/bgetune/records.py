@@ -125,10 +125,11 @@ def read_jsonl(path: str | Path, required: tuple[str, ...] = ()) -> Iterator[dic
         yield record
 
 
-def numbered_jsonl(path: str | Path, required: tuple[str, ...] = ()) -> Iterator[tuple[int, dict]]:
-    """Like read_jsonl, with each record's line number."""
+def numbered_jsonl(path: str | Path, required: tuple[str, ...] = (), text: str | None = None
+                   ) -> Iterator[tuple[int, dict]]:
+    """Like read_jsonl, with each record's line number; ``text`` is the file already decoded (other encodings)."""
     path = Path(path)
-    for lineno, line in enumerate(read_text(path).splitlines(), start=1):
+    for lineno, line in enumerate((read_text(path) if text is None else text).splitlines(), start=1):
         if not line.strip():
             continue
         try:

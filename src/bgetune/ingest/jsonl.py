@@ -1,24 +1,15 @@
 """JSONL articles: one JSON object per line with a text field (names configurable in params.data)."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from bgetune.ingest.document import Document, Section, decode_file
-from bgetune.records import InputError
+from bgetune.records import InputError, numbered_jsonl
 
 
 def read_jsonl_articles(path: Path, relative: str, data_params) -> list[Document]:
     documents = []
-    for lineno, line in enumerate(decode_file(path, data_params.encoding).splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise InputError(f"{path}: line {lineno}: invalid JSON: {err.msg}") from None
-        if not isinstance(record, dict):
-            raise InputError(f"{path}: line {lineno}: expected a JSON object")
+    for lineno, record in numbered_jsonl(path, text=decode_file(path, data_params.encoding)):
         text = record.get(data_params.text_field)
         if not isinstance(text, str):
             raise InputError(f"{path}: line {lineno}: missing text field {data_params.text_field!r} (data.text_field)")
