@@ -15,17 +15,17 @@ def test_newlines_end_sentences_and_offsets_index_the_text():
 
 def test_chunks_keep_sentences_whole_and_respect_max_chars():
     text = "甲" * 5 + "。" + "乙" * 5 + "。" + "丙" * 5 + "。"
-    spans = chunk_spans(text, max_chars=12)
+    spans = chunk_spans(text, 12)
     assert [text[s:e] for s, e in spans] == ["甲甲甲甲甲。乙乙乙乙乙。", "丙丙丙丙丙。"]
 
 
 def test_overlong_sentence_is_cut_and_no_text_is_lost():
     text = "长" * 25 + "。短句。"
-    spans = chunk_spans(text, max_chars=10)
+    spans = chunk_spans(text, 10)
     assert all(e - s <= 10 for s, e in spans)
     assert "".join(text[s:e] for s, e in spans) == text
 
 
 def test_short_tail_joins_previous_chunk():
     text = "这是一个足够长的句子。好。"
-    assert [text[s:e] for s, e in chunk_spans(text, max_chars=11, min_chars=3)] == [text]
+    assert [text[s:e] for s, e in chunk_spans(text, 11, 3)] == [text]

@@ -4,7 +4,7 @@ from bgetune.params import ChunkParams, SplitParams
 
 
 def docs(n):
-    return [Document(doc_id=f"d{i}", title=f"文档{i}", sections=[Section(text=f"第{i}篇第一句。第二句话在这里。")])
+    return [Document(doc_id=f"d{i}", title=f"文档{i}", sections=[Section(text=f"第{i}篇第一句。第{i}篇的第二句话。")])
             for i in range(n)]
 
 

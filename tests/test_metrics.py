@@ -38,3 +38,25 @@ def test_errors():
         ranking_metrics([], [], [10])
     with pytest.raises(ValueError, match="without relevant"):
         ranking_metrics([["a"]], [set()], [10])
+
+
+def test_tied_scores_rank_by_corpus_position_whatever_order_the_index_returns():
+    from bgetune.evaluation.retrieval import order_ties
+
+    # Passages 7 and 2 tie (to 6 decimals) behind passage 5: the tie goes to the earlier passage, 2.
+    assert order_ties([7, 5, 2], [0.8000001, 0.9, 0.8]) == [5, 2, 7]
+    assert order_ties([2, 5, 7], [0.8, 0.9, 0.8000001]) == [5, 2, 7]
+    assert order_ties([3, -1], [0.5, 0.0]) == [3]          # faiss pads short result lists with -1
+    ids = ["p0", "p1", "p2", "p3", "p4", "p5", "p6", "p7"]
+    ranking = [ids[i] for i in order_ties([7, 5, 2], [0.8, 0.9, 0.8])]
+    # Two positives {p2, p7} tied at ranks 2-3: NDCG counts both, whichever order the tie takes.
+    m = ranking_metrics([ranking], [{"p2", "p7"}], [1, 3])
+    assert m["recall@1"] == 0.0 and m["recall@3"] == 1.0 and m["mrr@10"] == 0.5
+    assert m["ndcg@10"] == pytest.approx((1 / math.log2(3) + 1 / math.log2(4)) / (1 + 1 / math.log2(3)), abs=1e-6)
+
+
+def test_recall_curve_hand_computed():
+    from bgetune.evaluation.metrics import recall_curve
+
+    assert recall_curve([["a", "b", "c"], ["x", "y", "z"]], [{"b", "c"}, {"x"}], [1, 2, 3]) == [
+        (1, 0.5), (2, 0.75), (3, 1.0)]

@@ -63,3 +63,15 @@ def test_dry_strategy_tops_up_from_random_and_empty_queries_are_counted():
     # One passage in the corpus, which is query 0's positive: no negative can survive for query 0.
     assert chosen[0] == [] and stats["queries_without_negatives"] == 1
     assert stats["drops"]["unfilled"] > 0
+
+
+def test_given_negatives_come_first_count_toward_the_quota_and_never_include_a_positive():
+    ids = [f"p{i}" for i in range(20)]
+    queries = [MiningQuery(qid="q0", pos_ids=["p0"], given=[5, 0, 6])]
+    dense = [[(j, 0.5, r) for r, j in enumerate(range(1, 20), 1)]]
+    guard = NegativeGuard()
+    chosen, stats = mix_negatives(queries, {"dense": dense}, {"dense": 3, "random": 2}, 20, guard, 0, ids)
+    strategies = [s for _, s, *_ in chosen[0]]
+    assert [i for i, *_ in chosen[0]][:2] == [5, 6] and strategies[:2] == ["given", "given"]
+    assert strategies.count("dense") == 1 and strategies.count("random") == 2 and len(chosen[0]) == 5
+    assert stats["drops"]["given_positive_or_repeat"] == 1

@@ -128,3 +128,119 @@ def test_non_finite_loss_names_step_and_causes(tiny_model):
 def test_empty_training_set_is_an_error(tiny_model):
     with pytest.raises(TrainingError, match="no training examples"):
         train(tiny_model, [], TrainParams(), seed=0, progress=False)
+
+
+@pytest.mark.parametrize("loss", ["cached_infonce", "cosine", "online_contrastive"])
+def test_each_loss_decreases_on_a_learnable_task(tiny_model_dir, loss):
+    from bgetune.models import load_model
+
+    model = load_model(str(tiny_model_dir), 64)
+    params = TrainParams(epochs=15, batch_size=4, lr=5e-3, warmup_ratio=0.0, temperature=0.05, train_group_size=4,
+                         checkpoint_every=0, loss=loss, mini_batch_size=2, contrastive_margin=0.5)
+    result = train(model, learnable_examples(), params, seed=0, progress=False)
+    assert result["loss"] == loss and result["steps"] == 15
+    assert result["final_loss_mean"] < 0.7 * result["first_loss"], result
+
+
+def test_cached_infonce_equals_infonce_when_every_query_has_the_same_negatives(tiny_model_dir):
+    from bgetune.models import load_model
+    from bgetune.training.losses import BatchLoss
+
+    # No passage is both one query's positive and another's negative, so the id mask has nothing to hide.
+    examples = [TrainExample(query=a, pos=[f"{a} {a}"], pos_ids=[a], neg=[f"{a} one", f"{a} two"],
+                             neg_ids=[f"{a}1", f"{a}2"]) for a in ANIMALS]
+    groups = [sample_group(e, 3, random.Random(0)) for e in examples]
+    values = {}
+    for kind in ("infonce", "cached_infonce"):
+        model = load_model(str(tiny_model_dir), 64)
+        params = TrainParams(temperature=0.05, loss=kind, mini_batch_size=2)
+        values[kind] = BatchLoss(model, kind, params)(groups).item()
+    assert values["cached_infonce"] == pytest.approx(values["infonce"], rel=1e-4)
+
+
+def test_noise_penalty_pushes_chit_chat_away(tiny_model_dir):
+    from bgetune.models import load_model
+    from bgetune.search import encode
+
+    noise = ["hello there", "tell me a joke", "nice weather today"]
+    queries = [e.query for e in learnable_examples()]
+
+    def mean_noise_similarity(model):
+        return float((encode(model, queries, progress=False) @ encode(model, noise, progress=False).T).mean())
+
+    plain, penalised = load_model(str(tiny_model_dir), 64), load_model(str(tiny_model_dir), 64)
+    common = dict(epochs=10, batch_size=4, lr=5e-3, warmup_ratio=0.0, temperature=0.05, train_group_size=2,
+                  checkpoint_every=0, noise_margin=-1.0)
+    train(plain, learnable_examples(), TrainParams(**common), seed=0, progress=False)
+    train(penalised, learnable_examples(), TrainParams(**common, noise_weight=1.0), seed=0, progress=False,
+          noise_texts=noise)
+    assert mean_noise_similarity(penalised) < mean_noise_similarity(plain) - 0.05
+
+
+def test_validation_keeps_the_best_checkpoint_and_stops_early(tiny_model):
+    scores = iter([0.30, 0.50, 0.40, 0.45, 0.20, 0.9])
+    seen = []
+
+    def evaluate(model):
+        seen.append(next(iter(model.state_dict().values())).sum().item())
+        return {"ndcg@10": next(scores)}
+
+    params = TrainParams(epochs=20, batch_size=4, lr=1e-3, train_group_size=2, checkpoint_every=0, eval_every=2,
+                         early_stopping_patience=2, keep_best=True)
+    logged = []
+    result = train(tiny_model, learnable_examples(), params, seed=0, progress=False, evaluate=evaluate,
+                   log_metrics=lambda step, values: logged.append((step, values)))
+    validation = result["validation"]
+    # Evaluations at steps 2, 4, 6, 8: best 0.50 at step 4, then two without improvement → stop after step 8.
+    assert [h["step"] for h in validation["history"]] == [2, 4, 6, 8] and result["steps"] == 8
+    assert validation["best_step"] == 4 and validation["best_ndcg@10"] == 0.5 and validation["stopped_early"]
+    assert any("val_ndcg@10" in values for _, values in logged)
+    # The model ends with the weights evaluated at step 4, not step 8's.
+    assert next(iter(tiny_model.state_dict().values())).sum().item() == pytest.approx(seen[1], rel=1e-6)
+
+
+def test_lora_trains_adapters_and_new_token_rows_and_saves_a_plain_model(tiny_model_dir, tmp_path):
+    from sentence_transformers import SentenceTransformer
+
+    from bgetune.models import load_model
+    from bgetune.params import LoraParams
+    from bgetune.search import encode
+    from bgetune.training.lora import add_lora, merge_lora
+    from bgetune.vocab import expand_vocabulary
+
+    model = load_model(str(tiny_model_dir), 64)
+    old_vocab = len(model.tokenizer)
+    expand_vocabulary(model, ["猫", "狗"], init_noise=0.1, seed=0)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    report = add_lora(model, LoraParams(r=4, alpha=8, dropout=0.0, target_modules=["query", "value"]), old_vocab)
+    assert report["new_token_rows"] == 2 and report["trainable_parameters"] < report["total_parameters"] / 5
+    examples = learnable_examples() + [TrainExample(query="猫", pos=["猫 猫"], pos_ids=["c"], neg=["狗 狗"],
+                                                    neg_ids=["d"])]
+    params = TrainParams(epochs=10, batch_size=4, lr=5e-3, warmup_ratio=0.0, temperature=0.05, train_group_size=2,
+                         checkpoint_every=0, method="lora")
+    result = train(model, examples, params, seed=0, progress=False)
+    assert result["final_loss_mean"] < result["first_loss"]
+    merge_lora(model, tmp_path / "adapter")
+    assert (tmp_path / "adapter" / "adapter_model.safetensors").exists()
+    after = model.state_dict()
+    assert set(after) == set(before)                              # plain keys again: no peft wrapper left
+    embeddings = next(k for k in after if k.endswith("word_embeddings.weight"))
+    assert torch.equal(after[embeddings][:old_vocab], before[embeddings][:old_vocab])   # old rows untouched
+    assert not torch.equal(after[embeddings][old_vocab:], before[embeddings][old_vocab:])  # new rows trained
+    query_key = next(k for k in after if "attention.self.query.weight" in k)
+    assert not torch.equal(after[query_key], before[query_key])   # the adapter is merged into the weights
+    model.save(str(tmp_path / "plain"))
+    reloaded = SentenceTransformer(str(tmp_path / "plain"), device="cpu")
+    assert not any("lora" in k for k in reloaded.state_dict())
+    assert abs(encode(reloaded, ["猫 猫"], progress=False) - encode(model, ["猫 猫"], progress=False)).max() < 1e-5
+
+
+def test_frozen_embeddings_do_not_move(tiny_model):
+    from bgetune.pipeline import _freeze_embeddings
+
+    _freeze_embeddings(tiny_model)
+    key = next(k for k in tiny_model.state_dict() if k.endswith("word_embeddings.weight"))
+    before = tiny_model.state_dict()[key].clone()
+    train(tiny_model, learnable_examples(), TrainParams(epochs=3, batch_size=4, lr=5e-3, train_group_size=2,
+                                                        checkpoint_every=0), seed=0, progress=False)
+    assert torch.equal(tiny_model.state_dict()[key], before)

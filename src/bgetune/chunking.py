@@ -8,6 +8,7 @@ Example::
 from __future__ import annotations
 
 import re
+from typing import Callable
 
 _TERMINATORS = "。！？；!?;…"
 _CLOSERS = "\"'”’」』）)】"
@@ -36,27 +37,75 @@ def split_sentences(text: str) -> list[str]:
     return [text[s:e] for s, e in sentence_spans(text)]
 
 
-def chunk_spans(text: str, max_chars: int, min_chars: int = 0) -> list[tuple[int, int]]:
-    """Group whole sentences into chunks of at most ``max_chars``; a longer sentence is cut at ``max_chars``.
+def chunk_spans(text: str, max_len: int, min_len: int = 0, overlap: int = 0,
+                measure: Callable[[str], int] | None = None) -> list[tuple[int, int]]:
+    """Group whole sentences into chunks of at most ``max_len``; a longer sentence is cut to fit.
 
-    A chunk shorter than ``min_chars`` is joined to the chunk before it, so no text is dropped.
+    ``measure`` gives a text's length (default: characters; ``token_measure(tokenizer)`` counts model tokens).
+    A chunk shorter than ``min_len`` is joined to the chunk before it, so no text is dropped. ``overlap`` > 0
+    starts each chunk with the previous chunk's last whole sentences, up to ``overlap`` in length, so a fact at a
+    boundary is whole in at least one chunk.
     """
+    measure = measure or len
     pieces: list[tuple[int, int]] = []
     for start, end in sentence_spans(text):
-        while end - start > max_chars:
-            pieces.append((start, start + max_chars))
-            start += max_chars
+        while measure(text[start:end]) > max_len:
+            cut = _longest_prefix(text, start, end, max_len, measure)
+            pieces.append((start, cut))
+            start = cut
         pieces.append((start, end))
-    chunks: list[tuple[int, int]] = []
-    for start, end in pieces:
-        if chunks and end - chunks[-1][0] <= max_chars:
-            chunks[-1] = (chunks[-1][0], end)
-        else:
-            chunks.append((start, end))
+    sizes = [measure(text[s:e]) for s, e in pieces]
+    groups: list[list[int]] = []   # indices into pieces
+    for i in range(len(pieces)):
+        if groups and _span_size(text, pieces, groups[-1] + [i], measure, sizes) <= max_len:
+            groups[-1].append(i)
+            continue
+        start_group = [i]
+        if overlap > 0 and groups:
+            carried: list[int] = []
+            for j in reversed(groups[-1]):
+                if j == groups[-1][0] or sum(sizes[k] for k in carried) + sizes[j] > overlap:
+                    break
+                carried.insert(0, j)
+            if carried and _span_size(text, pieces, carried + [i], measure, sizes) <= max_len:
+                start_group = carried + [i]
+        groups.append(start_group)
+    chunks = [(pieces[g[0]][0], pieces[g[-1]][1]) for g in groups]
     merged: list[tuple[int, int]] = []
     for start, end in chunks:
-        if merged and end - start < min_chars:
-            merged[-1] = (merged[-1][0], end)
+        if merged and measure(text[start:end]) < min_len and start >= merged[-1][0]:
+            merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
         else:
             merged.append((start, end))
     return merged
+
+
+def token_measure(tokenizer) -> Callable[[str], int]:
+    """Length in the model's tokens (no special tokens), cached per text, for ``chunk_spans(measure=...)``."""
+    cache: dict[str, int] = {}
+
+    def measure(text: str) -> int:
+        if text not in cache:
+            cache[text] = len(tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"])
+        return cache[text]
+
+    return measure
+
+
+def _span_size(text, pieces, group, measure, sizes) -> int:
+    if measure is len:
+        return pieces[group[-1]][1] - pieces[group[0]][0]
+    # Tokens of adjacent sentences add up (a tokenizer does not merge across the sentence boundary we cut at).
+    return sum(sizes[k] for k in group)
+
+
+def _longest_prefix(text: str, start: int, end: int, max_len: int, measure) -> int:
+    """The largest cut in (start, end) whose prefix fits in max_len (binary search; at least one character)."""
+    lo, hi = start + 1, end
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if measure(text[start:mid]) <= max_len:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo

@@ -30,9 +30,14 @@ class CorpusResult:
 def assign_splits(doc_ids: list[str], ratios: dict[str, float], seed: int) -> dict[str, str]:
     """Assign whole documents to splits by seeded shuffle; a split with a positive ratio gets at least one document
     when there are at least as many documents as such splits."""
-    ordered = sorted(doc_ids)
+    return assign_groups({d: [d] for d in doc_ids}, ratios, seed)
+
+
+def assign_groups(groups: dict[str, list[str]], ratios: dict[str, float], seed: int) -> dict[str, str]:
+    """Assign groups of documents (all of a group to one split) by seeded shuffle, sized in documents."""
+    ordered = sorted(groups)
     random.Random(seed).shuffle(ordered)
-    n = len(ordered)
+    n = sum(len(groups[g]) for g in ordered)
     wanted = [s for s in SPLITS if ratios[s] > 0]
     counts = {s: int(round(ratios[s] * n)) for s in SPLITS}
     if n >= len(wanted):
@@ -41,46 +46,141 @@ def assign_splits(doc_ids: list[str], ratios: dict[str, float], seed: int) -> di
     # Give the rounding difference to (or take it from) the largest split.
     largest = max(SPLITS, key=lambda s: ratios[s])
     counts[largest] += n - sum(counts.values())
-    assignment, start = {}, 0
+    boundaries, total = [], 0
     for s in SPLITS:
-        for doc_id in ordered[start:start + counts[s]]:
-            assignment[doc_id] = s
-        start += counts[s]
+        total += counts[s]
+        boundaries.append((total, s))
+    assignment, placed = {}, 0
+    for key in ordered:
+        # A group goes where its first document would have gone in a document-by-document split.
+        split = next((s for bound, s in boundaries if placed < bound), SPLITS[-1])
+        for doc_id in groups[key]:
+            assignment[doc_id] = split
+        placed += len(groups[key])
     return assignment
 
 
-def build_corpus(documents: list[Document], chunk_params, split_params, seed: int) -> CorpusResult:
-    ratios = {s: getattr(split_params, s) for s in SPLITS}
-    assignment = assign_splits([d.doc_id for d in documents], ratios, seed)
-    passages: list[Passage] = []
-    pairs: list[Pair] = []
-    unmapped = Counter()
+def build_corpus(documents: list[Document], chunk_params, split_params, seed: int, measure=None,
+                 progress: bool = False) -> CorpusResult:
+    """Chunk, merge duplicate passages, group documents that must share a split, assign splits, map questions.
+
+    ``measure`` counts a text's length in model tokens when ``chunk_params.unit == "tokens"``.
+    """
+    from bgetune.dedup import duplicate_groups, normalise, similar_pairs
+
+    by_tokens = chunk_params.unit == "tokens"
+    if by_tokens and measure is None:
+        raise ValueError("chunk.unit: tokens needs the model tokenizer's measure")
+    max_len = chunk_params.max_tokens if by_tokens else chunk_params.max_chars
+    min_len = chunk_params.min_tokens if by_tokens else chunk_params.min_chars
+
+    # 1. Chunk every section.
+    candidates: list[Passage] = []
+    sections = []   # (document, section, spans, passage ids)
     for document in documents:
-        split = assignment[document.doc_id]
         counter = 0
         for section in document.sections:
-            spans = chunk_spans(section.text, chunk_params.max_chars, chunk_params.min_chars)
+            spans = chunk_spans(section.text, max_len, min_len, chunk_params.overlap, measure if by_tokens else None)
             ids = []
             for start, end in spans:
                 pid = f"{document.doc_id}#{counter}"
                 counter += 1
                 ids.append(pid)
-                passages.append(Passage(id=pid, doc_id=document.doc_id, text=section.text[start:end], split=split,
-                                        title=section.title or document.title, domain=document.domain))
-            for qa in section.qas:
-                pos_ids = _answer_passages(qa, section.text, spans, ids)
-                if not pos_ids:
-                    unmapped["question_in_empty_section"] += 1
-                    continue
-                if qa.answer_start is not None and len(pos_ids) == len(ids) > 1:
-                    unmapped["answer_offset_outside_text"] += 1
-                pairs.append(Pair(qid=qa.qid, query=qa.question, pos_ids=pos_ids, source="existing", split=split))
+                candidates.append(Passage(id=pid, doc_id=document.doc_id, text=section.text[start:end], split="",
+                                          title=section.title or document.title, domain=document.domain))
+            sections.append((document, section, spans, ids))
+
+    # 2. Merge duplicate passages into their first occurrence.
+    texts = [p.text for p in candidates]
+    if chunk_params.dedup == "off":
+        roots = list(range(len(candidates)))
+    else:
+        near = chunk_params.near_threshold if chunk_params.dedup == "near" else None
+        roots = duplicate_groups(texts, near, progress=progress)
+    alias = {p.id: candidates[r].id for p, r in zip(candidates, roots)}
+    keys = [normalise(t) for t in texts]
+    exact_unique = len({k for k in keys if k}) + sum(1 for k in keys if not k)
+    kept = [p for p, r in zip(candidates, roots) if candidates[r].id == p.id]
+    dedup_report = {"mode": chunk_params.dedup, "passages_before": len(candidates), "passages_after": len(kept),
+                    "merged_exact": len(candidates) - exact_unique if chunk_params.dedup != "off" else 0,
+                    "merged_near": (exact_unique - len(kept)) if chunk_params.dedup == "near" else 0}
+
+    # 3. Documents that must share a split: a merged passage's documents, a question's positive documents and,
+    #    when asked, documents whose questions are near-identical (so no test question has a twin in training).
+    union = {d.doc_id: d.doc_id for d in documents}
+
+    def find(x):
+        while union[x] != x:
+            union[x] = union[union[x]]
+            x = union[x]
+        return x
+
+    def join(a, b):
+        ra, rb = find(a), find(b)
+        if ra != rb:
+            union[max(ra, rb)] = min(ra, rb)
+
+    doc_of = {p.id: p.doc_id for p in candidates}
+    for p in candidates:
+        join(p.doc_id, doc_of[alias[p.id]])
+    questions = []   # (document id, question text)
+    for document, section, _, _ in sections:
+        for qa in section.qas:
+            questions.append((document.doc_id, qa.question))
+            for other in qa.extra_pos_docs:
+                if other in union:
+                    join(document.doc_id, other)
+    similar_questions = 0
+    if split_params.group_by == "query_similarity" and len(questions) > 1:
+        for a, b in similar_pairs([normalise(q) for _, q in questions], split_params.query_similarity,
+                                  progress=progress):
+            similar_questions += 1
+            join(questions[a][0], questions[b][0])
+    groups: dict[str, list[str]] = {}
+    for document in documents:
+        groups.setdefault(find(document.doc_id), []).append(document.doc_id)
+    ratios = {s: getattr(split_params, s) for s in SPLITS}
+    assignment = assign_groups(groups, ratios, seed)
+
+    # 4. Passages and pairs.
+    passages = []
+    for p in kept:
+        p.split = assignment[p.doc_id]
+        passages.append(p)
+    doc_passages: dict[str, list[str]] = {}
+    for p in passages:
+        doc_passages.setdefault(p.doc_id, []).append(p.id)
+    pairs: list[Pair] = []
+    unmapped = Counter()
+    for document, section, spans, ids in sections:
+        split = assignment[document.doc_id]
+        for qa in section.qas:
+            pos_ids = _answer_passages(qa, section.text, spans, ids)
+            if not pos_ids:
+                unmapped["question_in_empty_section"] += 1
+                continue
+            if qa.answer_start is not None and len(pos_ids) == len(ids) > 1:
+                unmapped["answer_offset_outside_text"] += 1
+            for other in qa.extra_pos_docs:
+                pos_ids = pos_ids + doc_passages.get(other, [])
+            pos_ids = list(dict.fromkeys(alias.get(pid, pid) for pid in pos_ids))
+            neg_ids = [n for d in qa.neg_docs for n in doc_passages.get(d, [])]
+            neg_ids = [n for n in dict.fromkeys(alias.get(n, n) for n in neg_ids) if n not in pos_ids]
+            pairs.append(Pair(qid=qa.qid, query=qa.question, pos_ids=pos_ids, source="existing", split=split,
+                              neg_ids=neg_ids))
+    sizes = sorted((len(g) for g in groups.values()), reverse=True)
     report = {
         "passages": len(passages),
         "passages_per_split": dict(Counter(p.split for p in passages)),
         "documents_per_split": dict(Counter(assignment.values())),
         "existing_pairs_per_split": dict(Counter(p.split for p in pairs)),
-        "mean_passage_chars": round(sum(len(p.text) for p in passages) / max(len(passages), 1), 1),
+        "mean_passage_length": round(sum((measure if by_tokens else len)(p.text) for p in passages)
+                                     / max(len(passages), 1), 1),
+        "length_unit": chunk_params.unit,
+        "duplicates": dedup_report,
+        "split_groups": {"group_by": split_params.group_by, "groups": len(groups),
+                         "largest_group_documents": sizes[0] if sizes else 0,
+                         "similar_question_pairs": similar_questions},
         "questions_not_mapped_by_answer": dict(unmapped),
     }
     return CorpusResult(passages=passages, pairs=pairs, assignment=assignment, report=report)

@@ -43,6 +43,7 @@ class Pair:
     pos_ids: list[str]
     source: str  # existing | heuristic | llm | structure
     split: str = ""
+    neg_ids: list[str] = field(default_factory=list)  # negatives given with the data (FlagEmbedding JSONL)
 
 
 @dataclass

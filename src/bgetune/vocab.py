@@ -86,3 +86,43 @@ def expand_vocabulary(model, new_tokens: Sequence[str], init_noise: float = 0.1,
                 value = mean + init_noise * std * torch.randn(mean.shape, generator=generator)
             weight[row] = value.to(weight.dtype)
     return {"tokens_added": added, "vocab_size_before": old_size, "vocab_size_after": len(tokenizer)}
+
+
+def domain_terms(tokenizer, texts: Sequence[str], top_n: int, min_count: int = 3,
+                 user_terms: Sequence[str] = ()) -> list[str]:
+    """Multi-character domain terms worth a token of their own: the user's terms first, then the corpus's jieba
+    words (2+ characters) with the highest TF-IDF summed over the corpus, seen at least ``min_count`` times, that
+    the tokenizer does not already hold as one token. Deterministic: ties by the term itself."""
+    import math
+
+    from bgetune.text import _jieba
+
+    jieba = _jieba()
+    for term in user_terms:
+        jieba.add_word(term)   # so segmentation keeps the user's terms whole
+    tf, df = Counter(), Counter()
+    for text in texts:
+        words = [w for w in jieba.cut(text) if len(w) >= 2 and any(ch.isalnum() for ch in w)]
+        tf.update(words)
+        df.update(set(words))
+    n = max(len(texts), 1)
+    scored = sorted(((-(count * math.log((n + 1) / (df[w] + 0.5))), w) for w, count in tf.items()
+                     if count >= min_count))
+    chosen, seen = [], set()
+    for term in list(user_terms) + [w for _, w in scored]:
+        if term in seen or not term.strip():
+            continue
+        seen.add(term)
+        if len(tokenizer.tokenize(term)) <= 1 and tokenizer.convert_tokens_to_ids(term) != tokenizer.unk_token_id:
+            continue   # already one token
+        chosen.append(term)
+        if len(chosen) >= len(user_terms) + top_n:
+            break
+    return chosen
+
+
+def read_terms(path: str) -> list[str]:
+    """A user word list: one term per line, '#' comments and blank lines ignored."""
+    from bgetune.records import read_text
+
+    return [line.strip() for line in read_text(path).splitlines() if line.strip() and not line.startswith("#")]

@@ -43,3 +43,12 @@ def ranking_metrics(rankings: list[list[str]], relevant: list[set[str]], k_value
 def first_relevant_rank(ranking: list[str], relevant: set[str]) -> int | None:
     """1-based rank of the first relevant passage, None when it is not in the ranking."""
     return next((i + 1 for i, pid in enumerate(ranking) if pid in relevant), None)
+
+
+def recall_curve(rankings: list[list[str]], relevant: list[set[str]], ks) -> list[tuple[int, float]]:
+    """(k, mean Recall@k) for each k: the curve `dvc plots` and the report draw."""
+    out = []
+    for k in ks:
+        total = sum(len(set(r[:k]) & rel) / len(rel) for r, rel in zip(rankings, relevant) if rel)
+        out.append((k, round(total / max(len(rankings), 1), 6)))
+    return out

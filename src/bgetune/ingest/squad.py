@@ -3,35 +3,41 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bgetune.ingest.document import QA, Document, Section, decode_file
+from bgetune.ingest.document import QA, Document, RecordPolicy, Section, decode_file
 from bgetune.records import InputError
 
 
-def read_squad(path: Path, relative: str, data_params) -> list[Document]:
+def read_squad(path: Path, relative: str, data_params, policy: RecordPolicy | None = None, root=None) -> list[Document]:
     import json
 
-    text = decode_file(path, data_params.encoding)
-    try:
-        root = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise InputError(f"{path}: line {err.lineno}: invalid JSON: {err.msg}") from None
+    policy = policy or RecordPolicy()
+
+    if root is None:
+        text = decode_file(path, data_params.encoding)
+        try:
+            root = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise InputError(f"{path}: line {err.lineno}: invalid JSON: {err.msg}") from None
     if not isinstance(root, dict) or not isinstance(root.get("data"), list):
         raise InputError(f"{path}: not SQuAD format (expected a top-level object with a 'data' list)")
     documents = []
     for a, article in enumerate(root["data"]):
         where = f"{path}: record data[{a}]"
         if not isinstance(article, dict) or not isinstance(article.get("paragraphs"), list):
-            raise InputError(f"{where}: missing 'paragraphs' list")
+            policy.bad(where, "missing 'paragraphs' list", "squad_missing_paragraphs")
+            continue
         title = article.get("title")
         sections = []
         for p, paragraph in enumerate(article["paragraphs"]):
             context = paragraph.get("context") if isinstance(paragraph, dict) else None
             if not isinstance(context, str):
-                raise InputError(f"{where}.paragraphs[{p}]: missing 'context'")
+                policy.bad(f"{where}.paragraphs[{p}]", "missing 'context'", "squad_missing_context")
+                continue
             qas = []
             for q, qa in enumerate(paragraph.get("qas", [])):
                 if not isinstance(qa, dict) or not isinstance(qa.get("question"), str):
-                    raise InputError(f"{where}.paragraphs[{p}].qas[{q}]: missing 'question'")
+                    policy.bad(f"{where}.paragraphs[{p}].qas[{q}]", "missing 'question'", "squad_missing_question")
+                    continue
                 answers = qa.get("answers") or []
                 first = answers[0] if answers and isinstance(answers[0], dict) else {}
                 start = first.get("answer_start")

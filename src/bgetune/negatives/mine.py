@@ -100,9 +100,13 @@ def mine(passages: list[Passage], pairs: list[Pair], model, mining_params, seed:
 
     positive_scores = [max(float(query_vectors[q] @ passage_vectors[i]) for i in positives)
                        for q, positives in enumerate(positive_indices)]
+    missing_given = sum(pid not in index_of for pair in pairs for pid in pair.neg_ids)
     mining_queries = [MiningQuery(qid=pair.qid, pos_ids=pair.pos_ids, positive_score=positive_scores[q],
-                                  positive_docs={passages[i].doc_id for i in positive_indices[q]})
+                                  positive_docs={passages[i].doc_id for i in positive_indices[q]},
+                                  given=[index_of[pid] for pid in pair.neg_ids if pid in index_of])
                       for q, pair in enumerate(pairs)]
+    if missing_given:
+        report["given_negatives_not_in_corpus"] = missing_given
     guard = NegativeGuard(params.guard.relative_margin, params.guard.max_score, params.guard.exclude_same_document)
     chosen, stats = mix_negatives(
         mining_queries, candidates, plan, len(passages), guard, seed, [p.id for p in passages],

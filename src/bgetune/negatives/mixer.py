@@ -22,6 +22,7 @@ class MiningQuery:
     pos_ids: list[str]
     positive_score: float | None = None
     positive_docs: set[str] | None = None
+    given: list[int] | None = None   # passage indices given as negatives with the data (kept first, strategy "given")
 
 
 def quota_plan(num_negatives: int, hard_ratio: float, weights: dict[str, float]) -> dict[str, int]:
@@ -62,6 +63,15 @@ def mix_negatives(queries: list[MiningQuery], candidates: dict[str, list[list[tu
         taken: set[str] = set()
         picked: list[tuple] = []
         deficit = 0
+        for index in query.given or []:
+            # Negatives labelled by the user are kept as given (no score margin), but never a positive or a repeat.
+            pid = passage_ids[index]
+            if pid in positives or pid in taken:
+                guard.drops["given_positive_or_repeat"] += 1
+                continue
+            taken.add(pid)
+            picked.append((index, "given", dense_score(qi, index) if dense_score else None, None))
+            deficit -= 1
 
         def try_add(index: int, strategy: str, rank: int | None) -> bool:
             pid = passage_ids[index]
@@ -75,6 +85,9 @@ def mix_negatives(queries: list[MiningQuery], candidates: dict[str, list[list[tu
 
         for strategy in order:
             want = plan[strategy] + deficit
+            if want <= 0:
+                deficit = want
+                continue
             pool = list(candidates.get(strategy, [[]] * len(queries))[qi])
             rng.shuffle(pool)
             got = 0
@@ -83,7 +96,7 @@ def mix_negatives(queries: list[MiningQuery], candidates: dict[str, list[list[tu
                     break
                 got += try_add(index, strategy, rank)
             deficit = want - got
-        want = plan.get(RANDOM, 0) + deficit
+        want = max(0, plan.get(RANDOM, 0) + deficit)
         got, attempts = 0, 0
         excluded = random_excluded[qi] if random_excluded else ()
         while got < want and attempts < 20 * want + 50:

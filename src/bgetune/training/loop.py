@@ -23,7 +23,7 @@ import torch
 
 from bgetune.records import TrainExample
 from bgetune.training.batching import no_duplicate_batches, sample_group
-from bgetune.training.losses import InfoNCELoss, false_negative_mask
+from bgetune.training.losses import BatchLoss, embed  # noqa: F401  (embed: used by callers and tests)
 
 log = logging.getLogger(__name__)
 EASY_LOSS, EASY_STEPS = 1e-3, 20
@@ -33,26 +33,26 @@ class TrainingError(RuntimeError):
     """Training cannot go on (a non-finite loss, an empty training set); the message says where and why."""
 
 
-def embed(model, texts: list[str], prompt: str = "") -> torch.Tensor:
-    features = model.preprocess(texts, prompt=prompt or None)
-    features = {k: v.to(model.device) if hasattr(v, "to") else v for k, v in features.items()}
-    return model(features)["sentence_embedding"]
-
-
 def train(model, examples: list[TrainExample], params, seed: int, instruction: str = "",
           checkpoint_dir: str | Path | None = None, checkpoint_every: int = 0, fingerprint: str = "",
           log_metrics: Callable[[int, dict], None] | None = None,
-          on_step: Callable[[int], None] | None = None, progress: bool = True) -> dict:
+          on_step: Callable[[int], None] | None = None, progress: bool = True,
+          evaluate: Callable[[object], dict] | None = None, noise_texts: list[str] | None = None) -> dict:
+    """Train ``model`` in place. ``evaluate(model) -> {"ndcg@10": …}`` runs every ``params.eval_every`` steps: the
+    best state is kept (``params.keep_best``) and training stops after ``params.early_stopping_patience``
+    evaluations without improvement."""
     if not examples:
         raise TrainingError("no training examples: check data/train.jsonl and the qa-gen summary")
     torch.manual_seed(seed)
-    loss_fn = InfoNCELoss(params.temperature)
+    loss_fn = BatchLoss(model, params.loss, params, instruction, noise_texts)
     epoch_batches = [no_duplicate_batches(examples, params.batch_size, seed, e) for e in range(params.epochs)]
     total_steps = sum(len(b) for b in epoch_batches)
     if params.max_steps:
         total_steps = min(total_steps, params.max_steps)
     decay, no_decay = [], []
     for name, parameter in model.named_parameters():
+        if not parameter.requires_grad:
+            continue   # frozen (embeddings in a second stage) or outside the LoRA adapter
         (no_decay if "bias" in name or "LayerNorm" in name or "norm" in name.lower() else decay).append(parameter)
     optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": params.weight_decay},
                                    {"params": no_decay, "weight_decay": 0.0}], lr=params.lr)
@@ -66,8 +66,10 @@ def train(model, examples: list[TrainExample], params, seed: int, instruction: s
         step = _load_checkpoint(checkpoint, model, optimizer, scheduler, fingerprint)
 
     resumed_from = step
+    validation = _Validation(params, checkpoint)
     model.train()
     started, triplets, easy_run, losses = time.perf_counter(), 0, 0, []
+    stopped_early = False
     bar = _progress(total_steps, step, progress)
     global_batch = 0
     for epoch, batches in enumerate(epoch_batches):
@@ -75,18 +77,11 @@ def train(model, examples: list[TrainExample], params, seed: int, instruction: s
             global_batch += 1
             if global_batch <= step:
                 continue  # done before the interruption; sampling below depends only on (seed, epoch, b)
-            if step >= total_steps:
+            if step >= total_steps or stopped_early:
                 break
             rng = random.Random(f"{seed}:{epoch}:{b}")
             groups = [sample_group(examples[i], params.train_group_size, rng) for i in batch]
-            candidates = [g.positive for g in groups] + [n for g in groups for n in g.negatives]
-            candidate_ids = [g.positive_id for g in groups] + [i for g in groups for i in g.negative_ids]
-            labels = list(range(len(groups)))
-            mask = false_negative_mask([g.positive_ids for g in groups], candidate_ids, labels)
-
-            query_embeddings = embed(model, [g.query for g in groups], instruction)
-            candidate_embeddings = embed(model, candidates)
-            loss = loss_fn(query_embeddings, candidate_embeddings, torch.tensor(labels), mask)
+            loss = loss_fn(groups, rng)
             if not torch.isfinite(loss):
                 raise TrainingError(
                     f"non-finite loss ({loss.item()}) at step {step + 1}: likely causes are fp16 overflow, a learning "
@@ -99,7 +94,7 @@ def train(model, examples: list[TrainExample], params, seed: int, instruction: s
             optimizer.zero_grad(set_to_none=True)
 
             step += 1
-            triplets += len(candidates)
+            triplets += sum(2 + len(g.negatives) for g in groups)   # texts encoded: query, positive, negatives
             value = loss.item()
             losses.append(value)
             easy_run = easy_run + 1 if value < EASY_LOSS else 0
@@ -112,13 +107,28 @@ def train(model, examples: list[TrainExample], params, seed: int, instruction: s
             if bar:
                 bar.update(1)
                 bar.set_postfix(loss=f"{value:.4f}")
+            if evaluate is not None and params.eval_every and (step % params.eval_every == 0 or step == total_steps):
+                model.eval()
+                with torch.no_grad():
+                    values = evaluate(model)
+                model.train()
+                improved = validation.record(step, values, model)
+                if log_metrics:
+                    log_metrics(step, {f"val_{k}": v for k, v in values.items()})
+                log.info("step %d: val ndcg@10 %.4f%s", step, values["ndcg@10"], " (best)" if improved else "")
+                if validation.should_stop():
+                    log.info("early stopping at step %d: no val improvement in %d evaluations (best %.4f at "
+                             "step %d)", step, params.early_stopping_patience, validation.best, validation.best_step)
+                    stopped_early = True
             if checkpoint is not None and checkpoint_every and step % checkpoint_every == 0 and step < total_steps:
                 _save_checkpoint(checkpoint, model, optimizer, scheduler, step, fingerprint)
+                validation.save()
             if on_step:
                 on_step(step)
     if bar:
         bar.close()
     model.eval()
+    restored = validation.restore_best(model) if params.keep_best else False
     seconds = time.perf_counter() - started
     tail = losses[-max(1, len(losses) // 5):] if losses else []
     return {
@@ -130,11 +140,66 @@ def train(model, examples: list[TrainExample], params, seed: int, instruction: s
         "final_loss_mean": round(sum(tail) / len(tail), 5) if tail else None,
         "seconds": round(seconds, 2),
         "texts_per_second": round(triplets / seconds, 2) if seconds > 0 else None,
+        "loss": params.loss,
+        "validation": validation.summary(restored, stopped_early) if evaluate is not None and params.eval_every
+        else None,
     }
+
+
+class _Validation:
+    """Best val NDCG@10 so far, its weights (CPU copy, saved beside checkpoints for resume), and patience."""
+
+    def __init__(self, params, checkpoint: Path | None):
+        self.patience = params.early_stopping_patience
+        self.best, self.best_step, self.best_state, self.since_best = float("-inf"), 0, None, 0
+        self.history: list[dict] = []
+        self.directory = checkpoint.with_name(checkpoint.name + "-best") if checkpoint is not None else None
+        if self.directory is not None and (self.directory / "best.json").exists():
+            from safetensors.torch import load_file
+
+            saved = json.loads((self.directory / "best.json").read_text())
+            self.best, self.best_step, self.since_best = saved["best"], saved["best_step"], saved["since_best"]
+            self.history = saved["history"]
+            self.best_state = load_file(str(self.directory / "best.safetensors"))
+
+    def record(self, step: int, values: dict, model) -> bool:
+        score = values["ndcg@10"]
+        self.history.append({"step": step, **values})
+        if score > self.best:
+            self.best, self.best_step, self.since_best = score, step, 0
+            self.best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+            return True
+        self.since_best += 1
+        return False
+
+    def should_stop(self) -> bool:
+        return bool(self.patience) and self.since_best >= self.patience
+
+    def save(self) -> None:
+        if self.directory is None or self.best_state is None:
+            return
+        from safetensors.torch import save_file
+
+        self.directory.mkdir(parents=True, exist_ok=True)
+        save_file({k: v.contiguous() for k, v in self.best_state.items()}, str(self.directory / "best.safetensors"))
+        (self.directory / "best.json").write_text(json.dumps({"best": self.best, "best_step": self.best_step,
+                                                              "since_best": self.since_best,
+                                                              "history": self.history}))
+
+    def restore_best(self, model) -> bool:
+        if self.best_state is None:
+            return False
+        model.load_state_dict(self.best_state)
+        return True
+
+    def summary(self, restored: bool, stopped_early: bool) -> dict:
+        return {"best_ndcg@10": round(self.best, 6) if self.history else None, "best_step": self.best_step,
+                "restored_best": restored, "stopped_early": stopped_early, "history": self.history}
 
 
 def clear_checkpoint(checkpoint_dir: str | Path) -> None:
     shutil.rmtree(checkpoint_dir, ignore_errors=True)
+    shutil.rmtree(str(checkpoint_dir) + "-best", ignore_errors=True)
 
 
 def _progress(total: int, initial: int, enabled: bool):

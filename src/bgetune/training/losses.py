@@ -37,3 +37,98 @@ def false_negative_mask(positive_ids: list[set[str]], candidate_ids: list[str], 
             if j != labels[i] and cid in ids:
                 mask[i, j] = True
     return mask
+
+
+LOSSES = ("infonce", "cached_infonce", "cosine", "online_contrastive")
+
+
+def noise_penalty(queries: torch.Tensor, noise: torch.Tensor, margin: float) -> torch.Tensor:
+    """Mean of relu(cos(query, noise text) − margin): pushes unrelated chit-chat away from domain queries."""
+    sims = F.normalize(queries, dim=-1) @ F.normalize(noise, dim=-1).T
+    return F.relu(sims - margin).mean()
+
+
+def features(model, texts: list[str], prompt: str = "") -> dict:
+    batch = model.preprocess(texts, prompt=prompt or None)
+    return {k: v.to(model.device) if hasattr(v, "to") else v for k, v in batch.items()}
+
+
+def embed(model, texts: list[str], prompt: str = "") -> torch.Tensor:
+    return model(features(model, texts, prompt))["sentence_embedding"]
+
+
+class BatchLoss:
+    """The loss of one batch of groups (query, positive, negatives) for ``train.loss``.
+
+    - ``infonce``: InfoNCELoss above, in-batch + hard negatives, false negatives masked by id;
+    - ``cached_infonce``: sentence-transformers' CachedMultipleNegativesRankingLoss (GradCache): the same softmax
+      over a large batch, computed in mini-batches so memory stays that of ``mini_batch_size``;
+    - ``cosine``: sentence-transformers' CosineSimilarityLoss, regressing cos(query, passage) to 1 for positives
+      and 0 for negatives;
+    - ``online_contrastive``: sentence-transformers' OnlineContrastiveLoss over the same labelled pairs (only the
+      hard positives and negatives of each batch count).
+
+    Any of them adds ``noise_weight · noise_penalty`` when noise texts are given.
+
+    Example::
+
+        loss_fn = BatchLoss(model, "infonce", params.train, instruction="")
+        loss = loss_fn(groups)
+        loss.backward()
+    """
+
+    def __init__(self, model, kind: str, params, instruction: str = "", noise_texts: list[str] | None = None):
+        from sentence_transformers.sentence_transformer import losses as st_losses
+
+        self.model, self.kind, self.params, self.instruction = model, kind, params, instruction
+        self.noise_texts = noise_texts or []
+        if kind == "infonce":
+            self.loss = InfoNCELoss(params.temperature)
+        elif kind == "cached_infonce":
+            self.loss = st_losses.CachedMultipleNegativesRankingLoss(
+                model, scale=1.0 / params.temperature, mini_batch_size=params.mini_batch_size)
+        elif kind == "cosine":
+            self.loss = st_losses.CosineSimilarityLoss(model)
+        elif kind == "online_contrastive":
+            self.loss = st_losses.OnlineContrastiveLoss(model, margin=params.contrastive_margin)
+        else:
+            raise ValueError(f"unknown loss {kind!r}; known: {LOSSES}")
+
+    def __call__(self, groups, rng=None) -> torch.Tensor:
+        queries = [g.query for g in groups]
+        query_embeddings = None
+        if self.kind == "infonce":
+            candidates = [g.positive for g in groups] + [n for g in groups for n in g.negatives]
+            candidate_ids = [g.positive_id for g in groups] + [i for g in groups for i in g.negative_ids]
+            labels = list(range(len(groups)))
+            mask = false_negative_mask([g.positive_ids for g in groups], candidate_ids, labels)
+            query_embeddings = embed(self.model, queries, self.instruction)
+            loss = self.loss(query_embeddings, embed(self.model, candidates), torch.tensor(labels), mask)
+        elif self.kind == "cached_infonce":
+            # Columns: queries, positives, then as many negative columns as every group of the batch has.
+            columns = min((len(g.negatives) for g in groups), default=0)
+            sentence_features = [features(self.model, queries, self.instruction),
+                                 features(self.model, [g.positive for g in groups])]
+            sentence_features += [features(self.model, [g.negatives[c] for g in groups]) for c in range(columns)]
+            loss = self.loss(sentence_features, None)
+        else:
+            anchors, others, labels = [], [], []
+            for g in groups:
+                anchors.append(g.query)
+                others.append(g.positive)
+                labels.append(1.0)
+                for negative in g.negatives:
+                    anchors.append(g.query)
+                    others.append(negative)
+                    labels.append(0.0)
+            sentence_features = [features(self.model, anchors, self.instruction), features(self.model, others)]
+            target = torch.tensor(labels, device=self.model.device)
+            loss = self.loss(sentence_features, target if self.kind == "cosine" else target.long())
+        if self.noise_texts and self.params.noise_weight > 0:
+            sample = self.noise_texts if rng is None else rng.sample(self.noise_texts,
+                                                                     min(len(self.noise_texts), len(groups)))
+            if query_embeddings is None:
+                query_embeddings = embed(self.model, queries, self.instruction)
+            loss = loss + self.params.noise_weight * noise_penalty(query_embeddings, embed(self.model, sample),
+                                                                   self.params.noise_margin)
+        return loss

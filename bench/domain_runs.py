@@ -1,0 +1,162 @@
+"""Train-and-evaluate variants of the pipeline on a real dataset, side by side, from one shared split.
+
+Each variant is a set of params overrides (mining strategy, vocabulary, LoRA, …); all variants share the split, the
+pairs and the seed, so their test NDCG@10 differ only by what the variant changes. BM25 and the base model are
+evaluated once on the same test split.
+
+    # issue 3: the negative-mining ablation on the medical set
+    python bench/domain_runs.py --dataset meddialog --suite mining --steps 150
+    # issue 4: vocabulary and LoRA variants on both sets
+    python bench/domain_runs.py --dataset cmrc2018 --suite training --steps 150
+
+Data is read from $BGETUNE_SHARED_DATA (default ../shared/data); results go to
+bench/results/<dataset>_<suite>.json and .md. On a 2-core CPU one variant (mine + 150 steps + eval) takes minutes.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import logging
+import os
+import platform
+import shutil
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("BGETUNE_SHARED_DATA", ROOT.parent / "shared" / "data"))
+
+DATASETS = {
+    # query = the patient's title, positive = the doctor's answer; near-identical titles kept in one split.
+    "meddialog": {
+        "data": {"raw_dir": str(SHARED / "meddialog"), "encoding": "auto",
+                 "qa_columns": {"query": ["title"], "answer": "answer", "domain": "department"}},
+        "split": {"train": 0.7, "val": 0.1, "test": 0.2, "group_by": "query_similarity", "query_similarity": 0.7},
+        "chunk": {"max_chars": 400, "dedup": "near", "near_threshold": 0.9},
+        "qa_gen": {"sources": ["existing"]},
+    },
+    "cmrc2018": {
+        "data": {"raw_dir": str(SHARED / "cmrc2018")},
+        "split": {"train": 0.7, "val": 0.1, "test": 0.2},
+        "chunk": {"max_chars": 400},
+        "qa_gen": {"sources": ["existing"]},
+    },
+}
+
+SUITES = {
+    # Issue 3: which negatives. "only" variants put every negative on one strategy.
+    "mining": {
+        "dense_only": {"mining": {"hard_ratio": 1.0, "weights": {"dense": 1.0}}},
+        "bm25_only": {"mining": {"hard_ratio": 1.0, "weights": {"bm25": 1.0}}},
+        "random_only": {"mining": {"hard_ratio": 0.0, "weights": {}}},
+        "mix_default": {"mining": {"hard_ratio": 0.7, "weights": {"dense": 0.5, "bm25": 0.5}}},
+    },
+}
+
+
+def deep_update(base: dict, extra: dict) -> dict:
+    out = copy.deepcopy(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict) and key != "weights":
+            out[key] = deep_update(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dataset", choices=sorted(DATASETS), default="meddialog")
+    parser.add_argument("--suite", default="mining")
+    parser.add_argument("--variants", nargs="*", help="a subset of the suite's variants")
+    parser.add_argument("--steps", type=int, default=150)
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--workdir", default="/tmp/bgetune-bench")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    parser.add_argument("--out", default=str(ROOT / "bench" / "results"))
+    args = parser.parse_args()
+
+    import torch
+
+    from bgetune import pipeline
+    from bgetune.params import params_from_dict
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    logging.basicConfig(level=logging.INFO, format="[bench] %(message)s")
+    for noisy in ("httpx", "sentence_transformers", "transformers", "urllib3", "filelock", "dvclive", "faiss"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+    base_params = deep_update(DATASETS[args.dataset], {
+        "train": {"epochs": 1, "max_steps": args.steps, "batch_size": args.batch_size, "lr": 5e-5,
+                  "checkpoint_every": 0, "log_every": 10},
+        "eval": {"k_values": [1, 5, 10, 100]},
+    })
+    variants = SUITES[args.suite]
+    if args.variants:
+        variants = {k: variants[k] for k in args.variants}
+    work = Path(args.workdir) / args.dataset
+    shared_data, shared_models, shared_metrics = work / "data", work / "models", work / "metrics"
+    params = params_from_dict(base_params)
+    started = time.perf_counter()
+    data_summary = pipeline.run_split(params, params.data.raw_dir, shared_data, shared_metrics, shared_models)
+    pipeline.run_qa_gen(params, shared_data, shared_metrics)
+    results = {"bm25": pipeline.run_evaluate(params, "bm25", shared_data, shared_models, shared_metrics,
+                                             progress=False),
+               "base": pipeline.run_evaluate(params, "base", shared_data, shared_models, shared_metrics,
+                                             progress=False)}
+    details = {}
+    for name, overrides in variants.items():
+        variant_params = params_from_dict(deep_update(base_params, overrides))
+        root = work / name
+        shutil.rmtree(root, ignore_errors=True)
+        data_dir, models_dir, metrics_dir = root / "data", root / "models", root / "metrics"
+        data_dir.mkdir(parents=True)
+        for item in ("corpus.jsonl", "pairs"):
+            (data_dir / item).symlink_to(shared_data / item)
+        models_dir.mkdir()
+        shutil.copy(shared_models / "base.json", models_dir / "base.json")
+        clock = time.perf_counter()
+        mining = pipeline.run_mine(variant_params, data_dir, models_dir, metrics_dir)
+        training = pipeline.run_train(variant_params, data_dir, models_dir, metrics_dir, progress=False)
+        results[name] = pipeline.run_evaluate(variant_params, "finetuned", data_dir, models_dir, metrics_dir,
+                                              progress=False)
+        details[name] = {"overrides": overrides, "negatives_per_strategy": mining["negatives_per_strategy"],
+                         "drops": mining["drops"], "train_steps": training["train"]["steps"],
+                         "final_loss": training["train"]["final_loss_mean"],
+                         "seconds": round(time.perf_counter() - clock, 1)}
+        logging.info("%s: ndcg@10 %.4f (%s)", name, results[name]["ndcg@10"], details[name])
+    write_results(args, data_summary, results, details, time.perf_counter() - started)
+
+
+def write_results(args, data_summary: dict, results: dict, details: dict, seconds: float) -> None:
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    stem = f"{args.dataset}_{args.suite}"
+    record = {"dataset": args.dataset, "suite": args.suite, "steps": args.steps, "batch_size": args.batch_size,
+              "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform()},
+              "command": " ".join([Path(sys.argv[0]).name] + sys.argv[1:]),
+              "data": data_summary["corpus"], "results": results, "variants": details,
+              "seconds": round(seconds, 1)}
+    (out / f"{stem}.json").write_text(json.dumps(record, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    base = results["base"]["ndcg@10"]
+    bm25 = results["bm25"]["ndcg@10"]
+    lines = [f"### {args.dataset}: {args.suite} ({args.steps} steps × batch {args.batch_size}; "
+             f"{results['base']['queries']} test queries over {results['base']['passages']} passages)", "",
+             "| model | NDCG@10 | Recall@1 | Recall@10 | MRR@10 | vs base | vs BM25 |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
+    for name, m in results.items():
+        lines.append(f"| {name} | {m['ndcg@10']:.4f} | {m['recall@1']:.4f} | {m['recall@10']:.4f} | "
+                     f"{m['mrr@10']:.4f} | {m['ndcg@10'] / base:.2f}× | {m['ndcg@10'] / bm25:.2f}× |")
+    lines += ["", f"Command: `python bench/{record['command']}`; total {seconds / 60:.1f} min."]
+    (out / f"{stem}.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

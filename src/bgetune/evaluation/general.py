@@ -1,0 +1,65 @@
+"""The out-of-domain ("general") set: read with the same readers as `split`, every passage a retrieval target.
+
+Example::
+
+    general = load_general_set(params.eval.general, params.chunk, seed=42)   # None when no raw_dir is set
+    metrics = general_metrics(model, instruction, general, k_values=[10])    # {"ood_ndcg@10": ..., ...}
+"""
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+from bgetune.records import InputError
+
+
+@dataclass
+class GeneralSet:
+    texts: list[str]
+    ids: list[str]
+    queries: list[str]
+    relevant: list[set[str]]
+    source: str
+
+
+def load_general_set(general_params, chunk_params, seed: int) -> GeneralSet | None:
+    from bgetune.corpus import build_corpus
+    from bgetune.ingest import load_documents
+    from bgetune.params import ChunkParams, SplitParams
+
+    raw = general_params.data.raw_dir
+    if not raw:
+        return None
+    documents, _ = load_documents(raw, general_params.data)
+    chunks = ChunkParams(max_chars=chunk_params.max_chars, min_chars=chunk_params.min_chars)
+    result = build_corpus(documents, chunks, SplitParams(train=0.0, val=0.0, test=1.0), seed)
+    pairs = [p for p in result.pairs if p.query.strip()]
+    if not pairs:
+        raise InputError(f"{raw}: the general set (eval.general.data.raw_dir) has no questions")
+    if len(pairs) > general_params.max_queries:
+        pairs = random.Random(seed).sample(pairs, general_params.max_queries)
+    return GeneralSet(texts=[p.text for p in result.passages], ids=[p.id for p in result.passages],
+                      queries=[p.query for p in pairs], relevant=[set(p.pos_ids) for p in pairs], source=raw)
+
+
+def general_metrics(model, instruction: str, general: GeneralSet, k_values: list[int], batch_size: int = 32,
+                    progress: bool = False) -> dict:
+    from bgetune.evaluation.metrics import ranking_metrics
+    from bgetune.evaluation.retrieval import dense_rankings
+
+    rankings, _, _ = dense_rankings(model, general.texts, general.ids, general.queries, max(max(k_values), 10),
+                                    instruction, batch_size, progress)
+    metrics = ranking_metrics(rankings, general.relevant, k_values)
+    out = {f"ood_{key}": value for key, value in metrics.items()}
+    out["ood_queries"] = len(general.queries)
+    return out
+
+
+def general_bm25_metrics(general: GeneralSet, k_values: list[int]) -> dict:
+    from bgetune.evaluation.metrics import ranking_metrics
+    from bgetune.evaluation.retrieval import bm25_rankings
+
+    rankings = bm25_rankings(general.texts, general.ids, general.queries, max(max(k_values), 10))
+    out = {f"ood_{key}": value for key, value in ranking_metrics(rankings, general.relevant, k_values).items()}
+    out["ood_queries"] = len(general.queries)
+    return out

@@ -1,0 +1,220 @@
+"""Every input format users bring, including broken files: a clear error naming file and row/line, or a counted skip."""
+import json
+
+import pandas as pd
+import pytest
+
+from bgetune.corpus import build_corpus
+from bgetune.ingest import load_documents
+from bgetune.params import ChunkParams, DataParams, SplitParams
+from bgetune.records import InputError
+
+MED = DataParams(encoding="auto", qa_columns={"query": ["title"], "answer": "answer", "domain": "department"})
+ROWS = [("内科", "高血压吃什么药", "血压高", "可以服用硝苯地平，注意低盐饮食。"),
+        ("消化科", "胃胀怎么办", "饭后胃胀", "少食多餐，可以吃些助消化的药物。")]
+
+
+def write_csv(path, rows, encoding, header=("department", "title", "ask", "answer")):
+    lines = [",".join(header)] + [",".join(r) for r in rows]
+    path.write_bytes(("\n".join(lines) + "\n").encode(encoding))
+
+
+@pytest.mark.parametrize("encoding", ["gb18030", "utf-8-sig", "utf-8", "gbk"])
+def test_csv_qa_table_in_chinese_encodings_carries_the_domain(tmp_path, encoding):
+    write_csv(tmp_path / "med.csv", ROWS, encoding)
+    documents, report = load_documents(tmp_path, MED)
+    assert report["files"] == {"qa_table": 1} and report["questions"] == 2
+    first = documents[0]
+    assert first.domain == "内科" and first.sections[0].text == ROWS[0][3]
+    assert first.sections[0].qas[0].question == "高血压吃什么药"
+
+
+def test_several_query_columns_are_joined(tmp_path):
+    write_csv(tmp_path / "med.csv", ROWS, "utf-8")
+    params = MED.model_copy(update={"qa_columns": MED.qa_columns.model_copy(update={"query": ["title", "ask"]})})
+    documents, _ = load_documents(tmp_path, params)
+    assert documents[1].sections[0].qas[0].question == "胃胀怎么办\n饭后胃胀"
+
+
+def test_gb18030_file_read_as_utf8_names_the_line(tmp_path):
+    write_csv(tmp_path / "med.csv", ROWS, "gb18030")
+    with pytest.raises(InputError, match=r"med.csv: line 2: not valid utf-8"):
+        load_documents(tmp_path, DataParams(qa_columns=MED.qa_columns))
+
+
+def test_missing_column_lists_the_columns_the_file_has(tmp_path):
+    write_csv(tmp_path / "med.csv", ROWS, "utf-8")
+    with pytest.raises(InputError, match=r"med.csv: column\(s\) \['question'\] not found; the file has \['department'"):
+        load_documents(tmp_path, DataParams(qa_columns={"answer": "answer"}))
+
+
+def test_empty_answer_is_an_error_naming_the_row_or_a_counted_skip(tmp_path):
+    write_csv(tmp_path / "med.csv", ROWS + [("内科", "头晕", "", "")], "utf-8")
+    with pytest.raises(InputError, match=r"med.csv: row 4: empty answer column 'answer'"):
+        load_documents(tmp_path, MED)
+    documents, report = load_documents(tmp_path, MED.model_copy(update={"on_bad_record": "skip"}))
+    assert len(documents) == 2 and report["skipped"]["empty_answer"] == 1
+
+
+def test_malformed_csv_line_is_an_error_or_a_counted_skip(tmp_path):
+    (tmp_path / "med.csv").write_text("department,title,ask,answer\n内科,a,b,c\n内科,a,b,c,extra,more\n内科,d,e,f\n",
+                                      encoding="utf-8")
+    with pytest.raises(InputError, match=r"med.csv: malformed CSV"):
+        load_documents(tmp_path, MED)
+    documents, report = load_documents(tmp_path, MED.model_copy(update={"on_bad_record": "skip"}))
+    assert len(documents) == 2 and report["skipped"]["malformed_csv_line"] == 1
+
+
+def test_empty_file_is_an_error(tmp_path):
+    (tmp_path / "med.csv").write_text("", encoding="utf-8")
+    with pytest.raises(InputError, match=r"med.csv: empty file"):
+        load_documents(tmp_path, MED)
+
+
+def test_row_without_question_is_kept_as_a_passage_and_counted(tmp_path):
+    write_csv(tmp_path / "med.csv", ROWS + [("内科", "", "", "多喝水。")], "utf-8")
+    documents, report = load_documents(tmp_path, MED)
+    assert len(documents) == 3 and report["questions"] == 2 and report["noted"]["row_without_question"] == 1
+
+
+def test_xlsx_sheet_reads_like_csv(tmp_path):
+    frame = pd.DataFrame(ROWS, columns=["department", "title", "ask", "answer"])
+    frame.to_excel(tmp_path / "med.xlsx", index=False)
+    documents, report = load_documents(tmp_path, MED)
+    assert report["files"] == {"qa_table": 1}
+    assert [d.sections[0].qas[0].question for d in documents] == ["高血压吃什么药", "胃胀怎么办"]
+
+
+def test_broken_xlsx_is_an_error_naming_the_file(tmp_path):
+    (tmp_path / "med.xlsx").write_bytes(b"not a zip")
+    with pytest.raises(InputError, match=r"med.xlsx: cannot read workbook"):
+        load_documents(tmp_path, MED)
+
+
+def test_json_list_and_jsonl_rows_are_qa_tables(tmp_path):
+    rows = [dict(zip(("department", "title", "ask", "answer"), r)) for r in ROWS]
+    (tmp_path / "a.json").write_text(json.dumps(rows, ensure_ascii=False), encoding="utf-8")
+    (tmp_path / "b.jsonl").write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows), encoding="utf-8")
+    documents, report = load_documents(tmp_path, MED)
+    assert report["files"] == {"qa_table": 2} and report["questions"] == 4
+    assert {d.doc_id for d in documents} == {"a.json:[0]", "a.json:[1]", "b.jsonl:1", "b.jsonl:2"}
+
+
+def test_jsonl_bad_line_is_an_error_or_a_counted_skip(tmp_path):
+    (tmp_path / "a.jsonl").write_text('{"text": "好的文本"}\n{broken\n', encoding="utf-8")
+    with pytest.raises(InputError, match=r"a.jsonl: line 2: invalid JSON"):
+        load_documents(tmp_path, DataParams())
+    documents, report = load_documents(tmp_path, DataParams(on_bad_record="skip"))
+    assert len(documents) == 1 and report["skipped"] == {"invalid_json": 1}
+
+
+def test_article_metadata_with_text_files_beside_it(tmp_path):
+    (tmp_path / "texts").mkdir()
+    (tmp_path / "texts" / "a1.txt").write_text("正文一。", encoding="utf-8")
+    (tmp_path / "meta.jsonl").write_text(
+        '{"id": "a1", "title": "第一篇", "domain": "家电", "file": "texts/a1.txt"}\n'
+        '{"id": "a2", "title": "第二篇", "file": "texts/missing.txt"}\n', encoding="utf-8")
+    with pytest.raises(InputError, match=r"meta.jsonl: line 2: text file 'texts/missing.txt' not found"):
+        load_documents(tmp_path, DataParams())
+    documents, report = load_documents(tmp_path, DataParams(on_bad_record="skip"))
+    # The text file is read through its record (title, domain), not a second time as a document of its own.
+    assert [(d.doc_id, d.title, d.domain, d.sections[0].text) for d in documents] == [
+        ("meta.jsonl:a1", "第一篇", "家电", "正文一。")]
+    assert report["skipped"] == {"text_file_missing": 1}
+
+
+def write_beir(folder):
+    folder.mkdir()
+    (folder / "qrels").mkdir()
+    (folder / "corpus.jsonl").write_text(
+        '{"_id": "d1", "title": "冰箱", "text": "冰箱冷藏室四度。"}\n{"_id": "d2", "text": "洗衣机每月清洁。"}\n'
+        '{"_id": "d3", "text": "空调滤网两周一洗。"}\n', encoding="utf-8")
+    (folder / "queries.jsonl").write_text(
+        '{"_id": "q1", "text": "冷藏几度"}\n{"_id": "q2", "text": "家电多久清洁"}\n{"_id": "q3", "text": "无答案"}\n',
+        encoding="utf-8")
+    (folder / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td1\t1\nq2\td2\t1\nq2\td3\t1\n"
+                                               "q1\td3\t0\n", encoding="utf-8")
+
+
+def test_beir_folder_maps_qrels_to_positives(tmp_path):
+    write_beir(tmp_path / "bench")
+    documents, report = load_documents(tmp_path, DataParams())
+    assert report["files"] == {"beir": 1} and report["documents"] == 3
+    assert report["noted"] == {"qrels_not_relevant": 1, "query_without_relevant_document": 1}
+    result = build_corpus(documents, ChunkParams(), SplitParams(train=1, val=0, test=0), 0)
+    assert {p.qid: p.pos_ids for p in result.pairs} == {"bench:q1": ["bench:d1#0"],
+                                                         "bench:q2": ["bench:d2#0", "bench:d3#0"]}
+
+
+def test_beir_qrel_with_unknown_document_names_the_line(tmp_path):
+    write_beir(tmp_path / "bench")
+    with open(tmp_path / "bench" / "qrels" / "test.tsv", "a", encoding="utf-8") as handle:
+        handle.write("q1\tnope\t1\n")
+    with pytest.raises(InputError, match=r"test.tsv: line 6: unknown document id 'nope'"):
+        load_documents(tmp_path, DataParams())
+
+
+def test_flagembedding_jsonl_is_used_as_is_with_given_negatives(tmp_path):
+    lines = [{"query": "冷藏几度", "pos": ["冰箱冷藏室四度。"], "neg": ["洗衣机每月清洁。", "冰箱冷藏室四度。"]},
+             {"query": "洗衣机怎么清洁", "pos": ["洗衣机每月清洁。"], "neg": []},
+             {"query": "", "pos": ["空的"], "neg": []}]
+    (tmp_path / "train.jsonl").write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in lines),
+                                          encoding="utf-8")
+    with pytest.raises(InputError, match=r"train.jsonl: line 3: missing or empty 'query'"):
+        load_documents(tmp_path, DataParams())
+    documents, report = load_documents(tmp_path, DataParams(on_bad_record="skip"))
+    assert report["files"] == {"flagembedding": 1} and report["documents"] == 2
+    assert report["noted"]["given_negative_equal_to_a_positive"] == 1
+    result = build_corpus(documents, ChunkParams(), SplitParams(train=1, val=0, test=0), 0)
+    pairs = {p.query: p for p in result.pairs}
+    assert pairs["冷藏几度"].pos_ids == ["train.jsonl:p0#0"] and pairs["冷藏几度"].neg_ids == ["train.jsonl:p1#0"]
+    assert pairs["洗衣机怎么清洁"].pos_ids == ["train.jsonl:p1#0"]
+
+
+def test_duplicate_passages_merge_and_keep_one_split(tmp_path):
+    from bgetune.ingest import QA, Document, Section
+    docs = [Document(doc_id=f"d{i}", sections=[Section(text=text, qas=[QA(qid=f"q{i}", question=f"问题{i}")])])
+            for i, text in enumerate(["多喝水，注意休息。", "多喝水 注意休息", "按时服药，定期复查血压。",
+                                      "按时服药，定期复查血压！！", "完全不同的一段内容在这里。"])]
+    result = build_corpus(docs, ChunkParams(dedup="exact"), SplitParams(train=0.4, val=0.2, test=0.4), 3)
+    assert len(result.passages) == 3
+    assert result.report["duplicates"]["merged_exact"] == 2
+    splits = result.assignment
+    assert splits["d0"] == splits["d1"] and splits["d2"] == splits["d3"]
+    positives = {p.qid: p.pos_ids for p in result.pairs}
+    assert positives["q1"] == ["d0#0"] and positives["q3"] == ["d2#0"]
+    near = build_corpus(docs, ChunkParams(dedup="near", near_threshold=0.5), SplitParams(train=1, val=0, test=0), 3)
+    assert near.report["duplicates"]["passages_after"] <= 3
+    off = build_corpus(docs, ChunkParams(dedup="off"), SplitParams(train=1, val=0, test=0), 3)
+    assert len(off.passages) == 5
+
+
+def test_query_similarity_split_keeps_near_identical_questions_together():
+    from bgetune.ingest import QA, Document, Section
+    questions = ["高血压吃什么药好", "高血压吃什么药好呢", "胃胀怎么办", "胃胀怎么办啊", "头痛失眠", "咳嗽有痰",
+                 "糖尿病饮食", "心慌胸闷", "腰疼怎么回事", "过敏性鼻炎"]
+    docs = [Document(doc_id=f"d{i}", sections=[Section(text=f"第{i}个不同的回答内容。",
+                                                       qas=[QA(qid=f"q{i}", question=q)])])
+            for i, q in enumerate(questions)]
+    for seed in range(10):
+        result = build_corpus(docs, ChunkParams(), SplitParams(train=0.5, val=0.2, test=0.3,
+                                                               group_by="query_similarity"), seed)
+        assert result.assignment["d0"] == result.assignment["d1"]
+        assert result.assignment["d2"] == result.assignment["d3"]
+    assert result.report["split_groups"]["similar_question_pairs"] == 2
+
+
+def test_token_chunks_fit_the_tokenizer_and_overlap_by_whole_sentences(tiny_model_dir):
+    from transformers import AutoTokenizer
+
+    from bgetune.chunking import chunk_spans, token_measure
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    measure = token_measure(tokenizer)
+    text = "".join(f"第{i}句话在这里。" for i in range(12))
+    spans = chunk_spans(text, 20, 0, overlap=9, measure=measure)   # every sentence is 8-9 tokens
+    chunks = [text[s:e] for s, e in spans]
+    assert len(chunks) > 2 and all(measure(c) <= 20 for c in chunks)
+    for before, after in zip(chunks, chunks[1:]):
+        last_sentence = before[before[:-1].rfind("。") + 1:]
+        assert after.startswith(last_sentence)     # the previous chunk's last sentence is repeated
+    assert chunks[0].startswith("第0句") and chunks[-1].endswith("第11句话在这里。")
