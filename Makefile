@@ -19,6 +19,10 @@ $(VENV)/.installed: pyproject.toml
 	# torch first and pinned: a CPU machine takes the CPU wheel, never a multi-GB CUDA build.
 	$(BIN)/pip install --quiet torch==2.13.0
 	$(BIN)/pip install --quiet -e '.[dev]'
+	# Chromium renders the HTML report in its test; Debian's package where we may install it, else that test skips.
+	command -v chromium >/dev/null || { command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } >/dev/null 2>&1; } || \
+	  echo "chromium not installed: the report rendering test will be skipped"
 	touch $@
 
 repro: setup

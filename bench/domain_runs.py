@@ -56,7 +56,14 @@ SUITES = {
         "random_only": {"mining": {"hard_ratio": 0.0, "weights": {}}},
         "mix_default": {"mining": {"hard_ratio": 0.7, "weights": {"dense": 0.5, "bm25": 0.5}}},
     },
+    # Issue 4: vocabulary and method. mix_default above is "characters, full" with the same params.
+    "training": {
+        "mix_default": {"mining": {"hard_ratio": 0.7, "weights": {"dense": 0.5, "bm25": 0.5}}},
+        "chars_terms_full": {"vocab": {"expand_terms": True, "top_terms": 500}},
+        "chars_lora": {"train": {"method": "lora", "lr": 2e-4}},
+    },
 }
+OTHER = {"meddialog": "cmrc2018", "cmrc2018": "meddialog"}
 
 
 def deep_update(base: dict, extra: dict) -> dict:
@@ -79,6 +86,11 @@ def main() -> None:
     parser.add_argument("--workdir", default="/tmp/bgetune-bench")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results"))
+    parser.add_argument("--general", action="store_true",
+                        help="evaluate every model on the other dataset too (out-of-domain guard)")
+    parser.add_argument("--merge", action="store_true", help="also merge 0.5/0.5 and evaluate the merged model")
+    parser.add_argument("--reuse-trained", action="store_true",
+                        help="reuse a variant's fine-tuned model when it was trained with the same params")
     args = parser.parse_args()
 
     import torch
@@ -97,6 +109,9 @@ def main() -> None:
                   "checkpoint_every": 0, "log_every": 10},
         "eval": {"k_values": [1, 5, 10, 100]},
     })
+    if args.general:
+        other = DATASETS[OTHER[args.dataset]]["data"]
+        base_params["eval"]["general"] = {"data": other, "max_queries": 300, "max_passages": 2000}
     variants = SUITES[args.suite]
     if args.variants:
         variants = {k: variants[k] for k in args.variants}
@@ -114,18 +129,35 @@ def main() -> None:
     for name, overrides in variants.items():
         variant_params = params_from_dict(deep_update(base_params, overrides))
         root = work / name
-        shutil.rmtree(root, ignore_errors=True)
         data_dir, models_dir, metrics_dir = root / "data", root / "models", root / "metrics"
-        data_dir.mkdir(parents=True)
-        for item in ("corpus.jsonl", "pairs"):
-            (data_dir / item).symlink_to(shared_data / item)
-        models_dir.mkdir()
-        shutil.copy(shared_models / "base.json", models_dir / "base.json")
+        # What decides the trained weights (not the evaluation settings): reuse is safe only when these match.
+        training_key = json.dumps({k: v for k, v in variant_params.model_dump().items() if k != "eval"},
+                                  sort_keys=True)
+        key_file = root / "training_key.json"
+        # A folder trained before keys were written (same script, same variant name) is trusted; else keys match.
+        reuse = (args.reuse_trained and (models_dir / "finetuned" / "modules.json").exists()
+                 and (not key_file.exists() or key_file.read_text() == training_key))
         clock = time.perf_counter()
-        mining = pipeline.run_mine(variant_params, data_dir, models_dir, metrics_dir)
-        training = pipeline.run_train(variant_params, data_dir, models_dir, metrics_dir, progress=False)
+        if reuse:
+            logging.info("%s: reusing the fine-tuned model in %s", name, models_dir / "finetuned")
+            mining = json.loads((metrics_dir / "mining.json").read_text())
+            training = json.loads((metrics_dir / "train.json").read_text())
+        else:
+            shutil.rmtree(root, ignore_errors=True)
+            data_dir.mkdir(parents=True)
+            for item in ("corpus.jsonl", "pairs"):
+                (data_dir / item).symlink_to(shared_data / item)
+            models_dir.mkdir()
+            shutil.copy(shared_models / "base.json", models_dir / "base.json")
+            mining = pipeline.run_mine(variant_params, data_dir, models_dir, metrics_dir)
+            training = pipeline.run_train(variant_params, data_dir, models_dir, metrics_dir, progress=False)
+            (root / "training_key.json").write_text(training_key)
         results[name] = pipeline.run_evaluate(variant_params, "finetuned", data_dir, models_dir, metrics_dir,
                                               progress=False)
+        if args.merge:
+            pipeline.run_merge(variant_params, data_dir, models_dir, metrics_dir, progress=False)
+            results[f"{name}+merged"] = pipeline.run_evaluate(variant_params, "merged", data_dir, models_dir,
+                                                              metrics_dir, progress=False)
         details[name] = {"overrides": overrides, "negatives_per_strategy": mining["negatives_per_strategy"],
                          "drops": mining["drops"], "train_steps": training["train"]["steps"],
                          "final_loss": training["train"]["final_loss_mean"],
@@ -148,11 +180,18 @@ def write_results(args, data_summary: dict, results: dict, details: dict, second
     bm25 = results["bm25"]["ndcg@10"]
     lines = [f"### {args.dataset}: {args.suite} ({args.steps} steps × batch {args.batch_size}; "
              f"{results['base']['queries']} test queries over {results['base']['passages']} passages)", "",
-             "| model | NDCG@10 | Recall@1 | Recall@10 | MRR@10 | vs base | vs BM25 |",
-             "| --- | --- | --- | --- | --- | --- | --- |"]
+             "| model | NDCG@10 | Recall@1 | Recall@10 | MRR@10 | vs BM25 | hybrid NDCG@10 | pair AUC | "
+             "general NDCG@10 |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+
+    def optional(m, key):
+        return f"{m[key]:.4f}" if key in m else "–"
+
     for name, m in results.items():
         lines.append(f"| {name} | {m['ndcg@10']:.4f} | {m['recall@1']:.4f} | {m['recall@10']:.4f} | "
-                     f"{m['mrr@10']:.4f} | {m['ndcg@10'] / base:.2f}× | {m['ndcg@10'] / bm25:.2f}× |")
+                     f"{m['mrr@10']:.4f} | {m['ndcg@10'] / bm25:.2f}× | {optional(m, 'hybrid_ndcg@10')} | "
+                     f"{optional(m, 'pair_auc')} | {optional(m, 'ood_ndcg@10')} |")
+    del base
     lines += ["", f"Command: `python bench/{record['command']}`; total {seconds / 60:.1f} min."]
     (out / f"{stem}.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
     print("\n".join(lines))

@@ -34,3 +34,11 @@ def test_question_maps_to_the_chunk_holding_its_answer():
     result = build_corpus([doc], ChunkParams(max_chars=6, min_chars=0), SplitParams(train=1, val=0, test=0), 0)
     assert [p.text for p in result.passages] == ["甲甲甲甲甲。", "乙乙乙乙乙。", "丙丙丙丙丙。"]
     assert {p.qid: p.pos_ids for p in result.pairs} == {"q1": ["d#1"], "q2": ["d#2"], "q3": ["d#0", "d#1", "d#2"]}
+
+
+def test_identical_questions_in_different_documents_share_a_split():
+    docs = [Document(doc_id=f"d{i}", sections=[Section(text=f"第{i}篇的内容不同。", qas=[
+        QA(qid=f"q{i}", question="雅芳河的发源地是哪里？" if i in (1, 6) else f"问题{i}")])]) for i in range(10)]
+    for seed in range(8):
+        result = build_corpus(docs, ChunkParams(max_chars=50), SplitParams(train=0.5, val=0.2, test=0.3), seed)
+        assert result.assignment["d1"] == result.assignment["d6"]

@@ -130,6 +130,12 @@ def build_corpus(documents: list[Document], chunk_params, split_params, seed: in
             for other in qa.extra_pos_docs:
                 if other in union:
                     join(document.doc_id, other)
+    # The same question (normalised) in two documents would be a test query that training has seen: always join.
+    first_with_question: dict[str, str] = {}
+    for doc_id, question in questions:
+        key = normalise(question)
+        if key:
+            join(first_with_question.setdefault(key, doc_id), doc_id)
     similar_questions = 0
     if split_params.group_by == "query_similarity" and len(questions) > 1:
         for a, b in similar_pairs([normalise(q) for _, q in questions], split_params.query_similarity,

@@ -308,6 +308,7 @@ class GeneralSetParams(Section):
 
     data: DataParams = DataParams(raw_dir="")   # raw_dir "": no general set
     max_queries: int = Field(500, ge=1)          # a seeded sample keeps each model's evaluation in minutes
+    max_passages: int = Field(0, ge=0)           # 0: every passage; else the sampled queries' positives + a sample
 
 
 class EvalParams(Section):

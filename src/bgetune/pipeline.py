@@ -211,8 +211,11 @@ def run_train(params, data_dir: str | Path, models_dir: str | Path, metrics_dir:
 
         noise_texts = load_noise_texts(params.train.noise_texts)
 
+    from bgetune.training.distributed import DistributedContext
+
+    context = DistributedContext.from_environment()   # under torchrun: one process per device
     resume = checkpoint_dir is not None and (Path(checkpoint_dir) / "state.json").exists()
-    live = _dvclive(metrics_dir / "train_log", resume=resume)
+    live = _dvclive(metrics_dir / "train_log", resume=resume) if context.is_main else None
 
     def log_metrics(step: int, values: dict) -> None:
         if live is not None:
@@ -243,6 +246,8 @@ def run_train(params, data_dir: str | Path, models_dir: str | Path, metrics_dir:
                  summary["stage2"]["steps"], "frozen" if params.train.stage2.freeze_embeddings else "trained")
     if live is not None:
         live.end()
+    if not context.is_main:
+        return summary   # the main process saves the (identical) model and the summary
     if lora is not None:
         from bgetune.training.lora import merge_lora
 

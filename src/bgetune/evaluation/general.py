@@ -38,7 +38,14 @@ def load_general_set(general_params, chunk_params, seed: int) -> GeneralSet | No
         raise InputError(f"{raw}: the general set (eval.general.data.raw_dir) has no questions")
     if len(pairs) > general_params.max_queries:
         pairs = random.Random(seed).sample(pairs, general_params.max_queries)
-    return GeneralSet(texts=[p.text for p in result.passages], ids=[p.id for p in result.passages],
+    passages = result.passages
+    if general_params.max_passages and len(passages) > general_params.max_passages:
+        needed = {i for p in pairs for i in p.pos_ids}
+        others = [p for p in passages if p.id not in needed]
+        room = max(general_params.max_passages - len(needed), 0)
+        keep = needed | {p.id for p in random.Random(seed).sample(others, min(room, len(others)))}
+        passages = [p for p in passages if p.id in keep]
+    return GeneralSet(texts=[p.text for p in passages], ids=[p.id for p in passages],
                       queries=[p.query for p in pairs], relevant=[set(p.pos_ids) for p in pairs], source=raw)
 
 

@@ -43,9 +43,20 @@ def train(model, examples: list[TrainExample], params, seed: int, instruction: s
     evaluations without improvement."""
     if not examples:
         raise TrainingError("no training examples: check data/train.jsonl and the qa-gen summary")
+    from bgetune.training.distributed import DistributedContext
+
     torch.manual_seed(seed)
-    loss_fn = BatchLoss(model, params.loss, params, instruction, noise_texts)
-    epoch_batches = [no_duplicate_batches(examples, params.batch_size, seed, e) for e in range(params.epochs)]
+    context = DistributedContext.from_environment()
+    if context.enabled and torch.cuda.is_available():
+        model.to(f"cuda:{context.local_rank}")
+    loss_fn = BatchLoss(model, params.loss, params, instruction, noise_texts, context)
+    # train.batch_size is per process: a global batch holds batch_size queries for every process.
+    global_size = params.batch_size * context.world_size
+    epoch_batches = [no_duplicate_batches(examples, global_size, seed, e) for e in range(params.epochs)]
+    uneven = sum(len(b) - len(context.even_batch(b)) for batches in epoch_batches for b in batches)
+    if uneven:
+        log.warning("%d example-epochs left out so that every process gets the same number of queries per batch",
+                    uneven)
     total_steps = sum(len(b) for b in epoch_batches)
     if params.max_steps:
         total_steps = min(total_steps, params.max_steps)
@@ -70,7 +81,9 @@ def train(model, examples: list[TrainExample], params, seed: int, instruction: s
     model.train()
     started, triplets, easy_run, losses = time.perf_counter(), 0, 0, []
     stopped_early = False
-    bar = _progress(total_steps, step, progress)
+    bar = _progress(total_steps, step, progress and context.is_main)
+    if not context.is_main:
+        log_metrics = None   # one process writes the curves
     global_batch = 0
     for epoch, batches in enumerate(epoch_batches):
         for b, batch in enumerate(batches):
@@ -80,7 +93,9 @@ def train(model, examples: list[TrainExample], params, seed: int, instruction: s
             if step >= total_steps or stopped_early:
                 break
             rng = random.Random(f"{seed}:{epoch}:{b}")
-            groups = [sample_group(examples[i], params.train_group_size, rng) for i in batch]
+            groups = [sample_group(examples[i], params.train_group_size, rng) for i in context.even_batch(batch)]
+            if not groups:
+                continue
             loss = loss_fn(groups, rng)
             if not torch.isfinite(loss):
                 raise TrainingError(
@@ -88,6 +103,7 @@ def train(model, examples: list[TrainExample], params, seed: int, instruction: s
                     f"rate too high (train.lr={params.lr}) or a temperature too low (train.temperature="
                     f"{params.temperature})")
             loss.backward()
+            context.average_gradients(model)
             torch.nn.utils.clip_grad_norm_(model.parameters(), params.max_grad_norm)
             optimizer.step()
             scheduler.step()
@@ -95,7 +111,7 @@ def train(model, examples: list[TrainExample], params, seed: int, instruction: s
 
             step += 1
             triplets += sum(2 + len(g.negatives) for g in groups)   # texts encoded: query, positive, negatives
-            value = loss.item()
+            value = context.mean(loss.item())
             losses.append(value)
             easy_run = easy_run + 1 if value < EASY_LOSS else 0
             if easy_run == EASY_STEPS:
@@ -120,7 +136,8 @@ def train(model, examples: list[TrainExample], params, seed: int, instruction: s
                     log.info("early stopping at step %d: no val improvement in %d evaluations (best %.4f at "
                              "step %d)", step, params.early_stopping_patience, validation.best, validation.best_step)
                     stopped_early = True
-            if checkpoint is not None and checkpoint_every and step % checkpoint_every == 0 and step < total_steps:
+            if (checkpoint is not None and checkpoint_every and step % checkpoint_every == 0 and step < total_steps
+                    and context.is_main):
                 _save_checkpoint(checkpoint, model, optimizer, scheduler, step, fingerprint)
                 validation.save()
             if on_step:
@@ -141,6 +158,8 @@ def train(model, examples: list[TrainExample], params, seed: int, instruction: s
         "seconds": round(seconds, 2),
         "texts_per_second": round(triplets / seconds, 2) if seconds > 0 else None,
         "loss": params.loss,
+        "processes": context.world_size,
+        "examples_left_out_for_even_shards": uneven,
         "validation": validation.summary(restored, stopped_early) if evaluate is not None and params.eval_every
         else None,
     }

@@ -77,16 +77,21 @@ class BatchLoss:
         loss.backward()
     """
 
-    def __init__(self, model, kind: str, params, instruction: str = "", noise_texts: list[str] | None = None):
+    def __init__(self, model, kind: str, params, instruction: str = "", noise_texts: list[str] | None = None,
+                 context=None):
         from sentence_transformers.sentence_transformer import losses as st_losses
+
+        from bgetune.training.distributed import DistributedContext
 
         self.model, self.kind, self.params, self.instruction = model, kind, params, instruction
         self.noise_texts = noise_texts or []
+        self.context = context or DistributedContext()
         if kind == "infonce":
             self.loss = InfoNCELoss(params.temperature)
         elif kind == "cached_infonce":
             self.loss = st_losses.CachedMultipleNegativesRankingLoss(
-                model, scale=1.0 / params.temperature, mini_batch_size=params.mini_batch_size)
+                model, scale=1.0 / params.temperature, mini_batch_size=params.mini_batch_size,
+                gather_across_devices=self.context.enabled)
         elif kind == "cosine":
             self.loss = st_losses.CosineSimilarityLoss(model)
         elif kind == "online_contrastive":
@@ -95,6 +100,10 @@ class BatchLoss:
             raise ValueError(f"unknown loss {kind!r}; known: {LOSSES}")
 
     def __call__(self, groups, rng=None) -> torch.Tensor:
+        """``groups``: the whole (global) batch; under torchrun each process embeds only its shard."""
+        if self.kind == "infonce" and self.context.enabled:
+            return self._distributed_infonce(groups, rng)
+        groups = self.context.shard(groups) if self.context.enabled else groups
         queries = [g.query for g in groups]
         query_embeddings = None
         if self.kind == "infonce":
@@ -129,6 +138,38 @@ class BatchLoss:
                                                                      min(len(self.noise_texts), len(groups)))
             if query_embeddings is None:
                 query_embeddings = embed(self.model, queries, self.instruction)
+            loss = loss + self.params.noise_weight * noise_penalty(query_embeddings, embed(self.model, sample),
+                                                                   self.params.noise_margin)
+        return loss
+
+    def _distributed_infonce(self, groups, rng=None) -> torch.Tensor:
+        """InfoNCE over every process's candidates: the same loss (and, averaged, the same gradient) as one process
+        with the whole batch. Negative lists are padded to one length (all_gather needs equal shapes) and the
+        padding masked."""
+        context = self.context
+        local = context.shard(groups)
+        offset = context.rank * len(local)
+        width = max(len(g.negatives) for g in groups)
+        query_embeddings = embed(self.model, [g.query for g in local], self.instruction)
+        positives = context.gather(embed(self.model, [g.positive for g in local]))
+        candidate_ids = [g.positive_id for g in groups]
+        padding = []
+        for g in groups:
+            candidate_ids += g.negative_ids + [""] * (width - len(g.negatives))
+            padding += [False] * len(g.negatives) + [True] * (width - len(g.negatives))
+        if width:
+            texts = [t for g in local for t in g.negatives + [""] * (width - len(g.negatives))]
+            candidates = torch.cat([positives, context.gather(embed(self.model, texts))], dim=0)
+        else:
+            candidates = positives
+        labels = [offset + i for i in range(len(local))]
+        mask = false_negative_mask([g.positive_ids for g in local], candidate_ids, labels)
+        mask[:, len(groups):] |= torch.tensor(padding, dtype=torch.bool)
+        loss = self.loss(query_embeddings, candidates, torch.tensor(labels, device=candidates.device),
+                         mask.to(candidates.device))
+        if self.noise_texts and self.params.noise_weight > 0:
+            sample = self.noise_texts if rng is None else rng.sample(self.noise_texts,
+                                                                     min(len(self.noise_texts), len(local)))
             loss = loss + self.params.noise_weight * noise_penalty(query_embeddings, embed(self.model, sample),
                                                                    self.params.noise_margin)
         return loss
