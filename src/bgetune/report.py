@@ -81,7 +81,10 @@ def _image(path: Path) -> str:
 
 
 def _summary_table(title: str, mapping: dict) -> str:
-    rows = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(json.dumps(v, ensure_ascii=False))}</td></tr>"
+    def shown(value) -> str:
+        return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+    rows = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(shown(v))}</td></tr>"
                    for k, v in mapping.items())
     return f"<h2>{html.escape(title)}</h2><table class='kv'>{rows}</table>"
 
