@@ -29,3 +29,14 @@ def test_overlong_sentence_is_cut_and_no_text_is_lost():
 def test_short_tail_joins_previous_chunk():
     text = "这是一个足够长的句子。好。"
     assert [text[s:e] for s, e in chunk_spans(text, 11, 3)] == [text]
+
+
+def test_a_paragraph_that_fits_one_chunk_is_not_split_across_two():
+    first = "第一段第一句。第一段第二句。"          # 14 characters
+    second = "第二段第一句。第二段第二句。"         # 14 characters
+    text = first + "\n" + second
+    # Greedy packing would put the second paragraph's first sentence beside the first paragraph (21 <= 22).
+    assert [text[s:e] for s, e in chunk_spans(text, 22)] == [first, second]
+    # Without a line break the two are one paragraph: sentences pack greedily.
+    joined = first + second
+    assert [joined[s:e] for s, e in chunk_spans(joined, 22)] == [first + "第二段第一句。", "第二段第二句。"]

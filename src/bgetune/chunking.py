@@ -55,9 +55,20 @@ def chunk_spans(text: str, max_len: int, min_len: int = 0, overlap: int = 0,
             start = cut
         pieces.append((start, end))
     sizes = [measure(text[s:e]) for s, e in pieces]
+    # A paragraph (text between line breaks) that fits in one chunk is not split across two: when it does not fit
+    # in what is left of the current chunk, it starts the next one.
+    paragraph_end = list(range(len(pieces)))
+    for i in range(len(pieces) - 2, -1, -1):
+        if "\n" not in text[pieces[i][1]:pieces[i + 1][0]]:
+            paragraph_end[i] = paragraph_end[i + 1]
     groups: list[list[int]] = []   # indices into pieces
     for i in range(len(pieces)):
-        if groups and _span_size(text, pieces, groups[-1] + [i], measure, sizes) <= max_len:
+        starts_paragraph = i == 0 or "\n" in text[pieces[i - 1][1]:pieces[i][0]]
+        whole = list(range(i, paragraph_end[i] + 1))
+        keep_whole = (starts_paragraph and groups
+                      and _span_size(text, pieces, groups[-1] + whole, measure, sizes) > max_len
+                      and _span_size(text, pieces, whole, measure, sizes) <= max_len)
+        if groups and not keep_whole and _span_size(text, pieces, groups[-1] + [i], measure, sizes) <= max_len:
             groups[-1].append(i)
             continue
         start_group = [i]
