@@ -34,8 +34,14 @@ def test_lora_two_stage_validation_and_terms(tmp_path):
     data, models, metrics = tmp_path / "data", tmp_path / "models", tmp_path / "metrics"
     pipeline.run_split(params, raw, data, metrics, models)
     pipeline.run_qa_gen(params, data, metrics)
+    other = build_tiny_model(tmp_path / "scorer", pooling="mean", seed=7)
+    scored_elsewhere = params.model_copy(update={"mining": params.mining.model_copy(update={"model": str(other)})})
+    assert pipeline.run_mine(scored_elsewhere, data, models, metrics)["scoring_model"] == str(other)
+    other_scores = [json.loads(line)["pos_scores"] for line in (data / "train.jsonl").read_text().splitlines()]
     mining = pipeline.run_mine(params, data, models, metrics)
     assert mining["vocab"]["terms_added"] >= 1 and "红猫" in mining["vocab"]["sample_terms"]
+    assert mining["scoring_model"] == "expanded base"
+    assert [json.loads(line)["pos_scores"] for line in (data / "train.jsonl").read_text().splitlines()] != other_scores
     summary = pipeline.run_train(params, data, models, metrics, progress=False)
     assert summary["method"] == "lora" and summary["lora"]["adapter_saved"]
     assert (models / "finetuned" / "lora_adapter" / "adapter_config.json").exists()

@@ -202,6 +202,7 @@ class GuardParams(Section):
 
 
 class MiningParams(Section):
+    model: str = ""   # the model that scores candidates; "": the vocabulary-expanded base (a folder or hub id)
     num_negatives: int = Field(7, ge=0)
     hard_ratio: float = Field(0.7, ge=0.0, le=1.0)
     weights: dict[str, float] = {"dense": 0.5, "bm25": 0.5}
@@ -215,6 +216,15 @@ class MiningParams(Section):
     guard: GuardParams = GuardParams()
     teacher_scores: bool = True
     encode_batch_size: int = Field(32, gt=0)
+
+    @field_validator("model")
+    @classmethod
+    def _model_exists(cls, value: str) -> str:
+        if value:
+            from bgetune.models import check_model_reference
+
+            check_model_reference(value)
+        return value
 
     @field_validator("weights")
     @classmethod

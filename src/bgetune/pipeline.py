@@ -159,7 +159,19 @@ def run_mine(params, data_dir: str | Path, models_dir: str | Path, metrics_dir: 
     pairs = read_pairs(data_dir / "pairs" / "train.jsonl")
     base_card = read_json(Path(models_dir) / "base.json")
     model, vocab_report = load_expanded_base(params, base_card, [p.text for p in passages])
-    examples, report = mine(passages, pairs, model, params.mining, params.seed, base_card["query_instruction"])
+    instruction = base_card["query_instruction"]
+    if params.mining.model:
+        # Score candidates with another model (a Chinese BGE, or an earlier fine-tuned model) than the one trained:
+        # a base that cannot yet read the domain ranks almost at random.
+        from bgetune.models import load_model, query_instruction_for, resolve_model_path
+
+        model = load_model(resolve_model_path(params.mining.model), params.model.max_seq_length,
+                           params.model.pooling, params.model.trust_remote_code)
+        instruction = model.prompts.get("query") or query_instruction_for(params.mining.model,
+                                                                          params.model.query_instruction)
+        log.info("mine-negatives: scoring with %s (instruction %r)", params.mining.model, instruction)
+    examples, report = mine(passages, pairs, model, params.mining, params.seed, instruction)
+    report["scoring_model"] = params.mining.model or "expanded base"
     write_jsonl(data_dir / "train.jsonl", examples)
     report["vocab"] = vocab_report
     groups = {"positive": [s for e in examples for s in (e.pos_scores or [])]}
