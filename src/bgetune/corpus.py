@@ -66,7 +66,7 @@ def build_corpus(documents: list[Document], chunk_params, split_params, seed: in
 
     ``measure`` counts a text's length in model tokens when ``chunk_params.unit == "tokens"``.
     """
-    from bgetune.dedup import duplicate_groups, normalise, similar_pairs
+    from bgetune.dedup import UnionFind, duplicate_groups, normalise, similar_pairs
 
     by_tokens = chunk_params.unit == "tokens"
     if by_tokens and measure is None:
@@ -107,18 +107,11 @@ def build_corpus(documents: list[Document], chunk_params, split_params, seed: in
 
     # 3. Documents that must share a split: a merged passage's documents, a question's positive documents and,
     #    when asked, documents whose questions are near-identical (so no test question has a twin in training).
-    union = {d.doc_id: d.doc_id for d in documents}
+    doc_index = {d.doc_id: i for i, d in enumerate(documents)}
+    union = UnionFind(len(documents))
 
-    def find(x):
-        while union[x] != x:
-            union[x] = union[union[x]]
-            x = union[x]
-        return x
-
-    def join(a, b):
-        ra, rb = find(a), find(b)
-        if ra != rb:
-            union[max(ra, rb)] = min(ra, rb)
+    def join(a: str, b: str) -> None:
+        union.union(doc_index[a], doc_index[b])
 
     doc_of = {p.id: p.doc_id for p in candidates}
     for p in candidates:
@@ -128,7 +121,7 @@ def build_corpus(documents: list[Document], chunk_params, split_params, seed: in
         for qa in section.qas:
             questions.append((document.doc_id, qa.question))
             for other in qa.extra_pos_docs:
-                if other in union:
+                if other in doc_index:
                     join(document.doc_id, other)
     # The same question (normalised) in two documents would be a test query that training has seen: always join.
     first_with_question: dict[str, str] = {}
@@ -142,9 +135,10 @@ def build_corpus(documents: list[Document], chunk_params, split_params, seed: in
                                   progress=progress):
             similar_questions += 1
             join(questions[a][0], questions[b][0])
-    groups: dict[str, list[str]] = {}
-    for document in documents:
-        groups.setdefault(find(document.doc_id), []).append(document.doc_id)
+    members: dict[int, list[str]] = {}
+    for i, document in enumerate(documents):
+        members.setdefault(union.find(i), []).append(document.doc_id)
+    groups = {min(ids): ids for ids in members.values()}   # a group is named by its smallest document id
     ratios = {s: getattr(split_params, s) for s in SPLITS}
     assignment = assign_groups(groups, ratios, seed)
 

@@ -30,7 +30,9 @@ def text_hash(text: str) -> str:
     return hashlib.sha1(normalise(text).encode("utf-8")).hexdigest()
 
 
-class _UnionFind:
+class UnionFind:
+    """Connected components over 0..n-1; a component's root is its smallest member."""
+
     def __init__(self, n: int):
         self.parent = list(range(n))
 
@@ -54,7 +56,7 @@ def duplicate_groups(texts: list[str], near_threshold: float | None = None, ngra
     ``near_threshold`` None: exact (normalised) duplicates only; else also pairs whose character ``ngram`` cosine
     is at least the threshold.
     """
-    union = _UnionFind(len(texts))
+    union = UnionFind(len(texts))
     first_by_hash: dict[str, int] = {}
     for i, text in enumerate(texts):
         key = normalise(text)

@@ -254,7 +254,7 @@ def llm_pairs(passages, pairs, qa_params, seed: int, progress: bool = True, clie
             if reason:
                 filtered[reason] += 1
                 continue
-            seen.add((passage.split, normalise(query)))
+            seen.add(normalise(query))
             candidates.append((passage, rank, query))
     keep = roundtrip.check([(p.id, q) for p, _, q in candidates]) if roundtrip else [True] * len(candidates)
     for (passage, rank, query), ok in zip(candidates, keep):
@@ -319,7 +319,7 @@ def _filter_reason(query: str, passage: str, params, language: str, seen: set) -
         return "too_short"
     if len(key) >= 0.8 * len(normalise(passage)):
         return "copies_passage"
-    if any(key == k for _, k in seen):
+    if key in seen:
         return "duplicate"
     return None
 

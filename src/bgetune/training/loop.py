@@ -23,7 +23,7 @@ import torch
 
 from bgetune.records import TrainExample
 from bgetune.training.batching import no_duplicate_batches, sample_group
-from bgetune.training.losses import BatchLoss, embed  # noqa: F401  (embed: used by callers and tests)
+from bgetune.training.losses import BatchLoss
 
 log = logging.getLogger(__name__)
 EASY_LOSS, EASY_STEPS = 1e-3, 20

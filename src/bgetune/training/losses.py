@@ -134,13 +134,17 @@ class BatchLoss:
             target = torch.tensor(labels, device=self.model.device)
             loss = self.loss(sentence_features, target if self.kind == "cosine" else target.long())
         if self.noise_texts and self.params.noise_weight > 0:
-            sample = self.noise_texts if rng is None else rng.sample(self.noise_texts,
-                                                                     min(len(self.noise_texts), len(groups)))
             if query_embeddings is None:
                 query_embeddings = embed(self.model, queries, self.instruction)
-            loss = loss + self.params.noise_weight * noise_penalty(query_embeddings, embed(self.model, sample),
-                                                                   self.params.noise_margin)
+            loss = loss + self._noise_term(query_embeddings, rng)
         return loss
+
+    def _noise_term(self, query_embeddings: torch.Tensor, rng=None) -> torch.Tensor:
+        """noise_weight · noise_penalty against as many noise texts as queries (all of them without an rng)."""
+        sample = self.noise_texts if rng is None else rng.sample(self.noise_texts,
+                                                                 min(len(self.noise_texts), len(query_embeddings)))
+        return self.params.noise_weight * noise_penalty(query_embeddings, embed(self.model, sample),
+                                                        self.params.noise_margin)
 
     def _distributed_infonce(self, groups, rng=None) -> torch.Tensor:
         """InfoNCE over every process's candidates: the same loss (and, averaged, the same gradient) as one process
@@ -168,8 +172,5 @@ class BatchLoss:
         loss = self.loss(query_embeddings, candidates, torch.tensor(labels, device=candidates.device),
                          mask.to(candidates.device))
         if self.noise_texts and self.params.noise_weight > 0:
-            sample = self.noise_texts if rng is None else rng.sample(self.noise_texts,
-                                                                     min(len(self.noise_texts), len(local)))
-            loss = loss + self.params.noise_weight * noise_penalty(query_embeddings, embed(self.model, sample),
-                                                                   self.params.noise_margin)
+            loss = loss + self._noise_term(query_embeddings, rng)
         return loss
