@@ -8,6 +8,12 @@ evaluated once on the same test split.
     python bench/domain_runs.py --dataset meddialog --suite mining --steps 150
     # issue 4: vocabulary and LoRA variants on both sets
     python bench/domain_runs.py --dataset cmrc2018 --suite training --steps 150
+    # the long run: two epochs of the best variant on the medical set
+    python bench/domain_runs.py --dataset meddialog --suite training --variants chars_full_emb_lr --epochs 2 --steps 0
+    # how new character rows start, before any training
+    python bench/domain_runs.py --dataset meddialog --suite vocab_init --untrained-only
+
+Every variant with vocabulary expansion also gets a row for its expanded base before training.
 
 Data is read from $BGETUNE_SHARED_DATA (default ../shared/data); results go to
 bench/results/<dataset>_<suite>.json and .md. On a 2-core CPU one variant (mine + 150 steps + eval) takes minutes.
@@ -57,8 +63,11 @@ SUITES = {
         "mix_default": {"mining": {"hard_ratio": 0.7, "weights": {"dense": 0.5, "bm25": 0.5}}},
     },
     # Issue 4: vocabulary and method. mix_default above is "characters, full" with the same params.
+    # How new character rows start (vocab.init_noise); with --untrained-only: no training, the expanded bases only.
+    "vocab_init": {f"init_noise_{x}": {"vocab": {"init_noise": x}} for x in (0.1, 0.5, 1.0, 2.0)},
     "training": {
         "mix_default": {"mining": {"hard_ratio": 0.7, "weights": {"dense": 0.5, "bm25": 0.5}}},
+        "chars_full_emb_lr": {"train": {"embedding_lr": 1e-3}},
         "chars_terms_full": {"vocab": {"expand_terms": True, "top_terms": 500}},
         "chars_lora": {"train": {"method": "lora", "lr": 2e-4}},
     },
@@ -81,7 +90,8 @@ def main() -> None:
     parser.add_argument("--dataset", choices=sorted(DATASETS), default="meddialog")
     parser.add_argument("--suite", default="mining")
     parser.add_argument("--variants", nargs="*", help="a subset of the suite's variants")
-    parser.add_argument("--steps", type=int, default=150)
+    parser.add_argument("--steps", type=int, default=150, help="training steps per variant; 0: all of --epochs")
+    parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--workdir", default="/tmp/bgetune-bench")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
@@ -89,6 +99,8 @@ def main() -> None:
     parser.add_argument("--general", action="store_true",
                         help="evaluate every model on the other dataset too (out-of-domain guard)")
     parser.add_argument("--merge", action="store_true", help="also merge 0.5/0.5 and evaluate the merged model")
+    parser.add_argument("--untrained-only", action="store_true",
+                        help="evaluate each variant's expanded base before training, and train nothing")
     parser.add_argument("--reuse-trained", action="store_true",
                         help="reuse a variant's fine-tuned model when it was trained with the same params")
     args = parser.parse_args()
@@ -105,7 +117,7 @@ def main() -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
     base_params = deep_update(DATASETS[args.dataset], {
-        "train": {"epochs": 1, "max_steps": args.steps, "batch_size": args.batch_size, "lr": 5e-5,
+        "train": {"epochs": args.epochs, "max_steps": args.steps, "batch_size": args.batch_size, "lr": 5e-5,
                   "checkpoint_every": 0, "log_every": 10},
         "eval": {"k_values": [1, 5, 10, 100]},
     })
@@ -126,8 +138,18 @@ def main() -> None:
                "base": pipeline.run_evaluate(params, "base", shared_data, shared_models, shared_metrics,
                                              progress=False)}
     details = {}
+    untrained_done = set()
     for name, overrides in variants.items():
         variant_params = params_from_dict(deep_update(base_params, overrides))
+        # What vocabulary expansion alone gives: the expanded base before any training, once per vocabulary setting.
+        vocab = variant_params.vocab
+        untrained = "expanded base, untrained (" + ("characters" if vocab.expand_chars else "") + (
+            " + terms" if vocab.expand_terms else "") + f", init_noise {vocab.init_noise})"
+        if (vocab.expand_chars or vocab.expand_terms) and untrained not in untrained_done:
+            untrained_done.add(untrained)
+            results[untrained] = evaluate_expanded_base(variant_params, shared_data, shared_models)
+        if args.untrained_only:
+            continue
         root = work / name
         data_dir, models_dir, metrics_dir = root / "data", root / "models", root / "metrics"
         # What decides the trained weights (not the evaluation settings): reuse is safe only when these match.
@@ -166,11 +188,26 @@ def main() -> None:
     write_results(args, data_summary, results, details, time.perf_counter() - started)
 
 
+def evaluate_expanded_base(params, data_dir: Path, models_dir: Path) -> dict:
+    from bgetune import pipeline
+    from bgetune.records import read_json, read_passages
+
+    passages = read_passages(data_dir / "corpus.jsonl")
+    card = read_json(models_dir / "base.json")
+    model, _ = pipeline.load_expanded_base(params, card, [p.text for p in passages])
+    test = pipeline._load_test_set(params, data_dir)
+    metrics, *_ = pipeline.evaluate_dense_model(params, model, card["query_instruction"], test, progress=False)
+    metrics.update({"queries": len(test.pairs), "passages": len(test.ids)})
+    logging.info("expanded base, untrained: ndcg@10 %.4f", metrics["ndcg@10"])
+    return metrics
+
+
 def write_results(args, data_summary: dict, results: dict, details: dict, seconds: float) -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     stem = f"{args.dataset}_{args.suite}"
-    record = {"dataset": args.dataset, "suite": args.suite, "steps": args.steps, "batch_size": args.batch_size,
+    record = {"dataset": args.dataset, "suite": args.suite, "steps": args.steps, "epochs": args.epochs,
+              "batch_size": args.batch_size,
               "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform()},
               "command": " ".join([Path(sys.argv[0]).name] + sys.argv[1:]),
               "data": data_summary["corpus"], "results": results, "variants": details,
@@ -178,7 +215,8 @@ def write_results(args, data_summary: dict, results: dict, details: dict, second
     (out / f"{stem}.json").write_text(json.dumps(record, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
     base = results["base"]["ndcg@10"]
     bm25 = results["bm25"]["ndcg@10"]
-    lines = [f"### {args.dataset}: {args.suite} ({args.steps} steps × batch {args.batch_size}; "
+    steps = f"{args.steps} steps" if args.steps else f"{args.epochs} epochs"
+    lines = [f"### {args.dataset}: {args.suite} ({steps} × batch {args.batch_size}; "
              f"{results['base']['queries']} test queries over {results['base']['passages']} passages)", "",
              "| model | NDCG@10 | Recall@1 | Recall@10 | MRR@10 | vs BM25 | hybrid NDCG@10 | pair AUC | "
              "general NDCG@10 |",

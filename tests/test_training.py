@@ -244,3 +244,54 @@ def test_frozen_embeddings_do_not_move(tiny_model):
     train(tiny_model, learnable_examples(), TrainParams(epochs=3, batch_size=4, lr=5e-3, train_group_size=2,
                                                         checkpoint_every=0), seed=0, progress=False)
     assert torch.equal(tiny_model.state_dict()[key], before)
+
+
+def test_embedding_lr_puts_token_embeddings_in_their_own_group(tiny_model, tiny_model_dir):
+    from bgetune.models import load_model
+    from bgetune.params import LoraParams
+    from bgetune.training.lora import add_lora
+    from bgetune.training.loop import parameter_groups
+    from bgetune.vocab import expand_vocabulary
+
+    embedding = tiny_model[0].auto_model.get_input_embeddings().weight
+    plain = parameter_groups(tiny_model, TrainParams())
+    assert len(plain) == 2 and not any(p is embedding for g in plain for p in g["params"] if "lr" in g)
+    groups = parameter_groups(tiny_model, TrainParams(embedding_lr=1e-3))
+    assert [g.get("lr") for g in groups] == [None, None, 1e-3]
+    assert len(groups[2]["params"]) == 1 and groups[2]["params"][0] is embedding
+    assert sum(len(g["params"]) for g in groups) == sum(len(g["params"]) for g in plain)
+
+    # LoRA: the trainable part of the embeddings is the delta of the new rows, and that is what gets embedding_lr.
+    model = load_model(str(tiny_model_dir), 64)
+    old_vocab = len(model.tokenizer)
+    expand_vocabulary(model, ["猫", "狗"], init_noise=1.0, seed=0)
+    add_lora(model, LoraParams(r=4, alpha=8, target_modules=["query"]), old_vocab)
+    lora_groups = parameter_groups(model, TrainParams(method="lora", embedding_lr=1e-3))
+    assert lora_groups[-1]["lr"] == 1e-3
+    assert [tuple(p.shape) for p in lora_groups[-1]["params"]] == [(2, embedding.shape[1])]
+
+
+def test_embedding_lr_moves_new_rows_further_than_the_layer_lr(tiny_model_dir):
+    from bgetune.models import load_model
+    from bgetune.vocab import expand_vocabulary
+
+    def trained(embedding_lr):
+        model = load_model(str(tiny_model_dir), 64)
+        expand_vocabulary(model, ["猫", "狗"], init_noise=1.0, seed=0)
+        key = next(k for k in model.state_dict() if k.endswith("word_embeddings.weight"))
+        query = next(k for k in model.state_dict() if "attention.self.query.weight" in k)
+        before = {k: model.state_dict()[k].clone() for k in (key, query)}
+        examples = [TrainExample(query="猫", pos=["猫 猫"], pos_ids=["c"], neg=["狗 狗"], neg_ids=["d"]),
+                    TrainExample(query="狗", pos=["狗 狗"], pos_ids=["d"], neg=["猫 猫"], neg_ids=["c"])]
+        train(model, examples, TrainParams(epochs=3, batch_size=2, lr=1e-4, embedding_lr=embedding_lr,
+                                           warmup_ratio=0.0, train_group_size=2, checkpoint_every=0),
+              seed=0, progress=False)
+        after = model.state_dict()
+        return ((after[key][-2:] - before[key][-2:]).abs().max().item(),
+                (after[query] - before[query]).abs().max().item())
+
+    same_rows, same_layers = trained(0.0)
+    fast_rows, _ = trained(1e-2)
+    # Adam moves a parameter by about lr per step: 3 steps at 1e-4 vs 1e-2.
+    assert same_rows < 5e-4 and fast_rows > 20 * same_rows
+    assert same_layers > 0

@@ -37,3 +37,14 @@ def test_term_row_is_mean_of_its_old_pieces_and_noise_is_seeded(tiny_model_dir):
     again = load_model(str(tiny_model_dir), 64)
     expand_vocabulary(again, ["catdog", "猫"], init_noise=0.1, seed=3)
     assert torch.equal(again[0].auto_model.get_input_embeddings().weight, weight)
+
+
+def test_default_noise_draws_new_rows_with_the_spread_of_the_old_ones(tiny_model):
+    old = tiny_model[0].auto_model.get_input_embeddings().weight.detach().clone()
+    characters = [chr(0x4E00 + i) for i in range(400)]
+    expand_vocabulary(tiny_model, characters, seed=0)   # default init_noise
+    new = tiny_model[0].auto_model.get_input_embeddings().weight.detach()[old.shape[0]:]
+    ratio = new.std(dim=0) / old.std(dim=0)
+    # Distinct characters must start as far apart as known tokens, not as near-copies of the mean row.
+    assert 0.8 < ratio.median().item() < 1.2
+    assert torch.allclose(new.mean(dim=0), old.mean(dim=0), atol=3 * old.std(dim=0).max().item() / 20)

@@ -3,12 +3,12 @@
 all-MiniLM-L6-v2 knows ~244 CJK characters, so almost all Chinese text becomes [UNK] and no amount of fine-tuning
 can tell two passages apart. ``expand_vocabulary`` adds the missing tokens as whole tokens and gives each new
 embedding row a sensible start: the mean of the embeddings of its old sub-tokens when it had any, else the mean of
-all rows plus a little seeded noise (so new characters start distinguishable, not identical).
+all rows plus seeded noise scaled by the rows' spread (so new characters start as distinct as old ones).
 
 Example::
 
     new = missing_characters(model.tokenizer, texts, min_count=1)
-    report = expand_vocabulary(model, new, init_noise=0.1, seed=42)
+    report = expand_vocabulary(model, new, init_noise=1.0, seed=42)
     report["tokens_added"], unk_rate(model.tokenizer, texts)
 """
 from __future__ import annotations
@@ -50,7 +50,7 @@ def tokens_per_text(tokenizer, texts: Sequence[str]) -> float:
     return sum(len(ids) for ids in encoded) / len(texts)
 
 
-def expand_vocabulary(model, new_tokens: Sequence[str], init_noise: float = 0.1, seed: int = 0) -> dict:
+def expand_vocabulary(model, new_tokens: Sequence[str], init_noise: float = 1.0, seed: int = 0) -> dict:
     """Add ``new_tokens`` to a SentenceTransformer's tokenizer and embedding matrix; returns what was done.
 
     Existing rows are never changed. The same tokens, noise and seed give bit-identical new rows, which is what lets

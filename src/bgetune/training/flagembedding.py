@@ -76,9 +76,11 @@ def run_flagembedding_train(params, data_dir: Path, models_dir: Path, metrics_di
     from bgetune.models import load_model, pooling_mode
     from bgetune.pipeline import _save_model, load_expanded_base
 
-    if params.train.method != "full" or params.train.loss != "infonce" or params.train.stage2.enabled:
-        raise ValueError("train.backend: flagembedding supports method: full, loss: infonce and no stage2; "
-                         "use the bgetune backend for LoRA, other losses and two-stage training")
+    if (params.train.method != "full" or params.train.loss != "infonce" or params.train.stage2.enabled
+            or params.train.embedding_lr):
+        raise ValueError("train.backend: flagembedding supports method: full, loss: infonce, no stage2 and no "
+                         "train.embedding_lr; use the bgetune backend for LoRA, other losses, two-stage training and "
+                         "a separate embedding learning rate")
     passages = read_passages(data_dir / "corpus.jsonl")
     base_card = read_json(models_dir / "base.json")
     model, vocab_report = load_expanded_base(params, base_card, [p.text for p in passages])

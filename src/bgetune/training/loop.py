@@ -60,13 +60,7 @@ def train(model, examples: list[TrainExample], params, seed: int, instruction: s
     total_steps = sum(len(b) for b in epoch_batches)
     if params.max_steps:
         total_steps = min(total_steps, params.max_steps)
-    decay, no_decay = [], []
-    for name, parameter in model.named_parameters():
-        if not parameter.requires_grad:
-            continue   # frozen (embeddings in a second stage) or outside the LoRA adapter
-        (no_decay if "bias" in name or "LayerNorm" in name or "norm" in name.lower() else decay).append(parameter)
-    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": params.weight_decay},
-                                   {"params": no_decay, "weight_decay": 0.0}], lr=params.lr)
+    optimizer = torch.optim.AdamW(parameter_groups(model, params), lr=params.lr)
     from transformers import get_linear_schedule_with_warmup
 
     scheduler = get_linear_schedule_with_warmup(optimizer, int(params.warmup_ratio * total_steps), total_steps)
@@ -227,6 +221,31 @@ def _progress(total: int, initial: int, enabled: bool):
     from tqdm.auto import tqdm
 
     return tqdm(total=total, initial=initial, desc="train", unit="step")
+
+
+def parameter_groups(model, params) -> list[dict]:
+    """AdamW groups: weight decay except on biases and norms; the token embeddings (new vocabulary rows included,
+    also as LoRA's trainable-token delta) at ``params.embedding_lr`` when it is set."""
+    embedding_ids = set()
+    if params.embedding_lr:
+        embedding_ids = {id(p) for p in model[0].auto_model.get_input_embeddings().parameters()}
+    decay, no_decay, embeddings = [], [], []
+    for name, parameter in model.named_parameters():
+        if not parameter.requires_grad:
+            continue   # frozen (embeddings in a second stage) or outside the LoRA adapter
+        if id(parameter) in embedding_ids:
+            embeddings.append(parameter)
+        elif "bias" in name or "norm" in name.lower():
+            no_decay.append(parameter)
+        else:
+            decay.append(parameter)
+    groups = [{"params": decay, "weight_decay": params.weight_decay},
+              {"params": no_decay, "weight_decay": 0.0}]
+    if embeddings:
+        groups.append({"params": embeddings, "weight_decay": params.weight_decay, "lr": params.embedding_lr})
+    elif params.embedding_lr:
+        log.warning("train.embedding_lr is set but no token-embedding parameter is trainable (frozen?)")
+    return [g for g in groups if g["params"]]
 
 
 def _save_checkpoint(directory: Path, model, optimizer, scheduler, step: int, fingerprint: str) -> None:
