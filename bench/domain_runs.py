@@ -68,8 +68,10 @@ SUITES = {
     "training": {
         "mix_default": {"mining": {"hard_ratio": 0.7, "weights": {"dense": 0.5, "bm25": 0.5}}},
         "chars_full_emb_lr": {"train": {"embedding_lr": 1e-3}},
-        "chars_terms_full": {"vocab": {"expand_terms": True, "top_terms": 500}},
-        "chars_lora": {"train": {"method": "lora", "lr": 2e-4}},
+        "chars_terms_full": {"vocab": {"expand_terms": True, "top_terms": 500}, "train": {"embedding_lr": 1e-3}},
+        "chars_lora": {"train": {"method": "lora", "lr": 2e-4, "embedding_lr": 1e-3}},
+        # full fine-tuning at LoRA's learning rate: full vs LoRA at equal lr
+        "chars_full_lr_2e-4": {"train": {"lr": 2e-4, "embedding_lr": 1e-3}},
     },
 }
 OTHER = {"meddialog": "cmrc2018", "cmrc2018": "meddialog"}
@@ -180,12 +182,36 @@ def main() -> None:
             pipeline.run_merge(variant_params, data_dir, models_dir, metrics_dir, progress=False)
             results[f"{name}+merged"] = pipeline.run_evaluate(variant_params, "merged", data_dir, models_dir,
                                                               metrics_dir, progress=False)
+        significance = compare_with_bm25(shared_metrics, metrics_dir, "finetuned")
+        results[name].update(significance)
+        if args.merge:
+            results[f"{name}+merged"].update(compare_with_bm25(shared_metrics, metrics_dir, "merged"))
         details[name] = {"overrides": overrides, "negatives_per_strategy": mining["negatives_per_strategy"],
                          "drops": mining["drops"], "train_steps": training["train"]["steps"],
                          "final_loss": training["train"]["final_loss_mean"],
                          "seconds": round(time.perf_counter() - clock, 1)}
         logging.info("%s: ndcg@10 %.4f (%s)", name, results[name]["ndcg@10"], details[name])
     write_results(args, data_summary, results, details, time.perf_counter() - started)
+
+
+def compare_with_bm25(shared_metrics: Path, metrics_dir: Path, name: str) -> dict:
+    """Paired bootstrap of the model's (and its hybrid's) per-query NDCG@10 against BM25's on the same queries."""
+    from significance import query_scores
+
+    from bgetune.evaluation.significance import paired_bootstrap
+
+    bm25 = query_scores(shared_metrics / "per_query" / "bm25.jsonl")
+    qids = sorted(bm25)
+    out = {}
+    for prefix, hybrid in (("", False), ("hybrid_", True)):
+        try:
+            scores = query_scores(metrics_dir / "per_query" / f"{name}.jsonl", hybrid)
+        except ValueError:
+            continue   # no hybrid ranking (eval.hybrid off)
+        result = paired_bootstrap([bm25[q] for q in qids], [scores[q] for q in qids], samples=2000, seed=42)
+        out.update({f"{prefix}vs_bm25_difference": result["difference"], f"{prefix}vs_bm25_ci_low": result["ci_low"],
+                    f"{prefix}vs_bm25_ci_high": result["ci_high"]})
+    return out
 
 
 def evaluate_expanded_base(params, data_dir: Path, models_dir: Path) -> dict:
@@ -216,18 +242,26 @@ def write_results(args, data_summary: dict, results: dict, details: dict, second
     base = results["base"]["ndcg@10"]
     bm25 = results["bm25"]["ndcg@10"]
     steps = f"{args.steps} steps" if args.steps else f"{args.epochs} epochs"
+    if getattr(args, "untrained_only", False):
+        steps = "no training"
     lines = [f"### {args.dataset}: {args.suite} ({steps} × batch {args.batch_size}; "
              f"{results['base']['queries']} test queries over {results['base']['passages']} passages)", "",
-             "| model | NDCG@10 | Recall@1 | Recall@10 | MRR@10 | vs BM25 | hybrid NDCG@10 | pair AUC | "
-             "general NDCG@10 |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+             "| model | NDCG@10 | Recall@1 | Recall@10 | MRR@10 | vs BM25 | − BM25 [95% CI] | hybrid NDCG@10 | "
+             "pair AUC | general NDCG@10 |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
 
     def optional(m, key):
         return f"{m[key]:.4f}" if key in m else "–"
 
+    def interval(m):
+        if "vs_bm25_difference" not in m:
+            return "–"
+        return f"{m['vs_bm25_difference']:+.4f} [{m['vs_bm25_ci_low']:+.4f}, {m['vs_bm25_ci_high']:+.4f}]"
+
     for name, m in results.items():
         lines.append(f"| {name} | {m['ndcg@10']:.4f} | {m['recall@1']:.4f} | {m['recall@10']:.4f} | "
-                     f"{m['mrr@10']:.4f} | {m['ndcg@10'] / bm25:.2f}× | {optional(m, 'hybrid_ndcg@10')} | "
+                     f"{m['mrr@10']:.4f} | {m['ndcg@10'] / bm25:.2f}× | {interval(m)} | "
+                     f"{optional(m, 'hybrid_ndcg@10')} | "
                      f"{optional(m, 'pair_auc')} | {optional(m, 'ood_ndcg@10')} |")
     del base
     lines += ["", f"Command: `python bench/{record['command']}`; total {seconds / 60:.1f} min."]

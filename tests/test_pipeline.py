@@ -56,6 +56,11 @@ def test_lora_two_stage_validation_and_terms(tmp_path):
     assert merge["weights"] == {"base": 0.5, "finetuned": 0.5}
     result = pipeline.run_evaluate(params, "finetuned", data, models, metrics, progress=False)
     assert 0 <= result["ndcg@10"] <= 1 and 0 <= result["pair_auc"] <= 1
+    # Per-query NDCG@10 (what significance tests resample) averages to the reported one.
+    per_query = [json.loads(line) for line in (metrics / "per_query" / "finetuned.jsonl").read_text().splitlines()]
+    assert len(per_query) == result["queries"]
+    assert abs(sum(r["ndcg@10"] for r in per_query) / len(per_query) - result["ndcg@10"]) < 1e-5
+    assert abs(sum(r["hybrid_ndcg@10"] for r in per_query) / len(per_query) - result["hybrid_ndcg@10"]) < 1e-5
     extra = pipeline.run_evaluate_extra(params, data, metrics, progress=False)
     assert set(extra) == {"tiny_again"} and (metrics / "extra" / "curves" / "tiny_again.json").exists()
     assert read_json(metrics / "extra.json")["tiny_again"]["reference"] == str(model)

@@ -517,16 +517,18 @@ def evaluate_dense_model(params, model, instruction: str, test: _TestSet, progre
 
 
 def _write_evaluation(name, metrics, rankings, hybrid_rankings, pair_scores, test: _TestSet, metrics_dir: Path):
-    from bgetune.evaluation.metrics import first_relevant_rank, recall_curve
+    from bgetune.evaluation.metrics import first_relevant_rank, query_ndcg, recall_curve
     from bgetune.plots import score_histograms
 
     by_id = {p.id: p.text for p in test.passages}
     per_query = []
     for q, (pair, ranking, rel) in enumerate(zip(test.pairs, rankings, test.relevant)):
-        row = {"qid": pair.qid, "query": pair.query, "rank": first_relevant_rank(ranking, rel), "pos_ids": pair.pos_ids,
+        row = {"qid": pair.qid, "query": pair.query, "rank": first_relevant_rank(ranking, rel),
+               "ndcg@10": round(query_ndcg(ranking, rel), 6), "pos_ids": pair.pos_ids,
                "top3": [{"id": pid, "text": by_id[pid][:200]} for pid in ranking[:3]]}
         if hybrid_rankings is not None:
             row["hybrid_rank"] = first_relevant_rank(hybrid_rankings[q], rel)
+            row["hybrid_ndcg@10"] = round(query_ndcg(hybrid_rankings[q], rel), 6)
         per_query.append(row)
     write_jsonl(metrics_dir / "per_query" / f"{name}.jsonl", per_query)
     write_json(metrics_dir / "curves" / f"{name}.json",

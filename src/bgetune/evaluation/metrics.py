@@ -40,6 +40,13 @@ def ranking_metrics(rankings: list[list[str]], relevant: list[set[str]], k_value
     return {key: round(value / n, 6) for key, value in sums.items() if key in wanted}
 
 
+def query_ndcg(ranking: list[str], relevant: set[str], k: int = 10) -> float:
+    """NDCG@k of one query (binary relevance): the per-query score paired comparisons resample."""
+    dcg = sum(1 / math.log2(i + 2) for i, pid in enumerate(ranking[:k]) if pid in relevant)
+    ideal = sum(1 / math.log2(i + 2) for i in range(min(len(relevant), k)))
+    return dcg / ideal if ideal else 0.0
+
+
 def first_relevant_rank(ranking: list[str], relevant: set[str]) -> int | None:
     """1-based rank of the first relevant passage, None when it is not in the ranking."""
     return next((i + 1 for i, pid in enumerate(ranking) if pid in relevant), None)

@@ -1,0 +1,81 @@
+"""Paired bootstrap of per-query NDCG@10: is a model's lead over a baseline more than the test set's noise?
+
+Reads the per-query files the evaluate stage writes (metrics/per_query/<name>.jsonl) and compares each model with the
+baseline on the same queries (matched by qid); ``--hybrid`` adds the model's BM25-fused ranking as another row.
+
+    python bench/significance.py --baseline bm25=metrics/per_query/bm25.jsonl \\
+        --model finetuned=metrics/per_query/finetuned.jsonl --hybrid --out bench/results/significance
+
+Writes <out>/significance.json and .md.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+from bgetune.evaluation.significance import paired_bootstrap  # noqa: E402
+
+
+def query_scores(path: Path, hybrid: bool = False) -> dict[str, float]:
+    """qid → NDCG@10. Files written before per-query NDCG was stored give it from the rank when a query has one
+    positive (then NDCG@10 = 1 / log2(1 + rank)); anything else is an error naming the line."""
+    key, rank_key = ("hybrid_ndcg@10", "hybrid_rank") if hybrid else ("ndcg@10", "rank")
+    scores = {}
+    with open(path, encoding="utf-8") as handle:
+        for line_number, line in enumerate(handle, 1):
+            row = json.loads(line)
+            if key in row:
+                scores[row["qid"]] = float(row[key])
+            elif rank_key in row and len(row["pos_ids"]) == 1:
+                rank = row[rank_key]
+                scores[row["qid"]] = 1 / math.log2(1 + rank) if rank and rank <= 10 else 0.0
+            else:
+                raise ValueError(f"{path}:{line_number}: no {key!r} and not a single-positive query with {rank_key!r}")
+    return scores
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--baseline", required=True, help="NAME=per_query.jsonl")
+    parser.add_argument("--model", action="append", required=True, help="NAME=per_query.jsonl (repeatable)")
+    parser.add_argument("--hybrid", action="store_true", help="also compare each model's hybrid (RRF) ranking")
+    parser.add_argument("--samples", type=int, default=2000)
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--out", required=True)
+    args = parser.parse_args()
+
+    base_name, base_path = args.baseline.split("=", 1)
+    baseline = query_scores(Path(base_path))
+    rows = []
+    for spec in args.model:
+        name, path = spec.split("=", 1)
+        for hybrid in ([False, True] if args.hybrid else [False]):
+            scores = query_scores(Path(path), hybrid)
+            if set(scores) != set(baseline):
+                raise ValueError(f"{path}: its queries differ from {base_path}'s ({len(scores)} vs {len(baseline)})")
+            qids = sorted(baseline)
+            result = paired_bootstrap([baseline[q] for q in qids], [scores[q] for q in qids], args.samples, args.seed)
+            rows.append({"model": f"{name} (hybrid RRF)" if hybrid else name, "baseline": base_name, **result})
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    record = {"command": " ".join(["significance.py"] + sys.argv[1:]), "samples": args.samples, "seed": args.seed,
+              "comparisons": rows}
+    (out / "significance.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    lines = [f"| model | NDCG@10 | {base_name} NDCG@10 | difference | 95% CI | P(not better) |",
+             "| --- | --- | --- | --- | --- | --- |"]
+    for r in rows:
+        lines.append(f"| {r['model']} | {r['mean_b']:.4f} | {r['mean_a']:.4f} | {r['difference']:+.4f} | "
+                     f"[{r['ci_low']:+.4f}, {r['ci_high']:+.4f}] | {r['p_b_not_better']:.3f} |")
+    lines += ["", f"Paired bootstrap over {rows[0]['queries']} queries, {args.samples} resamples, seed {args.seed}."]
+    (out / "significance.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
