@@ -196,17 +196,16 @@ def main() -> None:
 
 def compare_with_bm25(shared_metrics: Path, metrics_dir: Path, name: str) -> dict:
     """Paired bootstrap of the model's (and its hybrid's) per-query NDCG@10 against BM25's on the same queries."""
-    from significance import query_scores
+    from bgetune.evaluation.significance import paired_bootstrap, per_query_scores
+    from bgetune.records import InputError
 
-    from bgetune.evaluation.significance import paired_bootstrap
-
-    bm25 = query_scores(shared_metrics / "per_query" / "bm25.jsonl")
+    bm25 = per_query_scores(shared_metrics / "per_query" / "bm25.jsonl")
     qids = sorted(bm25)
     out = {}
-    for prefix, hybrid in (("", False), ("hybrid_", True)):
+    for prefix in ("", "hybrid_"):
         try:
-            scores = query_scores(metrics_dir / "per_query" / f"{name}.jsonl", hybrid)
-        except ValueError:
+            scores = per_query_scores(metrics_dir / "per_query" / f"{name}.jsonl", f"{prefix}ndcg@10")
+        except InputError:
             continue   # no hybrid ranking (eval.hybrid off)
         result = paired_bootstrap([bm25[q] for q in qids], [scores[q] for q in qids], samples=2000, seed=42)
         out.update({f"{prefix}vs_bm25_difference": result["difference"], f"{prefix}vs_bm25_ci_low": result["ci_low"],

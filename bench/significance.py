@@ -12,32 +12,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from bgetune.evaluation.significance import paired_bootstrap  # noqa: E402
+from bgetune.evaluation.significance import paired_bootstrap, per_query_scores  # noqa: E402
 
 
 def query_scores(path: Path, hybrid: bool = False) -> dict[str, float]:
-    """qid → NDCG@10. Files written before per-query NDCG was stored give it from the rank when a query has one
-    positive (then NDCG@10 = 1 / log2(1 + rank)); anything else is an error naming the line."""
-    key, rank_key = ("hybrid_ndcg@10", "hybrid_rank") if hybrid else ("ndcg@10", "rank")
-    scores = {}
-    with open(path, encoding="utf-8") as handle:
-        for line_number, line in enumerate(handle, 1):
-            row = json.loads(line)
-            if key in row:
-                scores[row["qid"]] = float(row[key])
-            elif rank_key in row and len(row["pos_ids"]) == 1:
-                rank = row[rank_key]
-                scores[row["qid"]] = 1 / math.log2(1 + rank) if rank and rank <= 10 else 0.0
-            else:
-                raise ValueError(f"{path}:{line_number}: no {key!r} and not a single-positive query with {rank_key!r}")
-    return scores
+    """qid → NDCG@10 (or the hybrid ranking's) from a per-query file."""
+    return per_query_scores(path, "hybrid_ndcg@10" if hybrid else "ndcg@10")
 
 
 def main() -> None:

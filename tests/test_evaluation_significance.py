@@ -44,3 +44,29 @@ def test_unpaired_scores_are_an_error():
         paired_bootstrap([0.1, 0.2], [0.1])
     with pytest.raises(ValueError, match="no queries"):
         paired_bootstrap([], [])
+
+
+def test_per_query_files_are_compared_on_the_same_queries(tmp_path):
+    import json
+
+    from bgetune.evaluation.significance import compare_per_query, per_query_scores
+    from bgetune.records import InputError
+
+    folder = tmp_path / "per_query"
+    folder.mkdir()
+    def write(name, rows):
+        (folder / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    write("base", [{"qid": f"q{i}", "ndcg@10": 0.2, "pos_ids": ["p"]} for i in range(50)])
+    write("finetuned", [{"qid": f"q{i}", "ndcg@10": 0.6, "pos_ids": ["p"]} for i in range(50)])
+    # An older file without per-query NDCG: recovered from the rank of the single positive.
+    write("bm25", [{"qid": f"q{i}", "rank": 1 if i % 2 else None, "pos_ids": ["p"]} for i in range(50)])
+    rows = {(r["model"], r["reference"]): r for r in compare_per_query(tmp_path, seed=1)}
+    assert set(rows) == {("finetuned", "base"), ("finetuned", "bm25")}     # merged is absent: skipped
+    assert rows[("finetuned", "base")]["difference"] == pytest.approx(0.4)
+    assert rows[("finetuned", "bm25")]["mean_a"] == pytest.approx(0.5)
+    write("merged", [{"qid": "other", "ndcg@10": 0.1, "pos_ids": ["p"]}])
+    with pytest.raises(ValueError, match="different queries"):
+        compare_per_query(tmp_path)
+    write("bad", [{"qid": "q1", "rank": 3, "pos_ids": ["a", "b"]}])
+    with pytest.raises(InputError, match="bad.jsonl: line 1"):
+        per_query_scores(folder / "bad.jsonl")

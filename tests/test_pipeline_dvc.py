@@ -96,6 +96,16 @@ def test_repro_runs_every_stage_and_writes_metrics_in_unit_range(project):
     assert "layer 0" in merge["layer_changes"] and (root / "metrics" / "plots" / "layer_changes.png").exists()
     report = (root / "metrics" / "report.html").read_text()
     assert 'data-model="finetuned" data-metric="ndcg@10"' in report and "data:image/png;base64," in report
+    significance = json.loads((root / "metrics" / "significance.json").read_text())
+    assert set(significance) == {"finetuned_vs_base", "merged_vs_base", "merged_vs_finetuned", "finetuned_vs_bm25",
+                                 "merged_vs_bm25"}
+    for name, model, reference in (("finetuned_vs_base", "finetuned", "base"), ("merged_vs_bm25", "merged", "bm25")):
+        gap = json.loads((root / "metrics" / f"{model}.json").read_text())["ndcg@10"] - json.loads(
+            (root / "metrics" / f"{reference}.json").read_text())["ndcg@10"]
+        row = significance[name]
+        assert abs(row["difference"] - gap) < 1e-5 and row["ci_low"] <= row["difference"] <= row["ci_high"]
+    assert f'data-comparison="finetuned_vs_base" data-value="{significance["finetuned_vs_base"]["difference"]!r}"' \
+        in report
     finetuned = root / "models" / "finetuned"
     assert (finetuned / "model.safetensors").exists() and (finetuned / "modules.json").exists()
     example = json.loads((root / "data" / "train.jsonl").read_text().splitlines()[0])

@@ -75,3 +75,17 @@ def test_report_renders_in_headless_chromium(tmp_path):
     result = subprocess.run(common + [f"--screenshot={shot}", "--window-size=1200,900", page.as_uri()],
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0 and shot.exists() and shot.stat().st_size > 10_000, result.stderr[-2000:]
+
+
+def test_report_says_whether_each_difference_is_real(tmp_path):
+    write_metrics(tmp_path)
+    (tmp_path / "significance.json").write_text(json.dumps({
+        "finetuned_vs_base": {"difference": 0.16, "ci_low": 0.1, "ci_high": 0.22, "p_b_not_better": 0.0},
+        "finetuned_vs_bm25": {"difference": 0.01, "ci_low": -0.02, "ci_high": 0.04, "p_b_not_better": 0.3}}))
+    html = build_report(tmp_path)
+    table = html[html.index("id='significance'"):]
+    table = table[:table.index("</table>")]
+    assert 'data-comparison="finetuned_vs_base" data-value="0.16"' in table
+    assert "finetuned − base</th><td data-comparison=\"finetuned_vs_base\" data-value=\"0.16\">+0.1600</td>" \
+           "<td>[+0.1000, +0.2200]</td><td>better</td>" in table
+    assert "<td>[-0.0200, +0.0400]</td><td>no clear difference</td>" in table

@@ -594,8 +594,17 @@ def run_report(metrics_dir: str | Path, out: str | Path | None = None) -> Path:
     from bgetune.records import atomic_open
     from bgetune.report import build_report
 
+    from bgetune.evaluation.significance import compare_per_query
+
     metrics_dir = Path(metrics_dir)
     out = Path(out) if out else metrics_dir / "report.html"
+    # Is each gain more than the test set's noise? Paired bootstrap of per-query NDCG@10 (seeded: reproducible).
+    significance = {f"{r['model']}_vs_{r['reference']}": {k: r[k] for k in (
+        "difference", "ci_low", "ci_high", "p_b_not_better", "queries")} for r in compare_per_query(metrics_dir)}
+    write_json(metrics_dir / "significance.json", significance)
+    for name, r in significance.items():
+        log.info("significance %s: NDCG@10 %+.4f, 95%% CI [%+.4f, %+.4f]", name, r["difference"], r["ci_low"],
+                 r["ci_high"])
     with atomic_open(out) as handle:
         handle.write(build_report(metrics_dir))
     log.info("report: %s", out)

@@ -89,6 +89,20 @@ def _summary_table(title: str, mapping: dict) -> str:
     return f"<h2>{html.escape(title)}</h2><table class='kv'>{rows}</table>"
 
 
+def _significance_table(significance: dict) -> str:
+    rows = []
+    for name, r in significance.items():
+        model, reference = name.split("_vs_")
+        verdict = ("better" if r["ci_low"] > 0 else "worse" if r["ci_high"] < 0 else "no clear difference")
+        rows.append(f'<tr><th>{html.escape(model)} − {html.escape(reference)}</th>'
+                    f'<td data-comparison="{html.escape(name)}" data-value="{r["difference"]!r}">'
+                    f'{r["difference"]:+.4f}</td><td>[{r["ci_low"]:+.4f}, {r["ci_high"]:+.4f}]</td>'
+                    f'<td>{verdict}</td></tr>')
+    return ("<h2>Is the difference real? (NDCG@10, paired bootstrap over the test queries)</h2><table id='significance'>"
+            "<thead><tr><th>comparison</th><th>difference</th><th>95% interval</th><th>verdict</th></tr></thead>"
+            f"<tbody>{''.join(rows)}</tbody></table>")
+
+
 def build_report(metrics_dir: str | Path) -> str:
     metrics_dir = Path(metrics_dir)
     recall_curves_plot(metrics_dir)
@@ -112,6 +126,9 @@ def build_report(metrics_dir: str | Path) -> str:
         gains = {name: f"{values['ndcg@10'] / base:.2f}× base" for name, values in models.items()
                  if "ndcg@10" in values}
         sections.append(_summary_table("NDCG@10 relative to the base model", gains))
+    significance = _read(metrics_dir / "significance.json")
+    if significance:
+        sections.append(_significance_table(significance))
     merge = _read(metrics_dir / "merge.json")
     if merge:
         sections.append(_summary_table("Merge", {"weights": merge.get("weights"),

@@ -12,9 +12,15 @@ Example::
 """
 from __future__ import annotations
 
+import math
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+
+# (model, reference) pairs the report compares when both have per-query files.
+COMPARISONS = (("finetuned", "base"), ("merged", "base"), ("merged", "finetuned"), ("finetuned", "bm25"),
+               ("merged", "bm25"))
 
 
 def paired_bootstrap(scores_a: Sequence[float], scores_b: Sequence[float], samples: int = 2000, seed: int = 0,
@@ -35,3 +41,40 @@ def paired_bootstrap(scores_a: Sequence[float], scores_b: Sequence[float], sampl
             "difference": round(float(differences.mean()), 6), "ci_low": round(float(low), 6),
             "ci_high": round(float(high), 6), "confidence": confidence,
             "p_b_not_better": round(float((means <= 0).mean()), 4)}
+
+
+def per_query_scores(path: str | Path, key: str = "ndcg@10") -> dict[str, float]:
+    """qid → per-query score from a metrics/per_query/<name>.jsonl file (``key``: ``ndcg@10`` or
+    ``hybrid_ndcg@10``). Files written before per-query NDCG was stored give it from the first relevant rank when
+    the query has one positive (NDCG@10 = 1 / log2(1 + rank)); anything else is an error naming the line."""
+    from bgetune.records import InputError, numbered_jsonl
+
+    rank_key = "hybrid_rank" if key.startswith("hybrid_") else "rank"
+    scores = {}
+    for line, row in numbered_jsonl(path, ("qid",)):
+        if key in row:
+            scores[row["qid"]] = float(row[key])
+        elif rank_key in row and len(row.get("pos_ids", [])) == 1:
+            rank = row[rank_key]
+            scores[row["qid"]] = 1 / math.log2(1 + rank) if rank and rank <= 10 else 0.0
+        else:
+            raise InputError(f"{path}: line {line}: no {key!r}, and not a single-positive query with {rank_key!r}")
+    return scores
+
+
+def compare_per_query(metrics_dir: str | Path, comparisons=COMPARISONS, samples: int = 2000, seed: int = 0) -> list:
+    """Paired bootstraps of NDCG@10 for each (model, reference) whose per-query files both exist, on the queries
+    they share (all of them, for models evaluated on one test split)."""
+    folder = Path(metrics_dir) / "per_query"
+    rows = []
+    for model, reference in comparisons:
+        if not (folder / f"{model}.jsonl").exists() or not (folder / f"{reference}.jsonl").exists():
+            continue
+        a, b = per_query_scores(folder / f"{reference}.jsonl"), per_query_scores(folder / f"{model}.jsonl")
+        if set(a) != set(b):
+            raise ValueError(f"{folder}: {model} and {reference} were evaluated on different queries "
+                             f"({len(b)} vs {len(a)}); re-run the evaluate stages")
+        qids = sorted(a)
+        rows.append({"model": model, "reference": reference,
+                     **paired_bootstrap([a[q] for q in qids], [b[q] for q in qids], samples, seed)})
+    return rows
