@@ -196,18 +196,16 @@ def main() -> None:
 
 def compare_with_bm25(shared_metrics: Path, metrics_dir: Path, name: str) -> dict:
     """Paired bootstrap of the model's (and its hybrid's) per-query NDCG@10 against BM25's on the same queries."""
-    from bgetune.evaluation.significance import paired_bootstrap, per_query_scores
+    from bgetune.evaluation.significance import compare_files
     from bgetune.records import InputError
 
-    bm25 = per_query_scores(shared_metrics / "per_query" / "bm25.jsonl")
-    qids = sorted(bm25)
     out = {}
     for prefix in ("", "hybrid_"):
         try:
-            scores = per_query_scores(metrics_dir / "per_query" / f"{name}.jsonl", f"{prefix}ndcg@10")
+            result = compare_files(shared_metrics / "per_query" / "bm25.jsonl",
+                                   metrics_dir / "per_query" / f"{name}.jsonl", f"{prefix}ndcg@10", 2000, 42)
         except InputError:
             continue   # no hybrid ranking (eval.hybrid off)
-        result = paired_bootstrap([bm25[q] for q in qids], [scores[q] for q in qids], samples=2000, seed=42)
         out.update({f"{prefix}vs_bm25_difference": result["difference"], f"{prefix}vs_bm25_ci_low": result["ci_low"],
                     f"{prefix}vs_bm25_ci_high": result["ci_high"]})
     return out
@@ -238,10 +236,9 @@ def write_results(args, data_summary: dict, results: dict, details: dict, second
               "data": data_summary["corpus"], "results": results, "variants": details,
               "seconds": round(seconds, 1)}
     (out / f"{stem}.json").write_text(json.dumps(record, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
-    base = results["base"]["ndcg@10"]
     bm25 = results["bm25"]["ndcg@10"]
     steps = f"{args.steps} steps" if args.steps else f"{args.epochs} epochs"
-    if getattr(args, "untrained_only", False):
+    if args.untrained_only:
         steps = "no training"
     lines = [f"### {args.dataset}: {args.suite} ({steps} × batch {args.batch_size}; "
              f"{results['base']['queries']} test queries over {results['base']['passages']} passages)", "",
@@ -262,7 +259,6 @@ def write_results(args, data_summary: dict, results: dict, details: dict, second
                      f"{m['mrr@10']:.4f} | {m['ndcg@10'] / bm25:.2f}× | {interval(m)} | "
                      f"{optional(m, 'hybrid_ndcg@10')} | "
                      f"{optional(m, 'pair_auc')} | {optional(m, 'ood_ndcg@10')} |")
-    del base
     lines += ["", f"Command: `python bench/{record['command']}`; total {seconds / 60:.1f} min."]
     (out / f"{stem}.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
     print("\n".join(lines))

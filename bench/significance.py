@@ -18,12 +18,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from bgetune.evaluation.significance import paired_bootstrap, per_query_scores  # noqa: E402
-
-
-def query_scores(path: Path, hybrid: bool = False) -> dict[str, float]:
-    """qid → NDCG@10 (or the hybrid ranking's) from a per-query file."""
-    return per_query_scores(path, "hybrid_ndcg@10" if hybrid else "ndcg@10")
+from bgetune.evaluation.significance import compare_files  # noqa: E402
 
 
 def main() -> None:
@@ -37,16 +32,12 @@ def main() -> None:
     args = parser.parse_args()
 
     base_name, base_path = args.baseline.split("=", 1)
-    baseline = query_scores(Path(base_path))
     rows = []
     for spec in args.model:
         name, path = spec.split("=", 1)
         for hybrid in ([False, True] if args.hybrid else [False]):
-            scores = query_scores(Path(path), hybrid)
-            if set(scores) != set(baseline):
-                raise ValueError(f"{path}: its queries differ from {base_path}'s ({len(scores)} vs {len(baseline)})")
-            qids = sorted(baseline)
-            result = paired_bootstrap([baseline[q] for q in qids], [scores[q] for q in qids], args.samples, args.seed)
+            result = compare_files(base_path, path, "hybrid_ndcg@10" if hybrid else "ndcg@10", args.samples,
+                                   args.seed)
             rows.append({"model": f"{name} (hybrid RRF)" if hybrid else name, "baseline": base_name, **result})
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

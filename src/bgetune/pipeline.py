@@ -591,10 +591,9 @@ def _dvclive(directory: Path, resume: bool):
 
 # --------------------------------------------------------------------------------------------------------- report
 def run_report(metrics_dir: str | Path, out: str | Path | None = None) -> Path:
+    from bgetune.evaluation.significance import compare_per_query
     from bgetune.records import atomic_open
     from bgetune.report import build_report
-
-    from bgetune.evaluation.significance import compare_per_query
 
     metrics_dir = Path(metrics_dir)
     out = Path(out) if out else metrics_dir / "report.html"

@@ -24,9 +24,7 @@ def ranking_metrics(rankings: list[list[str]], relevant: list[set[str]], k_value
         for k in ks:
             top = hits[:k]
             sums[f"recall@{k}"] += sum(top) / len(rel)
-            dcg = sum(h / math.log2(i + 2) for i, h in enumerate(top))
-            ideal = sum(1 / math.log2(i + 2) for i in range(min(len(rel), k)))
-            sums[f"ndcg@{k}"] += dcg / ideal
+            sums[f"ndcg@{k}"] += query_ndcg(ranking, rel, k)
             first = next((i for i, h in enumerate(top) if h), None)
             sums[f"mrr@{k}"] += 0.0 if first is None else 1.0 / (first + 1)
             precision_sum, found = 0.0, 0

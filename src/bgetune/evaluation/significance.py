@@ -62,19 +62,26 @@ def per_query_scores(path: str | Path, key: str = "ndcg@10") -> dict[str, float]
     return scores
 
 
+def compare_files(reference: str | Path, model: str | Path, model_key: str = "ndcg@10", samples: int = 2000,
+                  seed: int = 0) -> dict:
+    """Paired bootstrap of ``model`` − ``reference`` over two per-query files, which must hold the same queries:
+    the model's ``model_key`` (``hybrid_ndcg@10`` for its BM25-fused ranking) against the reference's NDCG@10."""
+    a, b = per_query_scores(reference), per_query_scores(model, model_key)
+    if set(a) != set(b):
+        raise ValueError(f"{model} and {reference} were evaluated on different queries ({len(b)} vs {len(a)}); "
+                         "re-run the evaluate stages")
+    qids = sorted(a)
+    return paired_bootstrap([a[q] for q in qids], [b[q] for q in qids], samples, seed)
+
+
 def compare_per_query(metrics_dir: str | Path, comparisons=COMPARISONS, samples: int = 2000, seed: int = 0) -> list:
-    """Paired bootstraps of NDCG@10 for each (model, reference) whose per-query files both exist, on the queries
-    they share (all of them, for models evaluated on one test split)."""
+    """Paired bootstraps of NDCG@10 for each (model, reference) in metrics_dir/per_query whose files both exist."""
     folder = Path(metrics_dir) / "per_query"
     rows = []
     for model, reference in comparisons:
         if not (folder / f"{model}.jsonl").exists() or not (folder / f"{reference}.jsonl").exists():
             continue
-        a, b = per_query_scores(folder / f"{reference}.jsonl"), per_query_scores(folder / f"{model}.jsonl")
-        if set(a) != set(b):
-            raise ValueError(f"{folder}: {model} and {reference} were evaluated on different queries "
-                             f"({len(b)} vs {len(a)}); re-run the evaluate stages")
-        qids = sorted(a)
         rows.append({"model": model, "reference": reference,
-                     **paired_bootstrap([a[q] for q in qids], [b[q] for q in qids], samples, seed)})
+                     **compare_files(folder / f"{reference}.jsonl", folder / f"{model}.jsonl", "ndcg@10", samples,
+                                     seed)})
     return rows
