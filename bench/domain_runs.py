@@ -8,8 +8,10 @@ evaluated once on the same test split.
     python bench/domain_runs.py --dataset meddialog --suite mining --steps 150
     # issue 4: vocabulary and LoRA variants on both sets
     python bench/domain_runs.py --dataset cmrc2018 --suite training --steps 150
-    # the long run: two epochs of the best variant on the medical set
+    # the long runs: whole epochs on the medical set; with --eval-every, training ends on the best val weights
     python bench/domain_runs.py --dataset meddialog --suite training --variants chars_full_emb_lr --epochs 2 --steps 0
+    python bench/domain_runs.py --dataset meddialog --suite training --variants chars_terms_full --epochs 3 --steps 0 \
+        --eval-every 100
     # how new character rows start, before any training
     python bench/domain_runs.py --dataset meddialog --suite vocab_init --untrained-only
 
@@ -95,6 +97,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=150, help="training steps per variant; 0: all of --epochs")
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--eval-every", type=int, default=0,
+                        help="val NDCG@10 every N training steps; training ends on the best val weights (0: off)")
     parser.add_argument("--workdir", default="/tmp/bgetune-bench")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results"))
@@ -120,7 +124,7 @@ def main() -> None:
 
     base_params = deep_update(DATASETS[args.dataset], {
         "train": {"epochs": args.epochs, "max_steps": args.steps, "batch_size": args.batch_size, "lr": 5e-5,
-                  "checkpoint_every": 0, "log_every": 10},
+                  "checkpoint_every": 0, "log_every": 10, "eval_every": args.eval_every},
         "eval": {"k_values": [1, 5, 10, 100]},
     })
     if args.general:
@@ -189,6 +193,7 @@ def main() -> None:
         details[name] = {"overrides": overrides, "negatives_per_strategy": mining["negatives_per_strategy"],
                          "drops": mining["drops"], "train_steps": training["train"]["steps"],
                          "final_loss": training["train"]["final_loss_mean"],
+                         "validation": training["train"].get("validation"),
                          "seconds": round(time.perf_counter() - clock, 1)}
         logging.info("%s: ndcg@10 %.4f (%s)", name, results[name]["ndcg@10"], details[name])
     write_results(args, data_summary, results, details, time.perf_counter() - started)
@@ -259,6 +264,12 @@ def write_results(args, data_summary: dict, results: dict, details: dict, second
                      f"{m['mrr@10']:.4f} | {m['ndcg@10'] / bm25:.2f}× | {interval(m)} | "
                      f"{optional(m, 'hybrid_ndcg@10')} | "
                      f"{optional(m, 'pair_auc')} | {optional(m, 'ood_ndcg@10')} |")
+    for name, detail in details.items():
+        validation = detail.get("validation")
+        if validation and validation.get("history"):
+            curve = ", ".join(f"{h['step']}: {h['ndcg@10']:.4f}" for h in validation["history"])
+            lines += ["", f"{name}: val NDCG@10 by step ({curve}); test used the weights of step "
+                          f"{validation['best_step'] if validation['restored_best'] else detail['train_steps']}."]
     lines += ["", f"Command: `python bench/{record['command']}`; total {seconds / 60:.1f} min."]
     (out / f"{stem}.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
     print("\n".join(lines))

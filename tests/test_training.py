@@ -158,6 +158,22 @@ def test_cached_infonce_equals_infonce_when_every_query_has_the_same_negatives(t
     assert values["cached_infonce"] == pytest.approx(values["infonce"], rel=1e-4)
 
 
+def test_cached_infonce_counts_the_negatives_it_cannot_use(tiny_model_dir):
+    from bgetune.models import load_model
+    from bgetune.training.losses import BatchLoss
+
+    # One query has no negatives, so the batch has no negative columns: the others' 3 × 2 are left out per call.
+    examples = [TrainExample(query=a, pos=[f"{a} {a}"], pos_ids=[a], neg=[] if i == 0 else [f"{a} one", f"{a} two"],
+                             neg_ids=[] if i == 0 else [f"{a}1", f"{a}2"]) for i, a in enumerate(ANIMALS)]
+    groups = [sample_group(e, 3, random.Random(0)) for e in examples]
+    assert [len(g.negatives) for g in groups] == [0, 2, 2, 2]
+    loss_fn = BatchLoss(load_model(str(tiny_model_dir), 64), "cached_infonce",
+                        TrainParams(temperature=0.05, loss="cached_infonce", mini_batch_size=2))
+    loss_fn(groups)
+    loss_fn(groups)
+    assert loss_fn.negatives_left_out == 12
+
+
 def test_noise_penalty_pushes_chit_chat_away(tiny_model_dir):
     from bgetune.models import load_model
     from bgetune.search import encode

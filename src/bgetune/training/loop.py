@@ -142,6 +142,9 @@ def train(model, examples: list[TrainExample], params, seed: int, instruction: s
     restored = validation.restore_best(model) if params.keep_best else False
     seconds = time.perf_counter() - started
     tail = losses[-max(1, len(losses) // 5):] if losses else []
+    if loss_fn.negatives_left_out:
+        log.warning("cached_infonce: %d hard negatives left out (a batch uses as many per query as its query with "
+                    "the fewest has); infonce takes every one", loss_fn.negatives_left_out)
     return {
         "steps": step,
         "resumed_from_step": resumed_from,
@@ -154,6 +157,7 @@ def train(model, examples: list[TrainExample], params, seed: int, instruction: s
         "loss": params.loss,
         "processes": context.world_size,
         "examples_left_out_for_even_shards": uneven,
+        "negatives_left_out_by_cached_loss": loss_fn.negatives_left_out,
         "validation": validation.summary(restored, stopped_early) if evaluate is not None and params.eval_every
         else None,
     }

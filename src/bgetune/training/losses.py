@@ -86,6 +86,9 @@ class BatchLoss:
         self.model, self.kind, self.params, self.instruction = model, kind, params, instruction
         self.noise_texts = noise_texts or []
         self.context = context or DistributedContext()
+        # cached_infonce needs as many negatives per query as every other query of its batch has; the rest are
+        # counted here so the training summary can say how many it never saw.
+        self.negatives_left_out = 0
         if kind == "infonce":
             self.loss = InfoNCELoss(params.temperature)
         elif kind == "cached_infonce":
@@ -116,6 +119,7 @@ class BatchLoss:
         elif self.kind == "cached_infonce":
             # Columns: queries, positives, then as many negative columns as every group of the batch has.
             columns = min((len(g.negatives) for g in groups), default=0)
+            self.negatives_left_out += sum(len(g.negatives) - columns for g in groups)
             sentence_features = [features(self.model, queries, self.instruction),
                                  features(self.model, [g.positive for g in groups])]
             sentence_features += [features(self.model, [g.negatives[c] for g in groups]) for c in range(columns)]
