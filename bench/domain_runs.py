@@ -193,6 +193,7 @@ def main() -> None:
         details[name] = {"overrides": overrides, "negatives_per_strategy": mining["negatives_per_strategy"],
                          "drops": mining["drops"], "train_steps": training["train"]["steps"],
                          "final_loss": training["train"]["final_loss_mean"],
+                         "train_seconds": training["train"]["seconds"],
                          "validation": training["train"].get("validation"),
                          "seconds": round(time.perf_counter() - clock, 1)}
         logging.info("%s: ndcg@10 %.4f (%s)", name, results[name]["ndcg@10"], details[name])
