@@ -1,6 +1,6 @@
 # Two commands for a fresh machine (see README):
 #   make repro   set up .venv, run the pipeline on the shipped sample with the bundled model, show the metrics
-#   make test    set up .venv and run the test suite
+#   make test    set up .venv and run the test suite (what .ci/run runs)
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -18,11 +18,14 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet --upgrade pip
 	# torch first and pinned: a CPU machine takes the CPU wheel, never a multi-GB CUDA build.
 	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e '.[dev]'
-	# Chromium renders the HTML report in its test; Debian's package where we may install it, else that test skips.
+	$(BIN)/pip install --quiet -e '.[cpu,dev]'
+	# Chromium renders the HTML report and the offline plots in their tests: Debian's package where we may
+	# install it, else those tests skip.
 	command -v chromium >/dev/null || { command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && \
 	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } >/dev/null 2>&1; } || \
-	  echo "chromium not installed: the report rendering test will be skipped"
+	  echo "chromium not installed: the rendering tests will be skipped"
+	# vega, vega-lite and vega-embed from the npm registry, inlined so `dvc plots show` works offline.
+	$(BIN)/python tools/offline_plots.py || echo "offline plot template not made: dvc plots will load vega from a CDN"
 	touch $@
 
 repro: setup
@@ -34,4 +37,4 @@ test: setup
 
 clean:
 	rm -rf data/corpus.jsonl data/existing_pairs.jsonl data/splits.json data/pairs data/train.jsonl \
-	       models/base.json models/finetuned models/merged models/checkpoints metrics dvc.lock
+	       models/base models/finetuned models/merged models/publish models/checkpoints results .bgetune dvc_plots

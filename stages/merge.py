@@ -1,7 +1,7 @@
-"""merge: weighted average of the (vocabulary-expanded) base and the fine-tuned model → models/merged."""
+"""merge: weighted average of the base, the fine-tuned model and merge.models → models/merged."""
 from _common import run, start
 
-from bgetune import pipeline
+from bgetune.steps import merge
 
 params = start("merge")
-run("merge", pipeline.run_merge, params, data_dir="data", models_dir="models", metrics_dir="metrics")
+run("merge", merge.run, params)

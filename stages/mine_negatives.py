@@ -1,7 +1,7 @@
-"""mine-negatives: training pairs → data/train.jsonl (FlagEmbedding format, with ids, strategies and scores)."""
+"""mine-negatives: training pairs → data/train.jsonl (FlagEmbedding format + ids, strategies, scores)."""
 from _common import run, start
 
-from bgetune import pipeline
+from bgetune.steps import mine_negatives
 
 params = start("mine-negatives")
-run("mine-negatives", pipeline.run_mine, params, data_dir="data", models_dir="models", metrics_dir="metrics")
+run("mine-negatives", mine_negatives.run, params)

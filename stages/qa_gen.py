@@ -1,7 +1,7 @@
-"""qa-gen: corpus + existing questions → data/pairs/{train,val,test}.jsonl."""
+"""qa-gen: passages + existing questions → data/pairs/{train,val,test}.jsonl, results/qa_gen.json."""
 from _common import run, start
 
-from bgetune import pipeline
+from bgetune.steps import qa_gen
 
 params = start("qa-gen")
-run("qa-gen", pipeline.run_qa_gen, params, data_dir="data", metrics_dir="metrics")
+run("qa-gen", qa_gen.run, params)

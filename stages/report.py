@@ -1,7 +1,7 @@
-"""report: metrics/*.json + plots → metrics/report.html (self-contained, opens offline)."""
+"""report: results → results/report.html (self-contained), results/significance.json."""
 from _common import run, start
 
-from bgetune import pipeline
+from bgetune.steps import report
 
-start("report")
-run("report", pipeline.run_report, "metrics")
+params = start("report")
+run("report", report.run, params)

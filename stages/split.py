@@ -1,8 +1,7 @@
-"""split: raw documents → data/corpus.jsonl, data/splits.json, data/existing_pairs.jsonl, models/base.json."""
+"""split: raw documents → data/corpus.jsonl, data/splits.json, data/existing_pairs.jsonl, results/data.json."""
 from _common import run, start
 
-from bgetune import pipeline
+from bgetune.steps import split
 
 params = start("split")
-run("split", pipeline.run_split, params, raw_dir=params.data.raw_dir, data_dir="data", metrics_dir="metrics",
-    models_dir="models")
+run("split", split.run, params)

@@ -1,7 +1,8 @@
 import pytest
 import torch
 
-from bgetune.merging import MergeError, merge_models, merge_state_dicts
+from bgetune.merging import (MergeError, choose_grid_weight, example_weights, layer_changes, layer_of, merge_models,
+                             merge_state_dicts, search_merge_weights)
 
 
 def test_weighted_average_of_floats_and_first_model_integer_buffers():
@@ -13,9 +14,26 @@ def test_weighted_average_of_floats_and_first_model_integer_buffers():
     assert merge_state_dicts([a, b], [1, 3])["w"].tolist() == [2.5, 5.0]   # weights are normalised
 
 
-def test_shape_mismatch_is_explained():
-    with pytest.raises(MergeError, match="different vocabularies"):
-        merge_state_dicts([{"w": torch.zeros(3)}, {"w": torch.zeros(4)}], [0.5, 0.5])
+def test_any_number_of_models():
+    states = [{"w": torch.tensor([float(i)])} for i in (0, 3, 6)]
+    assert merge_state_dicts(states, [1, 1, 1])["w"].item() == pytest.approx(3.0)
+    assert merge_state_dicts(states, [0, 1, 1])["w"].item() == pytest.approx(4.5)
+
+
+def test_rows_a_smaller_vocabulary_lacks_come_from_the_models_that_have_them():
+    original = {"emb": torch.tensor([[1.0], [1.0]])}                      # the base as shipped: 2 tokens
+    tuned = {"emb": torch.tensor([[3.0], [3.0], [7.0]])}                  # + 1 token added and trained
+    merged = merge_state_dicts([original, tuned], [0.5, 0.5])["emb"]
+    assert merged.squeeze(1).tolist() == [2.0, 2.0, 7.0]                  # the new row is not diluted
+
+
+def test_incompatible_shapes_and_weights_are_explained():
+    with pytest.raises(MergeError, match="shape"):
+        merge_state_dicts([{"w": torch.zeros(3, 2)}, {"w": torch.zeros(3, 4)}], [0.5, 0.5])
+    with pytest.raises(MergeError, match="different parameters"):
+        merge_state_dicts([{"w": torch.zeros(3)}, {"v": torch.zeros(3)}], [0.5, 0.5])
+    with pytest.raises(MergeError, match="positive sum"):
+        merge_state_dicts([{"w": torch.zeros(3)}, {"w": torch.zeros(3)}], [0.0, 0.0])
 
 
 def test_merged_model_keeps_base_pooling_and_loads_back(tiny_bge_dir, tmp_path):
@@ -23,47 +41,52 @@ def test_merged_model_keeps_base_pooling_and_loads_back(tiny_bge_dir, tmp_path):
 
     from bgetune.models import load_model, pooling_mode
 
-    base, other = load_model(str(tiny_bge_dir), 64), load_model(str(tiny_bge_dir), 64)
+    base, other = load_model(str(tiny_bge_dir)), load_model(str(tiny_bge_dir))
     with torch.no_grad():
         for p in other.parameters():
             p.add_(1.0)
-    before = base.state_dict()["0.auto_model.encoder.layer.0.output.dense.weight"].clone() \
-        if "0.auto_model.encoder.layer.0.output.dense.weight" in base.state_dict() else None
     merged = merge_models(base, [other], [0.5, 0.5])
     merged.save(str(tmp_path / "merged"))
     reloaded = SentenceTransformer(str(tmp_path / "merged"), device="cpu")
     assert pooling_mode(reloaded) == "cls"
     key = next(k for k, v in reloaded.state_dict().items() if v.is_floating_point())
-    original = load_model(str(tiny_bge_dir), 64).state_dict()[key]
+    original = load_model(str(tiny_bge_dir)).state_dict()[key]
     assert torch.allclose(reloaded.state_dict()[key], original + 0.5, atol=1e-6)
-    del before
 
 
-def test_merge_search_picks_the_known_best_weight_within_the_general_tolerance():
-    from bgetune.merging import choose_merge_weight, search_merge_weights
-
+def grid_trials():
     class Holder:
         def load_state_dict(self, state):
             self.w = float(state["w"][0])
 
-    # In-domain NDCG peaks at w = 0.75; general NDCG falls as w grows (base 0.50).
+    # In-domain NDCG peaks at w = 0.75 (0.9 at w = 1); general NDCG falls as w grows (base 0.50).
     def evaluate(model):
-        return {"val_ndcg@10": 1 - (model.w - 0.75) ** 2, "ood_ndcg@10": 0.5 - 0.1 * model.w}
+        return {"val_ndcg@10": 1 - (model.w - 0.75) ** 2 * 1.6, "ood_ndcg@10": 0.5 - 0.1 * model.w}
 
-    trials = search_merge_weights(Holder(), {"w": torch.tensor([0.0])}, {"w": torch.tensor([1.0])},
-                                  [0.0, 0.25, 0.5, 0.75, 1.0], evaluate)
+    return search_merge_weights(Holder(), {"w": torch.tensor([0.0])}, {"w": torch.tensor([1.0])},
+                                [0.0, 0.25, 0.5, 0.75, 1.0], evaluate)
+
+
+def test_grid_keeps_the_in_domain_gain_and_then_the_most_general_ability():
+    trials = grid_trials()
     assert [t["finetuned_weight"] for t in trials] == [0.0, 0.25, 0.5, 0.75, 1.0]
-    assert choose_merge_weight(trials, None, 0.02)[0]["finetuned_weight"] == 0.75
-    # Tolerance 0.05 keeps w <= 0.5 only: the best of those is 0.5.
-    chosen, reason = choose_merge_weight(trials, 0.5, 0.05)
+    # Fine-tuned (w=1) val 0.9: 98% keeps w in {0.5 (0.9), 0.75 (1.0), 1.0}; the most general of those is 0.5.
+    chosen, reason = choose_grid_weight(trials, 0.98, base_ood=0.5, ood_tolerance=0.02)
     assert chosen["finetuned_weight"] == 0.5 and "general" in reason
-    chosen, reason = choose_merge_weight(trials[1:], 0.5, 0.0)
-    assert chosen["finetuned_weight"] == 0.25 and reason.startswith("no weight")
+    # Asking for more than the fine-tuned model's own val NDCG@10 leaves only the val peak, w = 0.75.
+    assert choose_grid_weight(trials, 1.05, 0.5, 0.02)[0]["finetuned_weight"] == 0.75
+    # No general set: the smallest fine-tuned weight that keeps the gain.
+    chosen, reason = choose_grid_weight(trials, 0.98, None, 0.02)
+    assert chosen["finetuned_weight"] == 0.5 and "no general set" in reason
+
+
+def test_example_weights_favour_the_model_with_the_lower_loss():
+    weights = example_weights([2.0, 1.0, 3.0], temperature=1.0)
+    assert sum(weights) == pytest.approx(1.0) and weights[1] > weights[0] > weights[2]
+    assert example_weights([2.0, 1.0], temperature=1e6) == pytest.approx([0.5, 0.5], abs=1e-5)
 
 
 def test_layer_changes_show_which_layer_moved():
-    from bgetune.merging import layer_changes, layer_of
-
     base = {"0.auto_model.embeddings.word_embeddings.weight": torch.ones(4, 2),
             "0.auto_model.encoder.layer.0.attention.self.query.weight": torch.ones(2, 2),
             "0.auto_model.encoder.layer.1.output.dense.weight": torch.ones(2, 2),

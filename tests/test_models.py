@@ -35,9 +35,9 @@ def test_plain_transformers_folder_gets_cls_pooling_for_bge(tmp_path):
     from conftest import build_tiny_model
 
     raw = build_tiny_model(tmp_path / "tiny-plain", sentence_transformers_folder=False)
-    assert pooling_mode(load_model(str(raw), 64)) == "mean"      # not named BGE: mean
+    assert pooling_mode(load_model(str(raw))) == "mean"      # not named BGE: mean
     named = raw.rename(tmp_path / "bge-tiny-zh-v1.5")
-    model = load_model(str(named), 64)
+    model = load_model(str(named))
     assert pooling_mode(model) == "cls"
     assert model.encode(["abc"], normalize_embeddings=False).shape == (1, 32)
-    assert pooling_mode(load_model(str(named), 64, pooling="mean")) == "mean"
+    assert pooling_mode(load_model(str(named), pooling="mean")) == "mean"

@@ -239,19 +239,21 @@ def test_api_key_comes_only_from_the_named_environment_variable(server, tmp_path
 
 
 def test_qa_gen_stage_writes_llm_pairs_and_the_summary(server, tmp_path):
-    from bgetune import pipeline
     from bgetune.params import params_from_dict
-    from bgetune.records import read_json, read_pairs, write_jsonl
+    from bgetune.records import Pair, read_json, read_pairs, write_jsonl
+    from bgetune.steps import qa_gen
 
     passages = passages_with(["ok", "ok", "never"])
     passages.append(Passage(id="t0", doc_id="t", split="test", text="测试集的段落不生成查询。[ok] 编号3。"))
-    write_jsonl(tmp_path / "corpus.jsonl", passages)
-    write_jsonl(tmp_path / "existing_pairs.jsonl", [])
-    params = params_from_dict({"qa_gen": qa_params(server.url, tmp_path / "cache").model_dump()})
-    summary = pipeline.run_qa_gen(params, tmp_path, tmp_path / "metrics")
-    train = read_pairs(tmp_path / "pairs" / "train.jsonl")
+    write_jsonl(tmp_path / "data" / "corpus.jsonl", passages)
+    write_jsonl(tmp_path / "data" / "existing_pairs.jsonl",
+                [Pair(qid="h1", query="测试集的段落", pos_ids=["t0"], source="existing", split="test")])
+    params = params_from_dict({"qa_gen": {**qa_params(server.url, tmp_path / "cache").model_dump(),
+                                          "sources": ["existing", "llm"]}})
+    summary = qa_gen.run(params, tmp_path, progress=False)
+    train = read_pairs(tmp_path / "data" / "pairs" / "train.jsonl")
     assert {p.pos_ids[0] for p in train} == {"p0", "p1"} and all(p.source == "llm" for p in train)
-    assert read_pairs(tmp_path / "pairs" / "test.jsonl") == []          # synthetic queries only train
-    llm = read_json(tmp_path / "metrics" / "qa_gen.json")["sources"]["llm"]
+    assert [p.source for p in read_pairs(tmp_path / "data" / "pairs" / "test.jsonl")] == ["existing"]
+    llm = read_json(tmp_path / "results" / "qa_gen.json")["sources"]["llm"]
     assert llm["passages"] == 3 and llm["passages_failed"]["unparseable"] == 1
     assert summary["pairs_per_split_and_source"]["train"] == {"llm": 4}

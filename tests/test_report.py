@@ -1,4 +1,5 @@
-"""The HTML report: self-contained, renders in headless Chromium, and its table matches the metrics JSON."""
+"""The HTML report: self-contained, renders in headless Chromium, its table matches the metrics JSON, and it says
+what produced it, whether differences are real, what to deploy, and which queries fail worst."""
 import json
 import re
 import shutil
@@ -11,25 +12,40 @@ from bgetune.plots import score_histograms
 from bgetune.report import build_report
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-extensions",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync", "--disable-quic"]
 
 
-def write_metrics(folder):
+def write_results(root, tuned_ndcg=0.4123456, significance=None):
     metrics = {
         "base": {"ndcg@10": 0.2512, "recall@1": 0.1, "recall@10": 0.4, "mrr@10": 0.2, "map@10": 0.19,
-                 "pair_auc": 0.71, "separation": 0.05, "ood_ndcg@10": 0.6},
-        "finetuned": {"ndcg@10": 0.4123456, "recall@1": 0.3, "recall@10": 0.6, "mrr@10": 0.35, "map@10": 0.33,
-                      "pair_auc": 0.9, "separation": 0.21, "hybrid_ndcg@10": 0.45, "ood_ndcg@10": 0.55},
-        "bm25": {"ndcg@10": 0.3, "recall@1": 0.2, "recall@10": 0.5, "mrr@10": 0.28, "map@10": 0.27},
+                 "pair_auc": 0.71, "hybrid_ndcg@10": 0.33},
+        "finetuned": {"ndcg@10": tuned_ndcg, "recall@1": 0.3, "recall@10": 0.6, "mrr@10": 0.35, "map@10": 0.33,
+                      "pair_auc": 0.9, "hybrid_ndcg@10": 0.52},
+        "merged": {"ndcg@10": 0.40, "recall@1": 0.3, "recall@10": 0.6, "mrr@10": 0.35, "map@10": 0.33,
+                   "pair_auc": 0.9, "hybrid_ndcg@10": 0.5},
+        "bm25": {"ndcg@10": 0.45, "recall@1": 0.2, "recall@10": 0.5, "mrr@10": 0.28, "map@10": 0.27},
     }
+    (root / "metrics").mkdir(parents=True)
+    (root / "results" / "eval").mkdir(parents=True)
     for name, values in metrics.items():
-        (folder / f"{name}.json").write_text(json.dumps(values))
-    (folder / "curves").mkdir()
-    for name in metrics:
-        (folder / "curves" / f"{name}.json").write_text(json.dumps([{"k": 1, "recall": 0.1}, {"k": 10, "recall": 0.5}]))
-    (folder / "merge.json").write_text(json.dumps({"weights": {"base": 0.5, "finetuned": 0.5},
-                                                   "layer_changes": {"layer 0": 0.01}}))
-    score_histograms({"positive": [0.8, 0.9], "negative": [0.1, 0.3]}, folder / "plots" / "similarity_base.png", "t")
-    return metrics
+        (root / "metrics" / f"{name}.json").write_text(json.dumps(values))
+    (root / "results" / "eval" / "finetuned.json").write_text(json.dumps(
+        {"hybrid": {"weights": [1.0, 1.0], "rrf_k": 60}, "general": {"ood_ndcg@10": 0.30}}))
+    (root / "results" / "eval" / "merged.json").write_text(json.dumps({"general": {"ood_ndcg@10": 0.34}}))
+    (root / "results" / "merge.json").write_text(json.dumps({"weights": {"base": 0.5, "finetuned": 0.5}}))
+    (root / "results" / "vocab.json").write_text(json.dumps({"unk_rate_before": 0.7, "tokens_added": 863}))
+    (root / "results" / "mining.json").write_text(json.dumps(
+        {"queries": 10, "negatives_per_strategy": {"dense": 20, "random": 9}, "mean_rank_per_strategy": {"dense": 7.5},
+         "mean_score_per_strategy": {"dense": 0.61, "random": 0.2}, "drops": {"is_positive": 2},
+         "queries_without_negatives": 0}))
+    score_histograms({"positive": [0.8, 0.9], "negative": [0.1, 0.3]}, root / "results" / "plots" / "sim.png", "t")
+    significance = significance or {
+        "finetuned_vs_base": {"difference": 0.16, "ci_low": 0.1, "ci_high": 0.22, "p_b_not_better": 0.0},
+        "finetuned_vs_bm25": {"difference": -0.04, "ci_low": -0.08, "ci_high": -0.01, "p_b_not_better": 1.0}}
+    per_query = [{"qid": f"q{i}", "query": f"query {i}", "rank": i + 1, "ndcg@10": round(1 / (i + 1), 3),
+                  "pos_ids": ["p1"], "top3": [{"id": "p2", "text": "a wrong passage"}]} for i in range(12)]
+    return metrics, significance, per_query
 
 
 class Cells(HTMLParser):
@@ -45,47 +61,70 @@ class Cells(HTMLParser):
             self.images.append(attrs["src"])
 
 
+def page(root, **kwargs):
+    metrics, significance, per_query = write_results(root, **kwargs)
+    html = build_report(root, {"base model": "bundled:all-MiniLM-L6-v2", "git commit": "abc1234"}, significance,
+                        per_query, {"p1": "the right passage", "p2": "a wrong passage"})
+    return metrics, html
+
+
 def test_report_table_matches_metrics_and_is_self_contained(tmp_path):
-    metrics = write_metrics(tmp_path)
-    html = build_report(tmp_path)
+    metrics, html = page(tmp_path)
     parser = Cells()
     parser.feed(html)
-    expected = {(model, key): value for model, values in metrics.items() for key, value in values.items()}
-    assert parser.cells == expected
+    assert parser.cells == {(m, k): v for m, values in metrics.items() for k, v in values.items()}
     assert "0.4123" in html                                # shown rounded, stored exactly
     assert parser.images and all(src.startswith("data:image/png;base64,") for src in parser.images)
     assert not re.search(r"(src|href)=[\"']https?://", html)      # nothing fetched from a network
-    assert (tmp_path / "plots" / "recall_at_k.png").exists()
+    assert "abc1234" in html and "bundled:all-MiniLM-L6-v2" in html   # what produced it
+    assert "Recall@k" in html and "paired bootstrap" in html          # terms explained
+
+
+def test_report_explains_a_loss_to_bm25_and_says_what_to_deploy(tmp_path):
+    _, html = page(tmp_path)
+    verdict = html[html.index("<h2>Verdict</h2>"):html.index("<h2>Test-split metrics</h2>")]
+    assert "below BM25" in verdict and "70% of tokens were unknown" in verdict
+    assert "Deploy: finetuned + BM25 (hybrid) (NDCG@10 0.520)" in verdict and "k = 60" in verdict
+    assert "general set 0.340 vs 0.300 (+0.040)" in verdict   # what merging bought
+
+
+def test_report_says_when_fine_tuning_beats_bm25(tmp_path):
+    _, html = page(tmp_path, tuned_ndcg=0.6, significance={
+        "finetuned_vs_bm25": {"difference": 0.15, "ci_low": 0.05, "ci_high": 0.25, "p_b_not_better": 0.0}})
+    assert "beats BM25 on this test set" in html
+
+
+def test_report_shows_the_ten_worst_queries_with_what_came_back(tmp_path):
+    _, html = page(tmp_path)
+    worst = html[html.index("id='worst'"):]
+    worst = worst[:worst.index("</table>")]
+    assert worst.count("<tr>") == 11                               # header + 10
+    assert "query 11" in worst and "query 0<" not in worst        # the lowest NDCG first; the best left out
+    assert "the right passage" in worst and "a wrong passage" in worst
+
+
+def test_report_says_whether_each_difference_is_real(tmp_path):
+    _, html = page(tmp_path)
+    table = html[html.index("id='significance'"):]
+    table = table[:table.index("</table>")]
+    assert 'data-comparison="finetuned_vs_base" data-value="0.16"' in table
+    assert "<td>[+0.1000, +0.2200]</td><td>better</td>" in table
+    assert "<td>[-0.0800, -0.0100]</td><td>worse</td>" in table
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="Chromium not installed (make setup installs Debian's chromium)")
 def test_report_renders_in_headless_chromium(tmp_path):
-    metrics = write_metrics(tmp_path)
-    page = tmp_path / "report.html"
-    page.write_text(build_report(tmp_path), encoding="utf-8")
-    common = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-extensions",
-              f"--user-data-dir={tmp_path / 'profile'}"]
-    dom = subprocess.run(common + ["--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120)
+    metrics, html = page(tmp_path)
+    report = tmp_path / "report.html"
+    report.write_text(html, encoding="utf-8")
+    common = [CHROMIUM, *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}"]
+    dom = subprocess.run(common + ["--dump-dom", report.as_uri()], capture_output=True, text=True, timeout=120)
     assert dom.returncode == 0, dom.stderr[-2000:]
     parser = Cells()
     parser.feed(dom.stdout)                                 # the DOM as Chromium built it, not our string
     assert parser.cells[("finetuned", "ndcg@10")] == metrics["finetuned"]["ndcg@10"]
     assert len(parser.cells) == sum(len(v) for v in metrics.values())
     shot = tmp_path / "shot.png"
-    result = subprocess.run(common + [f"--screenshot={shot}", "--window-size=1200,900", page.as_uri()],
+    result = subprocess.run(common + [f"--screenshot={shot}", "--window-size=1200,900", report.as_uri()],
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0 and shot.exists() and shot.stat().st_size > 10_000, result.stderr[-2000:]
-
-
-def test_report_says_whether_each_difference_is_real(tmp_path):
-    write_metrics(tmp_path)
-    (tmp_path / "significance.json").write_text(json.dumps({
-        "finetuned_vs_base": {"difference": 0.16, "ci_low": 0.1, "ci_high": 0.22, "p_b_not_better": 0.0},
-        "finetuned_vs_bm25": {"difference": 0.01, "ci_low": -0.02, "ci_high": 0.04, "p_b_not_better": 0.3}}))
-    html = build_report(tmp_path)
-    table = html[html.index("id='significance'"):]
-    table = table[:table.index("</table>")]
-    assert 'data-comparison="finetuned_vs_base" data-value="0.16"' in table
-    assert "finetuned − base</th><td data-comparison=\"finetuned_vs_base\" data-value=\"0.16\">+0.1600</td>" \
-           "<td>[+0.1000, +0.2200]</td><td>better</td>" in table
-    assert "<td>[-0.0200, +0.0400]</td><td>no clear difference</td>" in table

@@ -15,6 +15,7 @@ def test_bm25_query_without_known_words_is_unranked_not_an_error():
 
 def test_dense_rankings_return_every_passage_once(tiny_model):
     texts = ["red cat", "blue dog", "green fish"]
-    rankings, q, p = dense_rankings(tiny_model, texts, ["a", "b", "c"], ["red cat"], k=3, progress=False)
-    assert sorted(rankings[0]) == ["a", "b", "c"] and rankings[0][0] == "a"
-    assert q.shape == (1, 32) and p.shape == (3, 32)
+    ranked = dense_rankings(tiny_model, texts, ["a", "b", "c"], ["red cat"], k=3, progress=False)
+    assert sorted(ranked.ids[0]) == ["a", "b", "c"] and ranked.ids[0][0] == "a"
+    assert ranked.scores[0] == sorted(ranked.scores[0], reverse=True)
+    assert ranked.query_vectors.shape == (1, 32) and ranked.passage_vectors.shape == (3, 32)

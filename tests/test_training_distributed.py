@@ -1,7 +1,7 @@
-"""Data-parallel training under torchrun, on the CPU with gloo: two processes with the batch split between them
-reach the same weights as one process with the whole batch (in-batch candidates gathered, gradients averaged)."""
-import json
-import socket
+"""train.devices: 2 — the train stage launches torchrun itself; on the CPU (gloo) two processes with the batch split
+between them reach the weights of one process with the whole batch (candidates gathered with their ids,
+gradients averaged by DDP)."""
+import os
 import subprocess
 import sys
 
@@ -9,65 +9,41 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-SCRIPT = """
-import json, sys
-import torch
-from safetensors.torch import save_file
-from bgetune.models import load_model
-from bgetune.params import TrainParams
-from bgetune.records import TrainExample
-from bgetune.training.distributed import DistributedContext
-from bgetune.training.loop import train
+from bgetune.params import load_params
+from conftest import build_tiny_model, copy_project, run_steps, write_project
 
-model_dir, out, loss = sys.argv[1], sys.argv[2], sys.argv[3]
-torch.set_num_threads(1)
-model = load_model(model_dir, 64)
-for module in model.modules():
-    if isinstance(module, torch.nn.Dropout):
-        module.p = 0.0   # dropout masks would differ between one forward of 4 and two forwards of 2
-animals = ["cat", "dog", "fish", "bird", "red", "blue", "green", "apple"]
-examples = [TrainExample(query=a, pos=[f"{a} {a}"], pos_ids=[a], neg=[f"{o} {o}" for o in animals if o != a][:3],
-                         neg_ids=[o for o in animals if o != a][:3]) for a in animals]
-context = DistributedContext.from_environment()
-params = TrainParams(epochs=2, batch_size=int(sys.argv[4]), lr=1e-3, warmup_ratio=0.0, temperature=0.05,
-                     train_group_size=3, checkpoint_every=0, loss=loss, mini_batch_size=2)
-result = train(model, examples, params, seed=3, progress=False)
-if context.is_main:
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, out)
-    print("RESULT " + json.dumps(result))
-"""
+pytestmark = pytest.mark.integration
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def train_stage(root):
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1"}
+    done = subprocess.run([sys.executable, "stages/train.py"], cwd=root, capture_output=True, text=True, timeout=600,
+                          env=env)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
+    return done.stderr
 
 
-def run(script, args, processes):
-    if processes == 1:
-        argv = [sys.executable, str(script)] + args
-    else:
-        argv = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={processes}",
-                f"--master_port={free_port()}", "--master_addr=127.0.0.1", str(script)] + args
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=300, env={
-        **__import__("os").environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"})
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
-    return json.loads(next(l for l in done.stdout.splitlines() if l.startswith("RESULT "))[7:])
+def test_two_processes_reach_the_weights_of_one_with_the_whole_batch(tmp_path):
+    model = build_tiny_model(tmp_path / "tiny-no-dropout", dropout=0.0)   # a forward must not depend on the split
+    # 8 training questions with distinct passages: 2 full batches of 4 an epoch, none too short to split in two.
+    base = write_project(tmp_path / "base", model, with_code=True, qa_gen={"sources": ["existing"]},
+                         train={"epochs": 2, "lr": 1e-3, "warmup_ratio": 0.0, "temperature": 0.05})
+    run_steps(base, load_params(base / "params.yaml"))
+    one = copy_project(base, tmp_path / "one", train={"devices": 1, "batch_size": 4})
+    two = copy_project(base, tmp_path / "two", train={"devices": 2, "batch_size": 2})
+    train_stage(one)
+    log = train_stage(two)
+    assert "rank 1" in log   # a second process really ran
+    import json
 
-
-@pytest.mark.integration
-def test_two_processes_reach_the_weights_of_one_with_the_whole_batch(tiny_model_dir, tmp_path):
-    script = tmp_path / "train_script.py"
-    script.write_text(SCRIPT)
-    single = run(script, [str(tiny_model_dir), str(tmp_path / "one.safetensors"), "infonce", "4"], 1)
-    double = run(script, [str(tiny_model_dir), str(tmp_path / "two.safetensors"), "infonce", "2"], 2)
-    assert single["processes"] == 1 and double["processes"] == 2
-    assert single["steps"] == double["steps"] == 4
-    assert double["first_loss"] == pytest.approx(single["first_loss"], rel=1e-4)
-    one, two = load_file(str(tmp_path / "one.safetensors")), load_file(str(tmp_path / "two.safetensors"))
-    for key, value in one.items():
-        assert torch.allclose(value, two[key], atol=1e-5), key
-    from bgetune.models import load_model
-    start = load_model(str(tiny_model_dir), 64).state_dict()
-    assert any(not torch.allclose(start[k], one[k], atol=1e-4) for k in one if one[k].is_floating_point())
+    summaries = [json.loads((p / "results" / "train.json").read_text()) for p in (one, two)]
+    assert summaries[1]["runtime"]["processes"] == 2 and summaries[0]["runtime"]["processes"] == 1
+    assert summaries[0]["stage1"]["steps"] == summaries[1]["stage1"]["steps"] == 4
+    assert summaries[1]["stage1"]["global_batch_size"] == summaries[0]["stage1"]["global_batch_size"] == 4
+    assert summaries[1]["stage1"]["first_loss"] == pytest.approx(summaries[0]["stage1"]["first_loss"], rel=1e-4)
+    a = load_file(str(one / "models" / "finetuned" / "model.safetensors"))
+    b = load_file(str(two / "models" / "finetuned" / "model.safetensors"))
+    start = load_file(str(base / "models" / "base" / "model.safetensors"))
+    for key, value in a.items():
+        assert torch.allclose(value, b[key], atol=1e-5), key
+    assert any(not torch.allclose(start[k], a[k], atol=1e-4) for k in a if a[k].is_floating_point())

@@ -27,14 +27,14 @@ def test_expansion_keeps_old_rows_and_initialises_new_ones(tiny_model):
 def test_term_row_is_mean_of_its_old_pieces_and_noise_is_seeded(tiny_model_dir):
     from bgetune.models import load_model
 
-    model = load_model(str(tiny_model_dir), 64)
+    model = load_model(str(tiny_model_dir))
     old = model[0].auto_model.get_input_embeddings().weight.detach().clone()
     tok = model.tokenizer
     pieces = tok("catdog", add_special_tokens=False)["input_ids"]
     expand_vocabulary(model, ["catdog", "猫"], init_noise=0.1, seed=3)
     weight = model[0].auto_model.get_input_embeddings().weight.detach()
     assert torch.allclose(weight[tok.convert_tokens_to_ids("catdog")], old[pieces].mean(dim=0), atol=1e-6)
-    again = load_model(str(tiny_model_dir), 64)
+    again = load_model(str(tiny_model_dir))
     expand_vocabulary(again, ["catdog", "猫"], init_noise=0.1, seed=3)
     assert torch.equal(again[0].auto_model.get_input_embeddings().weight, weight)
 

@@ -120,3 +120,26 @@ def _longest_prefix(text: str, start: int, end: int, max_len: int, measure) -> i
         else:
             hi = mid - 1
     return lo
+
+
+def length_report(tokenizer, passages: list[str], queries: list[str], passage_limit: int, query_limit: int,
+                  instruction: str = "") -> dict:
+    """How many passages and queries are longer than their token limits (and would be cut when encoded).
+
+    ``*_limit`` are content tokens (special tokens excluded); queries are counted with the instruction in front,
+    as the model sees them."""
+    def counts(texts: list[str]) -> list[int]:
+        if not texts:
+            return []
+        return [len(ids) for ids in tokenizer(list(texts), add_special_tokens=False, verbose=False)["input_ids"]]
+
+    passage_tokens = counts(passages)
+    query_tokens = counts([instruction + q for q in queries])
+    report = {}
+    for name, tokens, limit in (("passages", passage_tokens, passage_limit), ("queries", query_tokens, query_limit)):
+        over = sum(1 for n in tokens if n > limit)
+        report[name] = {"count": len(tokens), "token_limit": limit, "over_limit": over,
+                        "over_limit_share": round(over / len(tokens), 4) if tokens else 0.0,
+                        "max_tokens": max(tokens, default=0),
+                        "mean_tokens": round(sum(tokens) / len(tokens), 1) if tokens else 0.0}
+    return report

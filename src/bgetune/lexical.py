@@ -14,7 +14,11 @@ class BM25Index:
     """BM25 (bm25s, Lucene variant) over jieba search-mode tokens."""
 
     def __init__(self, texts: list[str]):
+        import logging
+
         import bm25s
+
+        logging.getLogger("bm25s").setLevel(logging.WARNING)   # "Building index from tokens" on every index
 
         self.size = len(texts)
         self.retriever = bm25s.BM25()
@@ -33,3 +37,11 @@ class BM25Index:
                 indices[i] = [int(d) for d in docs[row]]
                 scores[i] = [float(s) for s in doc_scores[row]]
         return indices, scores
+
+    def scores(self, query: str, indices: list[int]) -> list[float]:
+        """BM25 scores of one query against the given passages (0 for a query with no corpus word)."""
+        tokens = [t for t in content_tokens(query) if t in self.retriever.vocab_dict]
+        if not tokens:
+            return [0.0] * len(indices)
+        scores = self.retriever.get_scores(tokens)
+        return [float(scores[i]) for i in indices]

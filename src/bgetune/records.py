@@ -21,8 +21,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
+from bgetune.errors import BgetuneError
 
-class InputError(ValueError):
+
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _current_umask()
+
+
+class InputError(BgetuneError, ValueError):
     """Bad input data. The message always names the file, and the line or record where that applies."""
 
 
@@ -75,6 +86,10 @@ def atomic_open(path: str | Path, mode: str = "w", encoding: str | None = "utf-8
     try:
         with open(tmp, mode, encoding=None if "b" in mode else encoding) as handle:
             yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        # mkstemp creates 0600 files; outputs are read like any other file (0644 under the usual umask).
+        os.chmod(tmp, 0o666 & ~_UMASK)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -106,10 +121,32 @@ def read_json(path: str | Path) -> Any:
         raise InputError(f"{path}: line {err.lineno}: invalid JSON: {err.msg}") from None
 
 
+def read_bytes(path: str | Path) -> bytes:
+    """A file's bytes, gunzipped when it ends in .gz; a missing or unreadable file is an InputError naming it."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise InputError(f"{path}: is a folder, expected a file") from None
+    except OSError as err:
+        raise InputError(f"{path}: cannot read: {err.strerror}") from None
+    if path.suffix == ".gz":
+        import gzip
+        import zlib
+
+        try:
+            data = gzip.decompress(data)
+        except (OSError, EOFError, zlib.error) as err:
+            raise InputError(f"{path}: not a valid gzip file ({err})") from None
+    return data
+
+
 def read_text(path: str | Path, encoding: str = "utf-8") -> str:
     """Read a text file, naming the file and line when its bytes are not valid in ``encoding``."""
     path = Path(path)
-    data = path.read_bytes()
+    data = read_bytes(path)
     try:
         return data.decode(encoding)
     except UnicodeDecodeError as err:
@@ -157,14 +194,32 @@ def read_train_examples(path: str | Path) -> list[TrainExample]:
     return _read_typed(TrainExample, path, ("query", "pos", "neg"))
 
 
+_STR_FIELDS = {"id", "doc_id", "text", "split", "qid", "query", "source"}
+_STR_LIST_FIELDS = {"pos_ids", "neg_ids", "pos", "neg", "neg_strategies"}
+_NUMBER_LIST_FIELDS = {"pos_scores", "neg_scores"}
+
+
+def _type_problem(key: str, value: Any) -> str | None:
+    """Why a field of an intermediate record has the wrong type (a corrupted or hand-edited file), or None."""
+    if key in _STR_FIELDS and not isinstance(value, str):
+        return f"field {key!r} must be a string, got {type(value).__name__}"
+    if key in _STR_LIST_FIELDS and not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
+        return f"field {key!r} must be a list of strings"
+    if key in _NUMBER_LIST_FIELDS and value is not None and not (
+            isinstance(value, list) and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)):
+        return f"field {key!r} must be a list of numbers"
+    return None
+
+
 def _read_typed(cls, path, required: tuple[str, ...]) -> list:
     known = {f.name for f in dataclasses.fields(cls)}
     records = []
     for lineno, record in numbered_jsonl(path, required):
-        try:
-            records.append(cls(**{k: v for k, v in record.items() if k in known}))
-        except TypeError as err:
-            raise InputError(f"{path}: line {lineno}: {err}") from None
+        fields = {k: v for k, v in record.items() if k in known}
+        problem = next((p for p in (_type_problem(k, v) for k, v in fields.items()) if p), None)
+        if problem:
+            raise InputError(f"{path}: line {lineno}: {problem}")
+        records.append(cls(**fields))
     return records
 
 
@@ -174,3 +229,9 @@ def _as_dict(record: Any) -> dict:
     if dataclasses.is_dataclass(record):
         return {k: v for k, v in dataclasses.asdict(record).items() if v is not None}
     return record
+
+
+def project_path(root: str | Path, value: str | Path) -> Path:
+    """A path from params, relative to the project root unless absolute."""
+    path = Path(value).expanduser()
+    return path if path.is_absolute() else Path(root) / path

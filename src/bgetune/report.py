@@ -1,174 +1,221 @@
-"""One self-contained HTML report from the metrics folder: the metrics table, every plot embedded (base64 PNG),
-the merge weights, and the mining and data summaries. It opens offline: no script, font or style from a CDN.
+"""One self-contained HTML page from the results: what produced it, the headline table, whether each difference
+is real, what to deploy, the worst test queries, mining and data summaries as tables, every plot, and a line per
+term. It opens offline: no script, font or style from a CDN.
 
-Each metrics cell carries ``data-model`` and ``data-metric`` attributes and the exact JSON value in ``data-value``,
-so a test (or a person with devtools) can check the table against metrics/<model>.json.
+Each metrics cell carries ``data-model``, ``data-metric`` and the exact JSON value in ``data-value``, so a test (or
+a person with devtools) can check the table against metrics/<model>.json.
 
 Example::
 
-    html = build_report("metrics")
-    Path("metrics/report.html").write_text(html)
+    html = build_report(Path("."), provenance={"commit": "abc123", "base": "bundled:all-MiniLM-L6-v2"})
 """
 from __future__ import annotations
 
 import base64
 import html
 import json
-from datetime import datetime, timezone
 from pathlib import Path
 
 MODELS = ("base", "finetuned", "merged", "bm25")
-COLUMNS = [
-    ("ndcg@10", "NDCG@10"), ("recall@1", "R@1"), ("recall@10", "R@10"), ("recall@100", "R@100"),
-    ("mrr@10", "MRR@10"), ("map@10", "MAP@10"), ("pair_auc", "pair AUC"), ("separation", "separation"),
-    ("noise_similarity_p95", "noise p95"), ("noise_over_positive_rate", "noise > pos"),
-    ("hybrid_ndcg@10", "hybrid NDCG@10"), ("ood_ndcg@10", "general NDCG@10"),
+COLUMNS = [("ndcg@10", "NDCG@10"), ("recall@1", "R@1"), ("recall@10", "R@10"), ("recall@100", "R@100"),
+           ("mrr@10", "MRR@10"), ("map@10", "MAP@10"), ("hybrid_ndcg@10", "hybrid NDCG@10"), ("pair_auc", "pair AUC")]
+GLOSSARY = [
+    ("NDCG@10", "how high the relevant passages rank in the top 10, 1 = all of them first (log-discounted)"),
+    ("Recall@k", "share of a query's relevant passages found in the top k"),
+    ("MRR@k", "1 / rank of the first relevant passage (0 when it is not in the top k), averaged over queries"),
+    ("MAP@10", "mean of the precision at each relevant passage's rank in the top 10"),
+    ("hybrid", "the model's ranking fused with BM25's by reciprocal-rank fusion (RRF)"),
+    ("pair AUC", "chance a random relevant (query, passage) pair scores above a random unrelated one"),
+    ("noise similarity", "how similar queries look to unrelated chit-chat (lower is better); 'as queries' asks the "
+                         "chit-chat against the corpus"),
+    ("general NDCG@10", "NDCG@10 on the out-of-domain set (eval.general): did fine-tuning keep general ability?"),
+    ("95% interval", "paired bootstrap over the test queries: a difference whose interval excludes 0 is real"),
+    ("BM25", "the lexical baseline: jieba words scored by BM25; no training"),
 ]
+STYLE = """body { font-family: system-ui, sans-serif; margin: 2em; color: #222; max-width: 90em; }
+table { border-collapse: collapse; margin: 0.5em 0 1.5em; }
+th, td { border: 1px solid #ccc; padding: 4px 8px; text-align: right; font-size: 13px; vertical-align: top; }
+td.text, th.text { text-align: left; max-width: 40em; } th { background: #f3f3f3; }
+td.na { color: #aaa; text-align: center; } .verdict { font-size: 15px; padding: 0.5em 1em; background: #f6f8fa; }
+.plots { display: flex; flex-wrap: wrap; gap: 1em; } figure { margin: 0; } img { max-width: 640px; }"""
 
 
-def load_model_metrics(metrics_dir: Path) -> dict[str, dict]:
-    rows = {}
-    for name in MODELS:
-        path = metrics_dir / f"{name}.json"
-        if path.exists():
-            rows[name] = json.loads(path.read_text(encoding="utf-8"))
-    extra = metrics_dir / "extra.json"
-    if extra.exists():
-        for name, values in json.loads(extra.read_text(encoding="utf-8")).items():
-            rows[f"extra:{name}"] = values
-    return rows
+def load_headline(root: Path) -> dict[str, dict]:
+    return {name: _read(root / "metrics" / f"{name}.json") for name in MODELS
+            if (root / "metrics" / f"{name}.json").exists()}
 
 
-def recall_curves_plot(metrics_dir: Path) -> Path | None:
-    from bgetune.plots import curves
-
-    series = {}
-    for path in sorted((metrics_dir / "curves").glob("*.json")):
-        points = json.loads(path.read_text(encoding="utf-8"))
-        series[path.stem] = [(p["k"], p["recall"]) for p in points]
-    if not series:
-        return None
-    out = metrics_dir / "plots" / "recall_at_k.png"
-    curves(series, out, "Recall@k on the test split", "k", "Recall@k", log_x=True)
-    return out
-
-
-def training_curve_plot(metrics_dir: Path) -> Path | None:
-    from bgetune.plots import curves
-
-    tsv = metrics_dir / "train_log" / "plots" / "metrics" / "train" / "loss.tsv"
-    if not tsv.exists():
-        return None
-    lines = tsv.read_text(encoding="utf-8").splitlines()
-    header = lines[0].split("\t")
-    step, loss = header.index("step"), header.index("loss")
-    points = [(float(r.split("\t")[step]), float(r.split("\t")[loss])) for r in lines[1:] if r.strip()]
-    out = metrics_dir / "plots" / "train_loss.png"
-    curves({"loss": points}, out, "Training loss", "step", "InfoNCE loss")
-    return out
+def _read(path: Path):
+    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
 
 
 def _cell(value) -> str:
-    if isinstance(value, float):
-        return f"{value:.4f}"
-    return html.escape(str(value))
+    return f"{value:.4f}" if isinstance(value, float) else html.escape(str(value))
 
 
-def _image(path: Path) -> str:
-    data = base64.b64encode(path.read_bytes()).decode("ascii")
-    return (f'<figure><img alt="{html.escape(path.stem)}" src="data:image/png;base64,{data}">'
-            f"<figcaption>{html.escape(path.name)}</figcaption></figure>")
+def _table(headers: list[str], rows: list[list], table_id: str = "") -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
+    body = "".join("<tr>" + "".join(c if str(c).startswith("<t") else f"<td>{_cell(c)}</td>" for c in row) + "</tr>"
+                   for row in rows)
+    ident = f" id='{table_id}'" if table_id else ""
+    return f"<table{ident}><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def _summary_table(title: str, mapping: dict) -> str:
-    def shown(value) -> str:
-        return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
-
-    rows = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(shown(v))}</td></tr>"
-                   for k, v in mapping.items())
-    return f"<h2>{html.escape(title)}</h2><table class='kv'>{rows}</table>"
-
-
-def _significance_table(significance: dict) -> str:
+def metrics_table(models: dict[str, dict]) -> str:
     rows = []
-    for name, r in significance.items():
-        model, reference = name.split("_vs_")
-        verdict = ("better" if r["ci_low"] > 0 else "worse" if r["ci_high"] < 0 else "no clear difference")
-        rows.append(f'<tr><th>{html.escape(model)} − {html.escape(reference)}</th>'
-                    f'<td data-comparison="{html.escape(name)}" data-value="{r["difference"]!r}">'
-                    f'{r["difference"]:+.4f}</td><td>[{r["ci_low"]:+.4f}, {r["ci_high"]:+.4f}]</td>'
-                    f'<td>{verdict}</td></tr>')
-    return ("<h2>Is the difference real? (NDCG@10, paired bootstrap over the test queries)</h2><table id='significance'>"
-            "<thead><tr><th>comparison</th><th>difference</th><th>95% interval</th><th>verdict</th></tr></thead>"
-            f"<tbody>{''.join(rows)}</tbody></table>")
-
-
-def build_report(metrics_dir: str | Path) -> str:
-    metrics_dir = Path(metrics_dir)
-    recall_curves_plot(metrics_dir)
-    training_curve_plot(metrics_dir)
-    models = load_model_metrics(metrics_dir)
-    header = "".join(f"<th>{html.escape(label)}</th>" for _, label in COLUMNS)
-    body = []
     for name, values in models.items():
-        cells = []
+        cells = [f"<th>{html.escape(name)}</th>"]
         for key, _ in COLUMNS:
             if key in values:
                 cells.append(f'<td data-model="{html.escape(name)}" data-metric="{html.escape(key)}" '
                              f'data-value="{values[key]!r}">{_cell(values[key])}</td>')
             else:
                 cells.append('<td class="na">–</td>')
-        body.append(f"<tr><th>{html.escape(name)}</th>{''.join(cells)}</tr>")
-    sections = [f"<h2>Test-split metrics</h2><table id='metrics'><thead><tr><th>model</th>{header}</tr></thead>"
-                f"<tbody>{''.join(body)}</tbody></table>"]
-    base = models.get("base", {}).get("ndcg@10")
-    if base:
-        gains = {name: f"{values['ndcg@10'] / base:.2f}× base" for name, values in models.items()
-                 if "ndcg@10" in values}
-        sections.append(_summary_table("NDCG@10 relative to the base model", gains))
-    significance = _read(metrics_dir / "significance.json")
+        rows.append(cells)
+    return _table(["model"] + [label for _, label in COLUMNS], rows, "metrics")
+
+
+def significance_table(significance: dict) -> str:
+    rows = []
+    for name, r in significance.items():
+        model, reference = name.split("_vs_")
+        verdict = "better" if r["ci_low"] > 0 else "worse" if r["ci_high"] < 0 else "no clear difference"
+        rows.append([f"<th>{html.escape(model)} − {html.escape(reference)}</th>",
+                     f'<td data-comparison="{html.escape(name)}" data-value="{r["difference"]!r}">'
+                     f'{r["difference"]:+.4f}</td>', f"[{r['ci_low']:+.4f}, {r['ci_high']:+.4f}]", verdict])
+    return _table(["comparison", "NDCG@10 difference", "95% interval", "verdict"], rows, "significance")
+
+
+def verdicts(models: dict, significance: dict, details: dict) -> list[str]:
+    """The sentences a reader needs first: did fine-tuning win over BM25 (and if not, why), what did merging cost
+    and buy, and which retriever to deploy."""
+    lines = []
+    tuned, bm25 = models.get("finetuned", {}), models.get("bm25", {})
+    comparison = significance.get("finetuned_vs_bm25")
+    if tuned and bm25 and comparison:
+        if comparison["ci_low"] > 0:
+            lines.append(f"The fine-tuned model beats BM25 on this test set: NDCG@10 {tuned['ndcg@10']:.3f} vs "
+                         f"{bm25['ndcg@10']:.3f} ({comparison['difference']:+.3f}, 95% interval "
+                         f"[{comparison['ci_low']:+.3f}, {comparison['ci_high']:+.3f}]).")
+        else:
+            vocab = details.get("vocab") or {}
+            data = details.get("data") or {}
+            queries = (data.get("corpus") or {}).get("existing_pairs_per_split", {}).get("train")
+            why = (f"the base model could not read this language before training ({vocab.get('unk_rate_before', 0):.0%}"
+                   f" of tokens were unknown, {vocab.get('tokens_added', 0)} tokens had to be learned from "
+                   f"{queries or 'few'} training queries)" if vocab.get("unk_rate_before", 0) > 0.2 else
+                   "the test queries share many words with their passages, which is where lexical matching is "
+                   "strongest, and the training set is small")
+            state = "no clear difference from" if comparison["ci_high"] >= 0 else "below"
+            lines.append(f"The fine-tuned model is {state} BM25 here (NDCG@10 {tuned['ndcg@10']:.3f} vs "
+                         f"{bm25['ndcg@10']:.3f}) because {why}; a base model that already knows the language "
+                         "(e.g. bge-base-zh-v1.5), more training queries or the hybrid below close the gap.")
+    merge = details.get("merge") or {}
+    merged = models.get("merged", {})
+    if merged and tuned:
+        cost = merged["ndcg@10"] - tuned["ndcg@10"]
+        general = [(details.get(f"eval_{m}") or {}).get("general", {}).get("ood_ndcg@10") for m in
+                   ("finetuned", "merged")]
+        bought = (f"; on the general set {general[1]:.3f} vs {general[0]:.3f} ({general[1] - general[0]:+.3f})"
+                  if None not in general else " (no general set given: eval.general measures what it buys)")
+        lines.append(f"Merging (weights {merge.get('weights')}) changed in-domain NDCG@10 by {cost:+.3f}{bought}.")
+    candidates = {f"{name} + BM25 (hybrid)": v["hybrid_ndcg@10"] for name, v in models.items() if "hybrid_ndcg@10" in v}
+    candidates.update({name: v["ndcg@10"] for name, v in models.items() if name != "base"})
+    if candidates:
+        best = max(candidates, key=candidates.get)
+        advice = f"Deploy: {best} (NDCG@10 {candidates[best]:.3f})."
+        if "hybrid" in best:
+            hybrid = (details.get(f"eval_{best.split(' ')[0]}") or {}).get("hybrid", {})
+            advice += (f" Fuse the dense and BM25 rankings by RRF with k = {hybrid.get('rrf_k', 60)} and weights "
+                       f"{hybrid.get('weights', [1.0, 1.0])} (dense, BM25); tokenise Chinese for BM25 with jieba's "
+                       "search mode, as bgetune does.")
+        lines.append(advice)
+    return lines
+
+
+def worst_queries(per_query: list[dict], texts: dict[str, str], count: int = 10) -> str:
+    ranked = sorted(per_query, key=lambda r: (r.get("ndcg@10", 0), r["qid"]))[:count]
+    rows = []
+    for r in ranked:
+        positive = texts.get(r["pos_ids"][0], "")[:160] if r.get("pos_ids") else ""
+        top = "<br>".join(f"{i + 1}. {html.escape(t['text'][:120])}" for i, t in enumerate(r.get("top3", [])))
+        rows.append([f"<td class='text'>{html.escape(r['query'])}</td>", r.get("rank") or "> 100",
+                     f"<td class='text'>{html.escape(positive)}</td>", f"<td class='text'>{top}</td>"])
+    return _table(["query", "rank of its passage", "its passage", "what came back instead"], rows, "worst")
+
+
+def key_value_table(mapping: dict) -> str:
+    rows = []
+    for key, value in mapping.items():
+        if value is None or value == {} or value == []:
+            continue
+        shown = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+        rows.append(f"<tr><th class='text'>{html.escape(str(key))}</th><td class='text'>{html.escape(shown)}</td></tr>")
+    return f"<table><tbody>{''.join(rows)}</tbody></table>"
+
+
+def _image(path: Path) -> str:
+    data = base64.b64encode(path.read_bytes()).decode("ascii")
+    return (f'<figure><img alt="{html.escape(path.stem)}" src="data:image/png;base64,{data}">'
+            f"<figcaption>{html.escape(path.stem.replace('_', ' '))}</figcaption></figure>")
+
+
+def build_report(root: Path, provenance: dict, significance: dict, per_query: list[dict] | None,
+                 passage_texts: dict[str, str], extra_plots: dict[str, Path] | None = None) -> str:
+    results = root / "results"
+    models = load_headline(root)
+    details = {name: _read(results / f"{name}.json") for name in ("data", "mining", "train", "merge", "vocab",
+                                                                  "qa_gen")}
+    details.update({f"eval_{name}": _read(results / "eval" / f"{name}.json") for name in MODELS})
+    sections = [f"<h2>What produced this</h2>{key_value_table(provenance)}"]
+    sections.append("<h2>Verdict</h2>" + "".join(f"<p class='verdict'>{html.escape(line)}</p>"
+                                                 for line in verdicts(models, significance, details)))
+    sections.append(f"<h2>Test-split metrics</h2>{metrics_table(models)}")
     if significance:
-        sections.append(_significance_table(significance))
-    merge = _read(metrics_dir / "merge.json")
-    if merge:
-        sections.append(_summary_table("Merge", {"weights": merge.get("weights"),
-                                                 **({"search": merge["search"]} if "search" in merge else {})}))
-        if merge.get("layer_changes"):
-            sections.append(_summary_table("Relative weight change per layer", merge["layer_changes"]))
-    mining = _read(metrics_dir / "mining.json")
+        sections.append("<h2>Is the difference real?</h2>" + significance_table(significance))
+    if per_query:
+        sections.append("<h2>The 10 worst test queries (fine-tuned model)</h2>" + worst_queries(per_query,
+                                                                                          passage_texts))
+    mining = details.get("mining")
     if mining:
-        sections.append(_summary_table("Mining", {k: mining[k] for k in (
-            "queries", "negatives_per_strategy", "drops", "mean_rank_per_strategy", "mean_score_per_strategy",
-            "queries_without_negatives", "timings") if k in mining}))
-    data = _read(metrics_dir / "data.json")
+        strategies = sorted(set(mining.get("negatives_per_strategy", {})) | set(mining.get("mean_score_per_strategy",
+                                                                                            {})))
+        rows = [[f"<th>{html.escape(s)}</th>", mining.get("negatives_per_strategy", {}).get(s, 0),
+                 mining.get("mean_rank_per_strategy", {}).get(s, "–"),
+                 mining.get("mean_score_per_strategy", {}).get(s, "–")] for s in strategies]
+        sections.append("<h2>Mining</h2>" + _table(["strategy", "negatives", "mean rank", "mean similarity"], rows)
+                        + key_value_table({"queries": mining.get("queries"),
+                                           "queries without negatives": mining.get("queries_without_negatives"),
+                                           "dropped (false-negative guard)": mining.get("drops"),
+                                           "scored by": mining.get("scoring_model")}))
+    data = details.get("data")
     if data:
-        corpus = data.get("corpus", {})
-        sections.append(_summary_table("Data", {"ingest": data.get("ingest"), **{k: corpus[k] for k in (
-            "passages", "passages_per_split", "existing_pairs_per_split", "duplicates", "split_groups") if k in corpus}}))
-    train = _read(metrics_dir / "train.json")
-    if train:
-        sections.append(_summary_table("Training", train.get("train", {})))
-    plots = sorted((metrics_dir / "plots").glob("*.png"))
+        corpus, lengths = data.get("corpus", {}), data.get("lengths", {})
+        rows = [[f"<th>{split}</th>", corpus.get("documents_per_split", {}).get(split, 0),
+                 corpus.get("passages_per_split", {}).get(split, 0),
+                 corpus.get("existing_pairs_per_split", {}).get(split, 0)] for split in ("train", "val", "test")]
+        sections.append("<h2>Data</h2>" + _table(["split", "documents", "passages", "questions"], rows)
+                        + key_value_table({"files read": data.get("ingest", {}).get("files"),
+                                           "skipped": data.get("ingest", {}).get("skipped"),
+                                           "encodings": data.get("ingest", {}).get("encodings"),
+                                           "duplicates merged": corpus.get("duplicates"),
+                                           "passages over the length limit": lengths.get("passages"),
+                                           "queries over the length limit": lengths.get("queries")}))
+    train = details.get("train")
+    if train and train.get("stage1"):
+        stage = train["stage1"]
+        sections.append("<h2>Training</h2>" + key_value_table({
+            "steps": stage.get("steps"), "loss (first → last logging window)": f"{stage.get('first_loss')} → "
+                                                                               f"{stage.get('final_loss')}",
+            "validation": {k: v for k, v in (stage.get("validation") or {}).items() if k != "history"},
+            "device": train.get("runtime"), "seconds": train.get("seconds")}))
+    plots = {p.name: p for p in (results / "plots").glob("*.png")}
+    plots.update({name: path for name, path in (extra_plots or {}).items() if path.exists()})
     if plots:
-        sections.append("<h2>Plots</h2><div class='plots'>" + "".join(_image(p) for p in plots) + "</div>")
-    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>bgetune report</title>
-<style>
-body {{ font-family: system-ui, sans-serif; margin: 2em; color: #222; }}
-table {{ border-collapse: collapse; margin: 0.5em 0 1.5em; }}
-th, td {{ border: 1px solid #ccc; padding: 4px 8px; text-align: right; font-size: 13px; }}
-table.kv td {{ text-align: left; font-family: monospace; white-space: pre-wrap; max-width: 70em; }}
-th {{ background: #f3f3f3; }}
-td.na {{ color: #aaa; text-align: center; }}
-.plots {{ display: flex; flex-wrap: wrap; gap: 1em; }}
-figure {{ margin: 0; }} img {{ max-width: 640px; border: 1px solid #eee; }}
-</style></head><body>
-<h1>bgetune report</h1><p>Generated {stamp} from <code>{html.escape(str(metrics_dir))}</code>.</p>
-{''.join(sections)}
-</body></html>
-"""
-
-
-def _read(path: Path) -> dict | None:
-    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
+        sections.append("<h2>Plots</h2><div class='plots'>" + "".join(_image(plots[n]) for n in sorted(plots))
+                        + "</div>")
+    sections.append("<h2>Terms</h2>" + _table(["term", "meaning"], [[f"<th class='text'>{t}</th>",
+                                                                    f"<td class='text'>{html.escape(m)}</td>"]
+                                                                   for t, m in GLOSSARY]))
+    return (f"<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'><title>bgetune report</title>"
+            f"<style>{STYLE}</style></head><body><h1>bgetune report</h1>{''.join(sections)}</body></html>\n")

@@ -2,7 +2,7 @@
 
 Example::
 
-    general = load_general_set(params.eval.general, params.chunk, seed=42)   # None when no raw_dir is set
+    general = load_general_set(params.eval.general, seed=42)   # None when no raw_dir is set
     metrics = general_metrics(model, instruction, general, k_values=[10])    # {"ood_ndcg@10": ..., ...}
 """
 from __future__ import annotations
@@ -22,7 +22,9 @@ class GeneralSet:
     source: str
 
 
-def load_general_set(general_params, chunk_params, seed: int) -> GeneralSet | None:
+def load_general_set(general_params, seed: int) -> GeneralSet | None:
+    """The general set, chunked with the default chunk params (400 characters) whatever the domain's are, so its
+    numbers compare across runs."""
     from bgetune.corpus import build_corpus
     from bgetune.ingest import load_documents
     from bgetune.params import ChunkParams, SplitParams
@@ -31,7 +33,7 @@ def load_general_set(general_params, chunk_params, seed: int) -> GeneralSet | No
     if not raw:
         return None
     documents, _ = load_documents(raw, general_params.data)
-    chunks = ChunkParams(max_chars=chunk_params.max_chars, min_chars=chunk_params.min_chars)
+    chunks = ChunkParams()
     result = build_corpus(documents, chunks, SplitParams(train=0.0, val=0.0, test=1.0), seed)
     pairs = [p for p in result.pairs if p.query.strip()]
     if not pairs:
@@ -50,13 +52,13 @@ def load_general_set(general_params, chunk_params, seed: int) -> GeneralSet | No
 
 
 def general_metrics(model, instruction: str, general: GeneralSet, k_values: list[int], batch_size: int = 32,
-                    progress: bool = False) -> dict:
+                    progress: bool = False, device: str = "cpu", precision: str = "fp32") -> dict:
     from bgetune.evaluation.metrics import ranking_metrics
     from bgetune.evaluation.retrieval import dense_rankings
 
-    rankings, _, _ = dense_rankings(model, general.texts, general.ids, general.queries, max(max(k_values), 10),
-                                    instruction, batch_size, progress)
-    metrics = ranking_metrics(rankings, general.relevant, k_values)
+    ranked = dense_rankings(model, general.texts, general.ids, general.queries, max(max(k_values), 10),
+                            instruction, batch_size, progress, device=device, precision=precision)
+    metrics = ranking_metrics(ranked.ids, general.relevant, k_values)
     out = {f"ood_{key}": value for key, value in metrics.items()}
     out["ood_queries"] = len(general.queries)
     return out

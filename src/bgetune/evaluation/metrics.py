@@ -1,9 +1,10 @@
-"""Ranking metrics from ranked passage ids and the set of relevant ids (binary relevance).
+"""Ranking metrics from ranked ids and the set of relevant ids (binary relevance): Recall, MRR, NDCG and MAP at
+every cut-off in ``k_values`` (and always at 10).
 
 Example::
 
     ranking_metrics([["a", "b", "c"]], [{"b"}], k_values=[1, 10])
-    # {"recall@1": 0.0, "recall@10": 1.0, "mrr@10": 0.5, "ndcg@10": 0.6309, "map@10": 0.5, ...}
+    # {"recall@1": 0.0, "mrr@1": 0.0, ..., "recall@10": 1.0, "mrr@10": 0.5, "ndcg@10": 0.6309, "map@10": 0.5}
 """
 from __future__ import annotations
 
@@ -34,8 +35,7 @@ def ranking_metrics(rankings: list[list[str]], relevant: list[set[str]], k_value
                     precision_sum += found / (i + 1)
             sums[f"map@{k}"] += precision_sum / min(len(rel), k)
     n = len(rankings)
-    wanted = {f"recall@{k}" for k in k_values} | {"ndcg@10", "mrr@10", "map@10"}
-    return {key: round(value / n, 6) for key, value in sums.items() if key in wanted}
+    return {key: round(value / n, 6) for key, value in sums.items()}
 
 
 def query_ndcg(ranking: list[str], relevant: set[str], k: int = 10) -> float:

@@ -47,3 +47,20 @@ def noise_similarity(query_vectors: np.ndarray, noise_vectors: np.ndarray,
         over = sims.max(axis=1) >= np.asarray(positive_scores)
         metrics["noise_over_positive_rate"] = round(float(over.mean()), 6)
     return metrics
+
+
+def noise_as_queries(noise_query_vectors: np.ndarray, passage_vectors: np.ndarray,
+                     positive_scores: list[float] | None = None) -> dict:
+    """The other direction: unrelated texts asked *as queries* against the corpus. Their best match should stay
+    low — ``noise_query_top_mean`` / ``_p95`` — and below what real queries score with their positives:
+    ``noise_query_over_median_positive`` is the share of noise texts whose top passage scores above the median
+    positive similarity of the test queries (a retriever that would answer small talk with a passage)."""
+    if not len(noise_query_vectors) or not len(passage_vectors):
+        return {}
+    top = (noise_query_vectors @ passage_vectors.T).max(axis=1)
+    metrics = {"noise_query_top_mean": round(float(top.mean()), 6),
+               "noise_query_top_p95": round(float(np.percentile(top, 95)), 6)}
+    if positive_scores:
+        median = float(np.median(positive_scores))
+        metrics["noise_query_over_median_positive"] = round(float((top > median).mean()), 6)
+    return metrics

@@ -13,8 +13,8 @@ from bgetune.search import top_k
 
 
 def dense_candidates(query_vectors: np.ndarray, passage_vectors: np.ndarray, rank_min: int, rank_max: int,
-                     kind: str = "flat") -> list[list[tuple[int, float, int]]]:
-    scores, indices = top_k(query_vectors, passage_vectors, rank_max, kind)
+                     kind: str = "flat", device: str = "cpu") -> list[list[tuple[int, float, int]]]:
+    scores, indices = top_k(query_vectors, passage_vectors, rank_max, kind, device)
     out = []
     for row_scores, row_indices in zip(scores, indices):
         out.append([(int(i), float(s), r) for r, (s, i) in enumerate(zip(row_scores, row_indices), start=1)

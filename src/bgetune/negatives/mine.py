@@ -16,14 +16,14 @@ import numpy as np
 from bgetune.negatives.guard import NegativeGuard
 from bgetune.negatives.mixer import MiningQuery, mix_negatives, quota_plan
 from bgetune.records import InputError, Pair, Passage, TrainExample
-from bgetune.search import encode, recall_against_exact, top_k
+from bgetune.search import encode, gpu_search_available, recall_against_exact, top_k
 
 log = logging.getLogger(__name__)
 RECALL_SAMPLE = 200
 
 
 def mine(passages: list[Passage], pairs: list[Pair], model, mining_params, seed: int, instruction: str = "",
-         progress: bool = True) -> tuple[list[TrainExample], dict]:
+         progress: bool = True, device: str = "cpu", precision: str = "fp32") -> tuple[list[TrainExample], dict]:
     params = mining_params
     timings: dict[str, float] = {}
     clock = time.perf_counter()
@@ -43,8 +43,10 @@ def mine(passages: list[Passage], pairs: list[Pair], model, mining_params, seed:
     queries = [p.query for p in pairs]
     positive_indices = [[index_of[pid] for pid in pair.pos_ids] for pair in pairs]
 
-    passage_vectors = encode(model, texts, params.encode_batch_size, progress=progress)
-    query_vectors = encode(model, queries, params.encode_batch_size, instruction, progress)
+    passage_vectors = encode(model, texts, params.encode_batch_size, progress=progress, kind="document",
+                             precision=precision)
+    query_vectors = encode(model, queries, params.encode_batch_size, instruction, progress, kind="query",
+                           precision=precision)
     lap("encode")
 
     plan = quota_plan(params.num_negatives, params.hard_ratio, params.weights)
@@ -53,8 +55,10 @@ def mine(passages: list[Passage], pairs: list[Pair], model, mining_params, seed:
     if "dense" in plan:
         kind = params.dense.index
         if kind == "auto":
-            kind = "hnsw" if len(passages) > params.dense.approximate_above else "flat"
-        candidates["dense"] = _dense(query_vectors, passage_vectors, params.dense, kind, report)
+            # Exact search on a GPU is fast at any corpus size; on a CPU an approximate index above the threshold.
+            on_gpu = str(device).startswith("cuda") and gpu_search_available()
+            kind = "hnsw" if len(passages) > params.dense.approximate_above and not on_gpu else "flat"
+        candidates["dense"] = _dense(query_vectors, passage_vectors, params.dense, kind, report, device)
         lap("search_dense")
     if "bm25" in plan:
         from bgetune.negatives.bm25 import bm25_candidates
@@ -94,7 +98,7 @@ def mine(passages: list[Passage], pairs: list[Pair], model, mining_params, seed:
     if params.random.mode == "far" and plan.get("random", 0):
         # "Far" anchors: anything but the base model's top far_rank (or the top half of a smaller corpus).
         far = min(params.random.far_rank, max(1, len(passages) // 2))
-        _, near = top_k(query_vectors, passage_vectors, far)
+        _, near = top_k(query_vectors, passage_vectors, far, device=device)
         random_excluded = [set(row.tolist()) for row in near]
         lap("search_far_random")
 
@@ -121,9 +125,9 @@ def mine(passages: list[Passage], pairs: list[Pair], model, mining_params, seed:
             pos=[texts[i] for i in positive_indices[q]], pos_ids=list(pair.pos_ids),
             neg=[texts[i] for i, *_ in picked], neg_ids=[passages[i].id for i, *_ in picked],
             neg_strategies=[strategy for _, strategy, *_ in picked])
-        if params.teacher_scores:
-            example.pos_scores = [round(float(query_vectors[q] @ passage_vectors[i]), 6) for i in positive_indices[q]]
-            example.neg_scores = [round(float(score), 6) for _, _, score, _ in picked]
+        # The scoring model's cosines: FlagEmbedding's teacher-score fields (mining.teacher may replace them).
+        example.pos_scores = [round(float(query_vectors[q] @ passage_vectors[i]), 6) for i in positive_indices[q]]
+        example.neg_scores = [round(float(score), 6) for _, _, score, _ in picked]
         examples.append(example)
     report.update(stats)
     report["candidates_per_strategy"] = {k: sum(len(c) for c in v) for k, v in candidates.items()}
@@ -132,11 +136,14 @@ def mine(passages: list[Passage], pairs: list[Pair], model, mining_params, seed:
     return examples, report
 
 
-def _dense(query_vectors, passage_vectors, dense_params, kind: str, report: dict):
+def _dense(query_vectors, passage_vectors, dense_params, kind: str, report: dict, device: str = "cpu"):
     from bgetune.negatives.dense import dense_candidates
 
-    lists = dense_candidates(query_vectors, passage_vectors, dense_params.rank_min, dense_params.rank_max, kind)
+    lists = dense_candidates(query_vectors, passage_vectors, dense_params.rank_min, dense_params.rank_max, kind,
+                             device)
     report["dense_index"] = kind
+    report["dense_search_on"] = "gpu" if kind == "flat" and str(device).startswith("cuda") and \
+        gpu_search_available() else "cpu"
     if kind != "flat":
         # The approximate index's recall against exact search, on a fixed sample of queries.
         sample = query_vectors[:RECALL_SAMPLE]

@@ -4,6 +4,6 @@ from __future__ import annotations
 from bgetune.records import Pair
 
 
-def existing_pairs(passages, pairs: list[Pair], qa_params, seed: int) -> tuple[list[Pair], dict]:
+def existing_pairs(passages, pairs: list[Pair], qa_params, seed: int, **_) -> tuple[list[Pair], dict]:
     kept = [p for p in pairs if p.query.strip()]
     return kept, {"kept": len(kept), "dropped_empty_query": len(pairs) - len(kept)}

@@ -20,7 +20,7 @@ from bgetune.text import content_tokens
 MIN_SENTENCE_CHARS, MAX_SENTENCE_CHARS = 8, 80
 
 
-def heuristic_pairs(passages, pairs, qa_params, seed: int) -> tuple[list[Pair], dict]:
+def heuristic_pairs(passages, pairs, qa_params, seed: int, **_) -> tuple[list[Pair], dict]:
     params = qa_params.heuristic
     allowed = [p for p in passages if p.split in params.splits]
     out: list[Pair] = []

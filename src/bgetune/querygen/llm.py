@@ -189,8 +189,8 @@ class ReplyCache:
             json.dump(value, handle, ensure_ascii=False)
 
 
-def llm_pairs(passages, pairs, qa_params, seed: int, progress: bool = True, client: ChatClient | None = None
-              ) -> tuple[list[Pair], dict]:
+def llm_pairs(passages, pairs, qa_params, seed: int, progress: bool = True, client: ChatClient | None = None,
+              device: str = "auto") -> tuple[list[Pair], dict]:
     """Generate queries for the passages of ``qa_params.llm.splits``; see the module docstring."""
     params = qa_params.llm
     started = time.perf_counter()
@@ -246,7 +246,7 @@ def llm_pairs(passages, pairs, qa_params, seed: int, progress: bool = True, clie
             outcome[how] += 1
 
     pairs_out, filtered, seen = [], Counter(), set()
-    roundtrip = _RoundTrip(passages, params) if params.roundtrip != "off" else None
+    roundtrip = _RoundTrip(passages, params, device) if params.roundtrip != "off" else None
     candidates = []
     for i, passage in enumerate(chosen):
         for rank, query in enumerate(results.get(i) or []):
@@ -327,10 +327,10 @@ def _filter_reason(query: str, passage: str, params, language: str, seen: set) -
 class _RoundTrip:
     """Does the query find its own passage in the top k? (BM25 over the whole corpus, or the base model.)"""
 
-    def __init__(self, passages, params):
+    def __init__(self, passages, params, device: str = "auto"):
         self.index_of = {p.id: i for i, p in enumerate(passages)}
         self.texts = [p.text for p in passages]
-        self.params = params
+        self.params, self.device = params, device
 
     def check(self, queries: list[tuple[str, str]]) -> list[bool]:
         if not queries:
@@ -342,12 +342,17 @@ class _RoundTrip:
 
             indices, _ = BM25Index(self.texts).search(texts, k)
         else:
-            from bgetune.models import load_model, query_instruction_for, resolve_model_path
+            from bgetune.device import resolve_device, resolve_precision
+            from bgetune.models import load_model, query_instruction_for
             from bgetune.search import encode, top_k
 
             reference = self.params.roundtrip_model
-            model = load_model(resolve_model_path(reference), 256)
+            device = resolve_device(self.device)
+            precision = resolve_precision("auto", device)
+            model = load_model(reference, device=device, key="qa_gen.llm.roundtrip_model")
             instruction = query_instruction_for(reference, "auto")
-            _, indices = top_k(encode(model, texts, 32, instruction, False), encode(model, self.texts, 32), k)
+            queries = encode(model, texts, 32, instruction, False, kind="query", precision=precision)
+            corpus = encode(model, self.texts, 32, progress=False, kind="document", precision=precision)
+            _, indices = top_k(queries, corpus, k, device=device)
             indices = indices.tolist()
         return [self.index_of[pid] in set(row) for (pid, _), row in zip(queries, indices)]

@@ -1,14 +1,15 @@
 """``train.backend: flagembedding``: FlagEmbedding's own trainer on the same data, same output folder.
 
-The expanded base is saved to a work folder, data/train.jsonl is written in the plain FlagEmbedding format (query,
-pos, neg), and ``python -m FlagEmbedding.finetune.embedder.encoder_only.base`` runs with our params mapped onto its
-arguments (``torchrun --nproc_per_node N`` when ``train.devices`` > 1, with negatives shared across devices). Its
-output has no modules.json, so it is re-saved as a sentence-transformers folder with the base's pooling,
-normalisation and the query instruction as prompt — exactly what the bgetune backend writes.
+data/train.jsonl is written in the plain FlagEmbedding format (query, pos, neg), and ``python -m
+FlagEmbedding.finetune.embedder.encoder_only.base`` runs on models/base (the expanded base: a transformers folder
+at its root) with our params mapped onto its arguments — torchrun over ``train.devices`` GPUs with negatives shared
+across devices, bf16/fp16 as ``train.precision`` resolves. Its output has no modules.json (sentence-transformers
+would mean-pool a CLS model), so it is re-saved as a sentence-transformers folder with the base's pooling,
+normalisation, lengths and the query instruction as prompt — exactly what the default backend writes.
 
 Example::
 
-    argv = flagembedding_command(params, "models/.fe_base", "data/.fe_train.jsonl", "models/.fe_out", "cls")
+    argv = flagembedding_command(params, "models/base", "data/.fe_train.jsonl", "models/.fe_out", "cls")
 """
 from __future__ import annotations
 
@@ -21,18 +22,19 @@ import sys
 import time
 from pathlib import Path
 
-from bgetune.records import atomic_open, read_json, read_passages, read_train_examples, write_json
+from bgetune.errors import BgetuneError
+from bgetune.records import atomic_open, read_train_examples, write_json
 
 log = logging.getLogger("bgetune")
 MODULE = "FlagEmbedding.finetune.embedder.encoder_only.base"
 
 
-class FlagEmbeddingError(RuntimeError):
+class FlagEmbeddingError(BgetuneError, RuntimeError):
     """FlagEmbedding's trainer failed; the message carries the end of its output."""
 
 
 def flagembedding_command(params, model_dir: str | Path, train_file: str | Path, output_dir: str | Path,
-                          pooling: str, instruction: str = "", devices: int = 1) -> list[str]:
+                          pooling: str, instruction: str = "", devices: int = 1, precision: str = "fp32") -> list[str]:
     train = params.train
     launcher = ([sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={devices}", "-m", MODULE]
                 if devices > 1 else [sys.executable, "-m", MODULE])
@@ -45,13 +47,14 @@ def flagembedding_command(params, model_dir: str | Path, train_file: str | Path,
         "--per_device_train_batch_size", str(train.batch_size),
         "--train_group_size", str(train.train_group_size),
         "--temperature", str(train.temperature),
-        "--query_max_len", str(params.model.max_seq_length),
-        "--passage_max_len", str(params.model.max_seq_length),
+        "--query_max_len", str(params.model.query_max_length),
+        "--passage_max_len", str(params.model.passage_max_length),
         "--sentence_pooling_method", pooling,
         "--normalize_embeddings", "True",
         "--weight_decay", str(train.weight_decay),
         "--warmup_steps", str(train.warmup_ratio),   # transformers 5: a float below 1 is a ratio
         "--max_grad_norm", str(train.max_grad_norm),
+        "--gradient_accumulation_steps", str(train.gradient_accumulation_steps),
         "--seed", str(params.seed),
         "--logging_steps", str(train.log_every),
         "--save_strategy", "no",
@@ -59,6 +62,12 @@ def flagembedding_command(params, model_dir: str | Path, train_file: str | Path,
         "--dataloader_drop_last", "False",
         "--knowledge_distillation", "False",
     ]
+    if precision == "bf16":
+        argv += ["--bf16", "True"]
+    elif precision == "fp16":
+        argv += ["--fp16", "True"]
+    if train.gradient_checkpointing:
+        argv += ["--gradient_checkpointing", "True"]
     if train.max_steps:
         argv += ["--max_steps", str(train.max_steps)]
     if instruction:
@@ -70,49 +79,65 @@ def flagembedding_command(params, model_dir: str | Path, train_file: str | Path,
     return argv
 
 
-def run_flagembedding_train(params, data_dir: Path, models_dir: Path, metrics_dir: Path, runner=None) -> dict:
-    """Run FlagEmbedding's trainer and save its result as models/finetuned. ``runner(argv, env)`` replaces the
-    subprocess call in tests of the plumbing."""
-    from bgetune.models import load_model, pooling_mode
-    from bgetune.pipeline import _save_model, load_expanded_base
+def run_flagembedding(params, root: Path, runner=None) -> dict:
+    """Run FlagEmbedding's trainer and save its result as models/finetuned (with results/train.json and curves).
+    ``runner(argv, env)`` replaces the subprocess call in tests of the plumbing."""
+    from bgetune.device import resolve_device, resolve_precision, runtime
+    from bgetune.modelcard import card_facts, finetuned_card
+    from bgetune.models import instructions, load_model, pooling_mode, save_model
+    from bgetune.outputs import StageOutputs
+    from bgetune.records import read_passages
+    from bgetune.modelcard import card_facts
+    from bgetune.steps.train import OUTS
 
-    if (params.train.method != "full" or params.train.loss != "infonce" or params.train.stage2.enabled
-            or params.train.embedding_lr):
-        raise ValueError("train.backend: flagembedding supports method: full, loss: infonce, no stage2 and no "
-                         "train.embedding_lr; use the bgetune backend for LoRA, other losses, two-stage training and "
-                         "a separate embedding learning rate")
-    passages = read_passages(data_dir / "corpus.jsonl")
-    base_card = read_json(models_dir / "base.json")
-    model, vocab_report = load_expanded_base(params, base_card, [p.text for p in passages])
-    pooling = pooling_mode(model)
-    instruction = base_card["query_instruction"]
-    work = models_dir / ".flagembedding"
+    train = params.train
+    if train.method != "full" or train.loss != "infonce" or train.stage2.enabled or train.embedding_lr \
+            or params.mining.rounds > 1 or train.noise_weight or train.distill_weight:
+        raise FlagEmbeddingError("train.backend: flagembedding supports method: full, loss: infonce and no stage2, "
+                                 "embedding_lr, noise penalty, distillation or second mining round; use the "
+                                 "sentence_transformers backend for those")
+    started = time.perf_counter()
+    device = resolve_device(params.model.device)
+    precision = resolve_precision(train.precision, device)
+    base_dir = root / "models/base"
+    base = load_model(str(base_dir), "cpu", params.model.query_max_length, params.model.passage_max_length)
+    pooling = pooling_mode(base)
+    train_instruction, eval_instruction = instructions(params.model, params.model.base)
+    work = root / ".bgetune" / "flagembedding"
     shutil.rmtree(work, ignore_errors=True)
-    base_dir, out_dir, train_file = work / "base", work / "output", work / "train.jsonl"
-    model.save(str(base_dir), safe_serialization=True)
+    out_dir, train_file = work / "output", work / "train.jsonl"
+    examples = read_train_examples(root / "data/train.jsonl")
     with atomic_open(train_file) as handle:
-        for example in read_train_examples(data_dir / "train.jsonl"):
+        for example in examples:
             handle.write(json.dumps({"query": example.query, "pos": example.pos, "neg": example.neg},
                                     ensure_ascii=False) + "\n")
-    argv = flagembedding_command(params, base_dir, train_file, out_dir, pooling, instruction, params.train.devices)
+    argv = flagembedding_command(params, base_dir, train_file, out_dir, pooling, train_instruction, train.devices,
+                                 precision)
     env = dict(os.environ, TOKENIZERS_PARALLELISM="false", WANDB_DISABLED="true")
     log.info("train (flagembedding): %s", " ".join(argv))
-    started = time.perf_counter()
     (runner or _run)(argv, env)
-    trained = load_model(str(out_dir), params.model.max_seq_length, pooling, params.model.trust_remote_code)
-    _save_model(trained, models_dir / "finetuned", instruction)
-    shutil.rmtree(work, ignore_errors=True)
+    trained = load_model(str(out_dir), device, params.model.query_max_length, params.model.passage_max_length,
+                         pooling, params.model.trust_remote_code, key="FlagEmbedding's output")
+    seconds = round(time.perf_counter() - started, 2)
     summary = {"backend": "flagembedding", "command": argv[argv.index(MODULE):], "pooling": pooling,
-               "seconds": round(time.perf_counter() - started, 2), "vocab": vocab_report,
-               "query_instruction": instruction, "train": {"steps": params.train.max_steps or None,
-                                                           "seconds": round(time.perf_counter() - started, 2),
-                                                           "first_loss": None, "final_loss_mean": None}}
-    write_json(metrics_dir / "train.json", summary)
+               "stage1": {"steps": train.max_steps or None, "first_loss": None, "final_loss": None,
+                          "loss_curve": [], "validation": None},
+               "train_instruction": train_instruction, "eval_instruction": eval_instruction,
+               "runtime": runtime(device, precision, train.devices), "seconds": seconds}
+    passages = read_passages(root / "data/corpus.jsonl")
+    facts = card_facts(params, trained, passages, examples, 0, eval_instruction, device, precision)
+    with StageOutputs("train", OUTS, root) as out:
+        save_model(trained, out.path("models/finetuned"), eval_instruction, finetuned_card(params, summary, facts))
+        write_json(out.path("results/train.json"), summary)
+        from bgetune.training.curves import write_curves
+
+        write_curves(out.path("results/train_log"), [("stage1", summary["stage1"])])
+    shutil.rmtree(work, ignore_errors=True)
     return summary
 
 
 def _run(argv: list[str], env: dict) -> None:
     result = subprocess.run(argv, env=env, capture_output=True, text=True)
     if result.returncode != 0:
-        raise FlagEmbeddingError(f"FlagEmbedding's trainer exited with {result.returncode}:\n"
-                                 f"{(result.stdout + result.stderr)[-4000:]}")
+        tail = (result.stdout + result.stderr).strip().splitlines()[-1:] or ["(no output)"]
+        raise FlagEmbeddingError(f"FlagEmbedding's trainer exited with {result.returncode}: {tail[0][:500]}")

@@ -12,7 +12,9 @@ from __future__ import annotations
 from pathlib import Path
 
 
-def add_lora(model, lora_params, old_vocab_size: int | None = None) -> dict:
+def add_lora(model, lora_params, old_vocab_size: int | None = None, seed: int = 0) -> dict:
+    """Wrap the transformer with LoRA adapters (initialised from ``seed``: the same run gives the same adapters)."""
+    import torch
     from peft import LoraConfig, get_peft_model
 
     transformer = model[0].auto_model
@@ -23,7 +25,9 @@ def add_lora(model, lora_params, old_vocab_size: int | None = None) -> dict:
     config = LoraConfig(r=lora_params.r, lora_alpha=lora_params.alpha, lora_dropout=lora_params.dropout,
                         target_modules=list(lora_params.target_modules), bias="none",
                         trainable_token_indices={"word_embeddings": new_ids} if new_ids else None)
-    _set_transformer(model, get_peft_model(transformer, config))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        _set_transformer(model, get_peft_model(transformer, config))
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     total = sum(p.numel() for p in model.parameters())
     return {"trainable_parameters": trainable, "total_parameters": total, "new_token_rows": len(new_ids or [])}

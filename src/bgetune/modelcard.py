@@ -1,0 +1,143 @@
+"""Model cards (README.md) for the folders the pipeline writes, from the pipeline's own facts.
+
+The front matter uses the Hugging Face hub's model-card fields as sentence-transformers writes them
+(``library_name``, ``pipeline_tag``, ``base_model``, ``language``, ``tags``); the body says what the model is, what
+it was trained on and with which loss and hyperparameters, how it scored, and how to load it in
+sentence-transformers and in FlagEmbedding's ``FlagModel`` with the pooling it needs (FlagModel pools CLS by
+default: a mean-pooled model loaded that way gives different vectors).
+
+Example::
+
+    card = finetuned_card(params, train_summary, data_summary)
+    Path("models/finetuned/README.md").write_text(card)
+"""
+from __future__ import annotations
+
+import re
+
+_CJK = re.compile(r"[\u3400-\u9fff]")
+
+
+def language_of(texts: list[str]) -> list[str]:
+    """["zh"] when most sampled texts hold CJK characters, else ["en"]."""
+    sample = texts[:200]
+    chinese = sum(1 for t in sample if _CJK.search(t))
+    return ["zh"] if sample and chinese >= len(sample) / 2 else ["en"]
+
+
+def _front_matter(base: str, language: list[str], tags: list[str]) -> str:
+    base_line = f"base_model: {base}\n" if not base.startswith("bundled:") else \
+        f"base_model: sentence-transformers/{base.split(':', 1)[1]}\n"
+    return ("---\nlibrary_name: sentence-transformers\npipeline_tag: sentence-similarity\n" + base_line
+            + "language:\n" + "".join(f"- {x}\n" for x in language)
+            + "tags:\n" + "".join(f"- {t}\n" for t in ["sentence-transformers", "feature-extraction", "bgetune",
+                                                       *tags]) + "---\n\n")
+
+
+def usage(path: str, pooling: str, instruction: str, query_length: int, passage_length: int) -> str:
+    flag_instruction = f'query_instruction_for_retrieval="{instruction}", ' if instruction else ""
+    return f"""## How to use
+
+sentence-transformers (the query instruction is saved as the model's `query` prompt; `encode_query` adds it and
+uses the query length {query_length}, `encode_document` the passage length {passage_length}):
+
+```python
+from sentence_transformers import SentenceTransformer
+
+model = SentenceTransformer("{path}")
+queries = model.encode_query(["..."])
+passages = model.encode_document(["..."])
+scores = model.similarity(queries, passages)
+```
+
+FlagEmbedding (this model pools **{pooling}**; FlagModel's default is `cls`, so pass it):
+
+```python
+from FlagEmbedding import FlagModel
+
+model = FlagModel("{path}", pooling_method="{pooling}", {flag_instruction}query_max_length={query_length},
+                  passage_max_length={passage_length}, use_fp16=True)
+queries = model.encode_queries(["..."])
+passages = model.encode_corpus(["..."])
+```
+"""
+
+
+def _table(rows: list[tuple[str, object]]) -> str:
+    return "| | |\n| --- | --- |\n" + "".join(f"| {k} | {v} |\n" for k, v in rows)
+
+
+def base_card(params, vocab_summary: dict, passages: int) -> str:
+    language = ["zh"] if vocab_summary.get("characters_added") else ["en"]
+    rows = [("base", f"`{params.model.base}`"), ("characters added", vocab_summary.get("characters_added", 0)),
+            ("terms added", vocab_summary.get("terms_added", 0)),
+            ("[UNK] rate on the corpus", f"{vocab_summary.get('unk_rate_before')} → "
+                                         f"{vocab_summary.get('unk_rate_after')}"),
+            ("corpus passages", passages)]
+    return (_front_matter(params.model.base, language, ["vocabulary-expanded"])
+            + "# Vocabulary-expanded base (bgetune)\n\n`" + params.model.base + "` with the corpus's missing "
+            "characters (and domain terms) added to its tokenizer and embedding matrix; new rows are initialised, "
+            "not trained. This is the model bgetune fine-tunes from, not a model to deploy.\n\n" + _table(rows))
+
+
+def finetuned_card(params, summary: dict, facts: dict, test: dict | None = None) -> str:
+    """``summary``: results/train.json; ``facts``: pooling, lengths, language, instruction, data sizes;
+    ``test``: {model name: headline metrics} for the test-split table (base, fine-tuned, merged, BM25)."""
+    train = params.train
+    stage = summary.get("stage1", {})
+    rows = [("base model", f"`{params.model.base}` (vocabulary expanded: +{facts.get('tokens_added', 0)} tokens)"),
+            ("method", f"{train.method}" + (f" (LoRA r={train.lora.r}, alpha={train.lora.alpha}, merged)"
+                                           if train.method == "lora" else "")),
+            ("loss", f"{train.loss}, temperature {train.temperature}"
+                     + (f", noise penalty {train.noise_weight}" if train.noise_weight else "")
+                     + (f", distillation {train.distill_weight}" if train.distill_weight else "")),
+            ("training pairs", f"{facts.get('train_queries')} queries with mined hard negatives "
+                               f"(group size {train.train_group_size})"),
+            ("corpus", f"{facts.get('passages')} passages"),
+            ("hyperparameters", f"lr {train.lr}" + (f" (embeddings {train.embedding_lr})" if train.embedding_lr
+                                                    else "") + f", batch {train.batch_size} per device, "
+                                f"{train.epochs} epoch(s), warm-up {train.warmup_ratio}, weight decay "
+                                f"{train.weight_decay}, seed {params.seed}"),
+            ("steps", stage.get("steps")),
+            ("precision / device", f"{facts.get('precision')} / {facts.get('device')}"),
+            ("query instruction", f"`{facts.get('instruction')}`" if facts.get("instruction") else "none"),
+            ("pooling", facts.get("pooling"))]
+    validation = stage.get("validation")
+    if validation:
+        rows.append((f"val {validation['metric']} (best)", f"{validation['best']:.4f} at step "
+                                                            f"{validation['best_step']}"))
+    if summary.get("stage2"):
+        rows.append(("stage 2", f"{summary['stage2'].get('examples')} pairs, {summary['stage2'].get('steps')} steps, "
+                                f"loss {params.train.stage2.loss}, lr {params.train.stage2.lr}"))
+    body = (_front_matter(params.model.base, facts.get("language", ["zh"]), ["bge", "retrieval"])
+            + f"# {facts.get('title', 'Fine-tuned embedding model')} (bgetune)\n\n"
+            + f"{facts.get('description', '')}\n\n## Training\n\n" + _table(rows))
+    if test:
+        body += "\n" + test_table(test)
+    body += "\n" + usage(facts.get("path", "path/to/this/folder"), facts.get("pooling", "cls"),
+                         facts.get("instruction", ""), facts.get("query_max_length", 64),
+                         facts.get("passage_max_length", 512))
+    return body
+
+
+def test_table(test: dict) -> str:
+    keys = [("ndcg@10", "NDCG@10"), ("recall@1", "Recall@1"), ("recall@10", "Recall@10"), ("mrr@10", "MRR@10")]
+    lines = ["## Test-split results\n", "| model | " + " | ".join(label for _, label in keys) + " |",
+             "| --- |" + " --- |" * len(keys)]
+    for name, metrics in test.items():
+        lines.append(f"| {name} | " + " | ".join(f"{metrics[k]:.4f}" if k in metrics else "–" for k, _ in keys) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def card_facts(params, model, passages, examples, tokens_added: int, instruction: str, device: str,
+               precision: str) -> dict:
+    from bgetune.modelcard import language_of
+    from bgetune.models import lengths_of, pooling_mode
+
+    query_length, passage_length = lengths_of(model)
+    return {"title": "Fine-tuned embedding model", "path": "models/finetuned",
+            "description": f"`{params.model.base}` fine-tuned by bgetune on {len(passages)} domain passages.",
+            "tokens_added": tokens_added, "train_queries": len(examples), "passages": len(passages),
+            "pooling": pooling_mode(model), "instruction": instruction, "query_max_length": query_length,
+            "passage_max_length": passage_length, "language": language_of([p.text for p in passages]),
+            "device": device, "precision": precision}

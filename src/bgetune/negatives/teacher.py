@@ -1,0 +1,98 @@
+"""Teacher scores for distillation: ``pos_scores`` / ``neg_scores`` of each training example, from ``mining.teacher``.
+
+- ``""``: the scoring model's cosines (what ``mine`` already wrote);
+- a model folder or hub id: a cross-encoder (a reranker: a sequence-classification model) scores each
+  (query, passage) pair — its scores are logits, so distil with ``train.distill_temperature`` near 1 — or a
+  bi-encoder scores them by cosine (temperature as for the student, e.g. 0.02);
+- ``hybrid``: where no reranker exists, the scoring model's cosine averaged with BM25's score mapped onto the
+  query's cosine range, so a passage both retrievers rank high is the teacher's favourite.
+
+Example::
+
+    report = teacher_scores(examples, passages, params.mining, params.model, "cuda", "bf16", scorer, instruction)
+"""
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+
+log = logging.getLogger("bgetune")
+
+
+def is_cross_encoder(reference: str) -> bool:
+    from bgetune.models import is_hub_id, resolve_model_path
+
+    if is_hub_id(reference):
+        return "rerank" in reference.lower()
+    config = Path(resolve_model_path(reference)) / "config.json"
+    try:
+        architectures = json.loads(config.read_text()).get("architectures") or []
+    except (OSError, ValueError):
+        return False
+    return any(a.endswith("ForSequenceClassification") for a in architectures)
+
+
+def teacher_scores(examples, passages, mining_params, model_params, device: str, precision: str, scorer_model,
+                   scorer_instruction: str) -> dict:
+    teacher = mining_params.teacher
+    texts_of = {p.id: p.text for p in passages}
+    if teacher == "hybrid":
+        from bgetune.lexical import BM25Index
+
+        index = BM25Index([p.text for p in passages])
+        position = {p.id: i for i, p in enumerate(passages)}
+        for example in examples:
+            ids = example.pos_ids + example.neg_ids
+            cosines = example.pos_scores + example.neg_scores if example.pos_scores is not None else None
+            if cosines is None or not ids:
+                continue
+            lexical = index.scores(example.query, [position[i] for i in ids])
+            mixed = hybrid_scores(np.asarray(cosines), np.asarray(lexical))
+            example.pos_scores = [round(float(s), 6) for s in mixed[:len(example.pos_ids)]]
+            example.neg_scores = [round(float(s), 6) for s in mixed[len(example.pos_ids):]]
+        return {"teacher": "hybrid", "kind": "cosine + BM25 mapped onto the cosine range"}
+    from bgetune.models import load_model, query_instruction_for
+
+    if is_cross_encoder(teacher):
+        from sentence_transformers import CrossEncoder
+
+        model = CrossEncoder(teacher, device=device, trust_remote_code=model_params.trust_remote_code)
+        pairs = [(e.query, texts_of.get(i, t)) for e in examples
+                 for i, t in zip(e.pos_ids + e.neg_ids, e.pos + e.neg)]
+        scores = model.predict(pairs, batch_size=mining_params.encode_batch_size, show_progress_bar=False,
+                               convert_to_numpy=True).tolist()
+        kind = "cross-encoder logits (distil with train.distill_temperature near 1)"
+    else:
+        from bgetune.search import encode
+
+        model = load_model(teacher, device, model_params.query_max_length, model_params.passage_max_length,
+                           model_params.pooling, model_params.trust_remote_code, key="mining.teacher")
+        instruction = query_instruction_for(teacher, model_params.query_instruction)
+        queries = encode(model, [e.query for e in examples], mining_params.encode_batch_size, instruction, False,
+                         kind="query", precision=precision)
+        scores = []
+        for q, e in enumerate(examples):
+            members = encode(model, e.pos + e.neg, mining_params.encode_batch_size, progress=False, kind="document",
+                             precision=precision)
+            scores.extend((members @ queries[q]).tolist())
+        kind = "bi-encoder cosines"
+    cursor = 0
+    for e in examples:
+        n_pos, n_neg = len(e.pos), len(e.neg)
+        e.pos_scores = [round(float(s), 6) for s in scores[cursor:cursor + n_pos]]
+        e.neg_scores = [round(float(s), 6) for s in scores[cursor + n_pos:cursor + n_pos + n_neg]]
+        cursor += n_pos + n_neg
+    log.info("teacher scores from %s (%s)", teacher, kind)
+    return {"teacher": teacher, "kind": kind}
+
+
+def hybrid_scores(cosines: np.ndarray, lexical: np.ndarray) -> np.ndarray:
+    """Mean of the cosine and the BM25 score linearly mapped onto [min cosine, max cosine] of the group."""
+    low, high = float(cosines.min()), float(cosines.max())
+    span = float(lexical.max() - lexical.min())
+    mapped = np.full_like(cosines, (low + high) / 2) if span <= 0 else low + (lexical - lexical.min()) / span * (
+        high - low)
+    return (cosines + mapped) / 2

@@ -1,0 +1,217 @@
+"""evaluate <name>: one retriever on the test split — ``base`` (model.base as shipped), ``finetuned``, ``merged``,
+``bm25`` (jieba + BM25, the baseline) or ``extra <key>`` (a model from eval.extra_models).
+
+Writes metrics/<name>.json — the headline numbers only (NDCG@10, Recall@1/10/100, MRR@10, MAP@10, hybrid
+NDCG@10, pair AUC), what ``dvc metrics diff`` compares — and, for the report, results/eval/<name>.json (every
+metric: at every k, passage and document level, pair, noise both ways, hybrid, general set, counts, device,
+timings), results/per_query/<name>.jsonl (each test query's rank, NDCG@10 and top passages), results/curves/<name>.json
+(Recall@k) and, for dense models, results/plots/similarity_<name>.png.
+
+Reads params: seed, eval, model.* (dense models).
+
+Example::
+
+    headline = run(load_params(), "finetuned", root=".")
+"""
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+from bgetune.outputs import StageOutputs
+from bgetune.records import write_json, write_jsonl
+
+log = logging.getLogger("bgetune")
+HEADLINE = ("ndcg@10", "recall@1", "recall@10", "recall@100", "mrr@10", "map@10", "hybrid_ndcg@10", "pair_auc")
+CURVE_KS = (1, 2, 3, 5, 10, 20, 50, 100)
+PIPELINE_MODELS = ("base", "finetuned", "merged", "bm25")
+
+
+def outputs(name: str, dense: bool) -> list[str]:
+    file = name.replace("/", "_")
+    outs = [f"metrics/{file}.json", f"results/eval/{file}.json", f"results/per_query/{file}.jsonl",
+            f"results/curves/{file}.json"]
+    return outs + ([f"results/plots/similarity_{file}.png"] if dense else [])
+
+
+def run(params, name: str, root: str | Path = ".", progress: bool = True, extra_reference: str | None = None) -> dict:
+    from bgetune.evaluation.testset import load_test_set
+
+    root = Path(root)
+    started = time.perf_counter()
+    k = max(max(params.eval.k_values), max(CURVE_KS))
+    test = load_test_set(root, params.eval, k)
+    if name == "bm25":
+        results, per_query_extra, pair_scores = lexical_results(params, test, k)
+        rankings, scores = test.bm25, test.bm25_scores
+        hybrid = None
+    else:
+        results, rankings, scores, hybrid, pair_scores = dense_results(params, name, root, test, k, progress,
+                                                                       extra_reference)
+    results.update({"queries": len(test.pairs), "passages": len(test.ids), "documents": len(set(test.doc_of.values())),
+                    **test.leakage, "seconds": round(time.perf_counter() - started, 2)})
+    headline = headline_metrics(results, params.eval.level)
+    rows = per_query_rows(test, rankings, scores, hybrid, params.eval)
+    file = name.replace("/", "_")
+    with StageOutputs(f"evaluate-{file}", outputs(name, name != "bm25"), root) as out:
+        write_json(out.path(f"metrics/{file}.json"), headline)
+        write_json(out.path(f"results/eval/{file}.json"), results)
+        write_jsonl(out.path(f"results/per_query/{file}.jsonl"), rows)
+        from bgetune.evaluation.metrics import recall_curve
+
+        write_json(out.path(f"results/curves/{file}.json"),
+                   [{"k": kk, "recall": r} for kk, r in recall_curve(rankings, test.relevant, CURVE_KS)])
+        if name != "bm25":
+            from bgetune.plots import score_histograms
+
+            score_histograms({"positive": pair_scores["positive"], "random negative": pair_scores["negative"]},
+                             out.path(f"results/plots/similarity_{file}.png"),
+                             f"{name}: similarity of test queries to positives vs random passages")
+    log.info("evaluate %s: %s", name, " ".join(f"{key}={value:.4f}" for key, value in headline.items()))
+    return headline
+
+
+def headline_metrics(results: dict, level: str) -> dict:
+    block = results.get(level) or results["passage"]
+    values = {key: block[key] for key in HEADLINE if key in block}
+    if "hybrid" in results and "ndcg@10" in results["hybrid"].get(level, {}):
+        values["hybrid_ndcg@10"] = results["hybrid"][level]["ndcg@10"]
+    if "pair" in results and "pair_auc" in results["pair"]:
+        values["pair_auc"] = results["pair"]["pair_auc"]
+    return {key: values[key] for key in HEADLINE if key in values}
+
+
+def level_metrics(rankings, scores, test, eval_params) -> dict:
+    """Passage-level metrics, and document-level ones when documents span several passages."""
+    from bgetune.evaluation.documents import document_ranking, spans_several_passages
+    from bgetune.evaluation.metrics import ranking_metrics
+
+    out = {"passage": ranking_metrics(rankings, test.relevant, eval_params.k_values)}
+    if spans_several_passages(test.doc_of) or eval_params.level == "document":
+        scores = scores or [None] * len(rankings)
+        documents = [document_ranking(r, s, test.doc_of, eval_params.doc_score) for r, s in zip(rankings, scores)]
+        out["document"] = ranking_metrics(documents, test.relevant_documents, eval_params.k_values)
+        out["document_rankings"] = documents
+    return out
+
+
+def lexical_results(params, test, k: int):
+    from bgetune.evaluation.general import general_bm25_metrics, load_general_set
+
+    levels = level_metrics(test.bm25, test.bm25_scores, test, params.eval)
+    levels.pop("document_rankings", None)
+    results = dict(levels)
+    general = load_general_set(params.eval.general, params.seed)
+    if general is not None:
+        results["general"] = general_bm25_metrics(general, params.eval.k_values)
+    return results, None, None
+
+
+def dense_results(params, name: str, root: Path, test, k: int, progress: bool, extra_reference: str | None):
+    from bgetune.device import resolve_device, resolve_precision, runtime
+    from bgetune.evaluation.general import general_metrics, load_general_set
+    from bgetune.evaluation.hybrid import fuse_all
+    from bgetune.evaluation.noise import load_noise_texts, noise_as_queries, noise_similarity
+    from bgetune.evaluation.pairs import pair_metrics
+    from bgetune.evaluation.retrieval import dense_rankings
+    from bgetune.search import encode
+
+    eval_params = params.eval
+    device = resolve_device(params.model.device)
+    precision = resolve_precision(params.model.precision, device)
+    model, instruction, reference = model_for(params, name, root, device, extra_reference)
+    batch = eval_params.encode_batch_size
+    ranked = dense_rankings(model, test.texts, test.ids, test.queries, k, instruction, batch, progress,
+                            device=device, precision=precision)
+    levels = level_metrics(ranked.ids, ranked.scores, test, eval_params)
+    document_rankings = levels.pop("document_rankings", None)
+    results = {"model": reference, "query_instruction": instruction, **levels,
+               "runtime": runtime(device, precision)}
+    positives = [[test.index_of[i] for i in p.pos_ids if i in test.index_of] for p in test.pairs]
+    pair, pair_scores = pair_metrics(ranked.query_vectors, ranked.passage_vectors, positives,
+                                     eval_params.pair_negatives, params.seed)
+    results["pair"] = pair
+    noise = load_noise_texts(str(root / eval_params.noise_texts) if eval_params.noise_texts else "")
+    best_positive = [max(float(ranked.query_vectors[q] @ ranked.passage_vectors[i]) for i in pos) if pos else 0.0
+                     for q, pos in enumerate(positives)]
+    results["noise"] = {
+        **noise_similarity(ranked.query_vectors, encode(model, noise, batch, progress=False, kind="document",
+                                                        precision=precision), best_positive),
+        **noise_as_queries(encode(model, noise, batch, instruction, False, kind="query", precision=precision),
+                           ranked.passage_vectors, best_positive)}
+    hybrid = None
+    if eval_params.hybrid.enabled:
+        weights = list(eval_params.hybrid.weights)
+        tuning = None
+        if eval_params.hybrid.tune:
+            weights, tuning = tuned_hybrid_weights(params, root, model, instruction, device, precision)
+        hybrid = fuse_all(ranked.ids, test.bm25, weights, eval_params.hybrid.rrf_k, k)
+        fused_levels = level_metrics(hybrid, None, test, eval_params)
+        fused_levels.pop("document_rankings", None)
+        results["hybrid"] = {"weights": weights, "rrf_k": eval_params.hybrid.rrf_k, "tuning": tuning,
+                             **fused_levels}
+    general = load_general_set(eval_params.general, params.seed)
+    if general is not None:
+        results["general"] = general_metrics(model, instruction, general, eval_params.k_values, batch, False,
+                                             device, precision)
+    if document_rankings is not None:
+        results["document_level"] = {"doc_score": eval_params.doc_score}
+    return results, ranked.ids, ranked.scores, hybrid, pair_scores
+
+
+def tuned_hybrid_weights(params, root: Path, model, instruction: str, device: str, precision: str):
+    """The dense weight of the RRF fusion chosen on the val split (BM25's weight 1)."""
+    from bgetune.evaluation.hybrid import tune_dense_weight
+    from bgetune.evaluation.retrieval import dense_rankings
+    from bgetune.evaluation.testset import load_test_set
+
+    val = load_test_set(root, params.eval, 100, split="val")
+    ranked = dense_rankings(model, val.texts, val.ids, val.queries, 100, instruction, params.eval.encode_batch_size,
+                            False, device=device, precision=precision)
+    weights, trials = tune_dense_weight(ranked.ids, val.bm25, val.relevant, params.eval.hybrid.rrf_k)
+    log.info("hybrid weights chosen on val: dense %.2f, bm25 1.0", weights[0])
+    return weights, {"val_queries": len(val.pairs), "trials": trials}
+
+
+def model_for(params, name: str, root: Path, device: str, extra_reference: str | None):
+    """(model, query instruction, reference) for a pipeline model name or an extra model."""
+    from bgetune.models import instructions, load_model, query_instruction_for
+
+    lengths = (params.model.query_max_length, params.model.passage_max_length)
+    _, instruction = instructions(params.model, params.model.base)
+    if name == "base":
+        model = load_model(params.model.base, device, *lengths, params.model.pooling, params.model.trust_remote_code)
+        return model, instruction, params.model.base
+    if extra_reference is not None:
+        model = load_model(extra_reference, device, *lengths, params.model.pooling, params.model.trust_remote_code,
+                           key=f"eval.extra_models.{name}")
+        saved = model.prompts.get("query")
+        return model, saved if saved is not None else query_instruction_for(
+            extra_reference, params.model.query_instruction), extra_reference
+    folder = root / "models" / name
+    return load_model(str(folder), device, *lengths, key=f"models/{name}"), instruction, f"models/{name}"
+
+
+def per_query_rows(test, rankings, scores, hybrid, eval_params) -> list[dict]:
+    """Each test query: the rank of its first positive, its NDCG@10 at the headline level (what the significance
+    test resamples), the hybrid's, and its top 3 passages."""
+    from bgetune.evaluation.documents import document_ranking
+    from bgetune.evaluation.metrics import first_relevant_rank, query_ndcg
+
+    by_id = {p.id: p.text for p in test.passages}
+    documents = eval_params.level == "document"
+    rows = []
+    for q, (pair, ranking) in enumerate(zip(test.pairs, rankings)):
+        relevant = test.relevant_documents[q] if documents else test.relevant[q]
+        ranked = document_ranking(ranking, scores[q] if scores else None, test.doc_of, eval_params.doc_score) \
+            if documents else ranking
+        row = {"qid": pair.qid, "query": pair.query, "rank": first_relevant_rank(ranked, relevant),
+               "ndcg@10": round(query_ndcg(ranked, relevant), 6), "pos_ids": pair.pos_ids,
+               "top3": [{"id": pid, "text": by_id[pid][:200]} for pid in ranking[:3]]}
+        if hybrid is not None:
+            fused = document_ranking(hybrid[q], None, test.doc_of) if documents else hybrid[q]
+            row["hybrid_rank"] = first_relevant_rank(fused, relevant)
+            row["hybrid_ndcg@10"] = round(query_ndcg(fused, relevant), 6)
+        rows.append(row)
+    return rows

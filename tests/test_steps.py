@@ -1,0 +1,139 @@
+"""The stage functions called directly (no DVC), on a tiny project, with the options that change their plumbing."""
+import json
+
+import pytest
+import torch
+
+from bgetune.params import load_params
+from bgetune.records import read_json, read_pairs
+from conftest import copy_project, run_steps, tiny_squad, write_project
+
+
+def test_the_default_pipeline_writes_every_output_with_a_card(mined_project, tmp_path):
+    root = copy_project(mined_project, tmp_path / "p")
+    params = load_params(root / "params.yaml")
+    run_steps(root, params, ("train", "merge"))
+    for name in ("base", "finetuned", "merged", "bm25"):
+        from bgetune.steps import evaluate
+
+        evaluate.run(params, name, root, progress=False)
+    run_steps(root, params, ("report", "publish"))
+    headline = read_json(root / "metrics" / "finetuned.json")
+    assert set(headline) == {"ndcg@10", "recall@1", "recall@10", "mrr@10", "map@10", "hybrid_ndcg@10",
+                             "pair_auc"}   # recall@100 too when 100 is one of eval.k_values (it is not here)
+    full = read_json(root / "results" / "eval" / "finetuned.json")
+    # MRR and Recall at every k, both levels (documents span two passages), noise both ways, device recorded.
+    assert {"mrr@1", "mrr@5", "mrr@10", "recall@1", "recall@5", "recall@10"} <= set(full["passage"])
+    assert "document" in full and full["document"]["ndcg@10"] >= full["passage"]["ndcg@10"] - 1e-9
+    assert {"noise_similarity_mean", "noise_query_top_mean"} <= set(full["noise"])
+    assert full["runtime"]["device"] == "cpu" and full["runtime"]["precision"] == "fp32"
+    train = read_json(root / "results" / "train.json")
+    assert train["runtime"]["device"] == "cpu" and train["stage1"]["steps"] == train["stage1"]["loss_curve"][-1]["step"]
+    loss_tsv = (root / "results" / "train_log" / "plots" / "metrics" / "train" / "loss.tsv").read_text().splitlines()
+    assert [round(float(line.split("\t")[-1]), 5) for line in loss_tsv[1:]] == \
+        [p["loss"] for p in train["stage1"]["loss_curve"]]          # the curve is train.json's
+    card = (root / "models" / "publish" / "finetuned" / "README.md").read_text()
+    assert str(params.model.base) in card and "language:\n- en" in card or "language:\n- zh" in card
+    assert f"{headline['ndcg@10']:.4f}" in card and "BM25" in card and 'pooling_method="mean"' in card
+    assert "all-MiniLM" not in (root / "models" / "finetuned" / "README.md").read_text()   # not the base's card
+    for folder in ("models/finetuned", "models/merged", "models/publish/finetuned"):
+        for path in (root / folder).rglob("*"):
+            assert path.stat().st_mode & 0o044 == 0o044, path          # readable like any other file
+    assert (root / "results" / "report.html").stat().st_size > 10_000
+
+
+def test_lora_two_stages_validation_terms_and_searched_merge(tmp_path, tiny_model_dir):
+    root = tmp_path / "p"
+    stage2 = root / "data" / "stage2"
+    stage2.mkdir(parents=True)
+    (stage2 / "labelled.jsonl").write_text("\n".join(json.dumps(
+        {"query": f"which {t}", "pos": [f"the {t} is here"], "neg": ["nothing"]}) for t in ["red cat", "blue dog"]))
+    terms = root / "data" / "terms.txt"
+    terms.write_text("# domain words\n红猫\n", encoding="utf-8")
+    general = tmp_path / "general.json"
+    general.write_text(json.dumps({"data": tiny_squad()["data"][:3]}, ensure_ascii=False))
+    write_project(root, tiny_model_dir,
+                  vocab={"expand_terms": True, "top_terms": 3, "min_term_count": 1, "term_file": "data/terms.txt"},
+                  train={"method": "lora", "eval_every": 2, "checkpoint_every": 2,
+                         "lora": {"r": 4, "alpha": 8, "target_modules": ["query", "value"]},
+                         "stage2": {"enabled": True, "epochs": 1, "loss": "cosine", "noise_weight": 0.5}},
+                  merge={"search": "grid", "grid": [0.0, 0.5, 1.0]},
+                  eval={"general": {"data": {"raw_dir": str(general)}, "max_queries": 4},
+                        "extra_models": {"tiny": str(tiny_model_dir)}, "hybrid": {"tune": True}})
+    params = load_params(root / "params.yaml")
+    summaries = run_steps(root, params, ("split", "qa_gen", "vocab", "mine_negatives", "train", "merge"))
+    vocab = summaries["vocab"]
+    assert vocab["terms_added"] >= 1 and "红猫" in vocab["sample_terms"]
+    train = summaries["train"]
+    assert train["method"] == "lora" and train["lora"]["adapter_saved"]
+    assert (root / "models" / "finetuned" / "lora_adapter" / "adapter_config.json").exists()
+    assert train["stage2"]["examples"] == 2 and train["stage2"]["loss"] == "cosine"
+    assert train["stage1"]["validation"]["history"], "validation ran every 2 steps"
+    assert not (root / "models" / "checkpoints").exists() or not any((root / "models" / "checkpoints").rglob("*.pt"))
+    from sentence_transformers import SentenceTransformer
+
+    plain = SentenceTransformer(str(root / "models" / "finetuned"), device="cpu")
+    assert not any("lora" in key for key in plain.state_dict()) and plain.tokenizer.tokenize("红猫") == ["红猫"]
+    merge = summaries["merge"]
+    assert [t["finetuned_weight"] for t in merge["search"]["trials"]] == [0.0, 0.5, 1.0]
+    assert merge["weights"]["finetuned"] == merge["search"]["chosen_finetuned_weight"]
+    from bgetune.steps import evaluate
+
+    result = evaluate.run(params, "finetuned", root, progress=False)
+    assert 0 <= result["ndcg@10"] <= 1 and 0 <= result["pair_auc"] <= 1
+    full = read_json(root / "results" / "eval" / "finetuned.json")
+    assert full["hybrid"]["tuning"]["trials"] and full["general"]["ood_queries"] == 4
+    per_query = [json.loads(line) for line in (root / "results" / "per_query" / "finetuned.jsonl").read_text()
+                 .splitlines()]
+    assert abs(sum(r["ndcg@10"] for r in per_query) / len(per_query) - result["ndcg@10"]) < 1e-5
+    extra = evaluate.run(params, "extra_tiny", root, progress=False, extra_reference=str(tiny_model_dir))
+    assert (root / "metrics" / "extra_tiny.json").exists() and 0 <= extra["ndcg@10"] <= 1
+
+
+def test_document_level_evaluation_ranks_documents_by_their_best_passage(mined_project, tmp_path):
+    root = copy_project(mined_project, tmp_path / "p", eval={"level": "document"})
+    params = load_params(root / "params.yaml")
+    from bgetune.steps import evaluate
+
+    headline = evaluate.run(params, "base", root, progress=False)
+    full = read_json(root / "results" / "eval" / "base.json")
+    # A document counts when any of its passages ranks: at least as good as passage level, and here better.
+    assert headline["ndcg@10"] == full["document"]["ndcg@10"] > full["passage"]["ndcg@10"]
+    assert full["document"]["recall@10"] >= full["passage"]["recall@10"]
+
+
+def test_round_two_remines_with_the_round_one_model(mined_project, tmp_path):
+    root = copy_project(mined_project, tmp_path / "p", mining={"rounds": 2})
+    params = load_params(root / "params.yaml")
+    train = run_steps(root, params, ("train",))["train"]
+    assert train["round2"]["steps"] > 0 and train["rounds"]["round2_mining"]["negatives_per_strategy"]
+
+
+def test_merge_examples_and_original_base(mined_project, tmp_path):
+    root = copy_project(mined_project, tmp_path / "p", merge={"search": "examples", "base": "original",
+                                                              "examples": 4})
+    params = load_params(root / "params.yaml")
+    merge = run_steps(root, params, ("train", "merge"))["merge"]
+    assert merge["search"]["mode"] == "examples" and len(merge["search"]["losses"]) == 2
+    assert sum(merge["weights"].values()) == pytest.approx(1.0)
+    from bgetune.models import load_model
+
+    merged = load_model(str(root / "models" / "merged"))
+    tuned = load_model(str(root / "models" / "finetuned"))
+    original_rows = load_model(params.model.base)[0].auto_model.get_input_embeddings().weight.shape[0]
+    new_rows = slice(original_rows, None)
+    # The original base has no rows for the added tokens: the merge takes them from the fine-tuned model as is.
+    assert torch.equal(merged[0].auto_model.get_input_embeddings().weight[new_rows],
+                       tuned[0].auto_model.get_input_embeddings().weight[new_rows])
+
+
+def test_pairs_from_another_run_are_caught(mined_project, tmp_path):
+    from bgetune.lineage import LineageError
+    from bgetune.records import write_jsonl
+
+    root = copy_project(mined_project, tmp_path / "p")
+    pairs = read_pairs(root / "data" / "pairs" / "train.jsonl")
+    pairs[0].pos_ids = ["other-run.json:9#0"]
+    write_jsonl(root / "data" / "pairs" / "train.jsonl", pairs)
+    with pytest.raises(LineageError, match="do not belong together.*other-run"):
+        run_steps(root, load_params(root / "params.yaml"), ("mine_negatives",))
