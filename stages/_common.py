@@ -60,3 +60,11 @@ def run(stage: str, function, *args, **kwargs):
         sys.exit(f"{prefix} {err}")
     except KeyboardInterrupt:
         sys.exit(f"{prefix} interrupted; run it again to resume")
+    except OSError as err:
+        import errno
+
+        if err.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):
+            # The stage's outputs were being written to a staging folder: nothing half-written is left in place.
+            sys.exit(f"{prefix} no space left while writing {err.filename or 'an output'} ({err.strerror}); free "
+                     "disk space and run the stage again")
+        raise

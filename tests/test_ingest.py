@@ -49,18 +49,29 @@ def test_non_utf8_text_file_names_line_and_encoding_param_reads_it(tmp_path):
         load_documents(tmp_path, DataParams())
     documents, _ = load_documents(tmp_path, DataParams(encoding="gb18030"))
     assert documents[0].sections[0].text == "第一行\n第二行"
-    documents, _ = load_documents(tmp_path, DataParams(encoding="auto"))
-    assert documents[0].sections[0].text == "第一行\n第二行"
+    documents, report = load_documents(tmp_path, DataParams(encoding="auto"))
+    assert documents[0].sections[0].text == "第一行\n第二行" and report["encodings"] == {"doc.txt": "gb18030"}
 
 
-def test_empty_corpus_is_an_error_and_skips_are_counted(tmp_path):
+def test_unsupported_files_are_named_with_the_formats_that_are_supported(tmp_path):
+    (tmp_path / "manual.pdf").write_bytes(b"%PDF-1.7")
+    (tmp_path / "notes.docx").write_bytes(b"PK")
+    (tmp_path / "real.txt").write_text("内容。", encoding="utf-8")
+    with pytest.raises(InputError, match=r"2 file\(s\) of a type bgetune cannot read \(manual.pdf, notes.docx\); "
+                                         r"supported: .txt, .md, .json"):
+        load_documents(tmp_path, DataParams())
+    _, report = load_documents(tmp_path, DataParams(on_bad_record="skip"))
+    assert report["skipped"] == {"unsupported_file": 2} and report["unsupported_files"] == ["manual.pdf", "notes.docx"]
+
+
+def test_documents_without_letters_are_skipped_and_counted_not_turned_into_queries(tmp_path):
     (tmp_path / "empty.txt").write_text("   \n", encoding="utf-8")
-    (tmp_path / "image.png").write_bytes(b"\x89PNG")
-    with pytest.raises(InputError, match=r"no documents with text found.*'empty_document': 1.*'unsupported_extension': 1"):
+    (tmp_path / "emoji.txt").write_text("😀🎉👍 ！！", encoding="utf-8")
+    with pytest.raises(InputError, match=r"no documents with text found.*'no_text': 2"):
         load_documents(tmp_path, DataParams())
     (tmp_path / "real.txt").write_text("内容。", encoding="utf-8")
-    _, report = load_documents(tmp_path, DataParams())
-    assert report["skipped"] == {"empty_document": 1, "unsupported_extension": 1}
+    documents, report = load_documents(tmp_path, DataParams())
+    assert report["skipped"] == {"no_text": 2} and documents[0].title is None   # a file name is not a title
 
 
 def test_bom_is_accepted(tmp_path):

@@ -218,3 +218,106 @@ def test_token_chunks_fit_the_tokenizer_and_overlap_by_whole_sentences(tiny_mode
         last_sentence = before[before[:-1].rfind("。") + 1:]
         assert after.startswith(last_sentence)     # the previous chunk's last sentence is repeated
     assert chunks[0].startswith("第0句") and chunks[-1].endswith("第11句话在这里。")
+
+
+def test_mldr_jsonl_gz_as_downloaded_gives_long_documents_with_given_negatives(tmp_path):
+    """MLDR / Tevatron lines as the dataset ships them, gzipped: long documents, their positives and negatives."""
+    import gzip
+
+    long_text = "".join(f"这是第{i}段很长的文档内容，讲述了第{i}件事情。" for i in range(60))
+    lines = [{"query_id": "q-zh-1", "query": "文档讲了什么", "positive_passages": [
+                 {"docid": "doc-zh-1", "title": "", "text": long_text}],
+              "negative_passages": [{"docid": "doc-zh-2", "title": "", "text": "无关的文档。" * 10}]},
+             {"query_id": "q-zh-2", "query": "无关的文档", "positive_passages": [
+                 {"docid": "doc-zh-2", "title": "", "text": "无关的文档。" * 10}], "negative_passages": []}]
+    with gzip.open(tmp_path / "dev.jsonl.gz", "wt", encoding="utf-8") as handle:
+        handle.write("\n".join(json.dumps(line, ensure_ascii=False) for line in lines) + "\n")
+    documents, report = load_documents(tmp_path, DataParams())
+    assert report["files"] == {"mldr": 1} and report["documents"] == 2 and report["questions"] == 2
+    first = next(d for d in documents if d.doc_id.endswith("doc-zh-1"))
+    qa = first.sections[0].qas[0]
+    assert qa.question == "文档讲了什么" and qa.neg_docs == ["dev.jsonl.gz:doc-zh-2"]
+    result = build_corpus(documents, ChunkParams(max_chars=200), SplitParams(train=0.0, val=0.0, test=1.0), 0)
+    pair = next(p for p in result.pairs if p.qid.endswith("q-zh-1"))
+    assert len(pair.pos_ids) > 5          # a long document spans many passages: document-level eval counts it once
+
+
+def test_broken_gzip_is_an_error_naming_the_file(tmp_path):
+    (tmp_path / "dev.jsonl.gz").write_bytes(b"not gzip at all")
+    with pytest.raises(InputError, match=r"dev.jsonl.gz: not a valid gzip file"):
+        load_documents(tmp_path, DataParams())
+
+
+def test_json_list_of_articles_naming_text_files_beside_it(tmp_path):
+    texts = tmp_path / "article_texts"
+    texts.mkdir()
+    (texts / "a1.txt").write_text("第一篇文章的正文。", encoding="utf-8")
+    (texts / "a2.txt").write_text("第二篇文章的正文。", encoding="utf-8")
+    (tmp_path / "articles.json").write_text(json.dumps(
+        [{"id": "a1", "title": "第一篇", "file": "article_texts/a1.txt", "domain": "news"},
+         {"id": "a2", "title": "第二篇", "file": "article_texts/a2.txt"}], ensure_ascii=False), encoding="utf-8")
+    documents, report = load_documents(tmp_path, DataParams())
+    assert report["files"] == {"articles": 1}                         # the texts are not documents of their own
+    assert sorted((d.doc_id, d.title, d.sections[0].text) for d in documents) == [
+        ("articles.json:a1", "第一篇", "第一篇文章的正文。"), ("articles.json:a2", "第二篇", "第二篇文章的正文。")]
+
+
+@pytest.mark.parametrize("name", ["../../../../etc/passwd", "/etc/passwd", "link.txt"])
+def test_a_text_file_outside_raw_dir_is_refused(tmp_path, name):
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    (tmp_path / "secret.txt").write_text("top secret", encoding="utf-8")
+    (raw / "link.txt").symlink_to(tmp_path / "secret.txt")
+    (raw / "articles.jsonl").write_text(json.dumps({"id": "x", "file": name}) + "\n", encoding="utf-8")
+    with pytest.raises(InputError, match=r"articles.jsonl: line 1: .*outside data.raw_dir"):
+        load_documents(raw, DataParams())
+
+
+def test_a_link_in_raw_dir_that_leads_out_is_refused(tmp_path):
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    (tmp_path / "secret.txt").write_text("top secret", encoding="utf-8")
+    (raw / "notes.txt").write_text("内容。", encoding="utf-8")
+    (raw / "link.txt").symlink_to(tmp_path / "secret.txt")
+    with pytest.raises(InputError, match=r"link.txt is outside data.raw_dir"):
+        load_documents(raw, DataParams())
+
+
+def test_llama_index_qa_json_as_generate_qa_embedding_pairs_saves_it(tmp_path):
+    """EmbeddingQAFinetuneDataset.save_json: json.dump(model.dict(), indent=4) — ASCII-escaped Unicode."""
+    dataset = {"queries": {"q1": "空调怎么清洗？", "q2": "冰箱温度多少合适？"},
+               "corpus": {"node-1": "拆下滤网，用清水冲洗后晾干。", "node-2": "冷藏室建议四度。"},
+               "relevant_docs": {"q1": ["node-1"], "q2": ["node-2"]}, "mode": "text"}
+    (tmp_path / "train_dataset.json").write_text(json.dumps(dataset, indent=4))
+    documents, report = load_documents(tmp_path, DataParams())
+    assert report["files"] == {"llamaindex": 1} and report["questions"] == 2
+    by_id = {d.doc_id: d for d in documents}
+    assert by_id["train_dataset.json:node-1"].sections[0].qas[0].question == "空调怎么清洗？"
+
+
+def test_legacy_xls_reads_like_xlsx(tmp_path):
+    xlwt = pytest.importorskip("xlwt")
+    book = xlwt.Workbook()
+    sheet = book.add_sheet("qa")
+    for r, row in enumerate([["question", "answer"], ["空调怎么清洗", "拆下滤网用清水冲洗。"]]):
+        for c, value in enumerate(row):
+            sheet.write(r, c, value)
+    book.save(str(tmp_path / "faq.xls"))
+    documents, report = load_documents(tmp_path, DataParams())
+    assert report["files"] == {"qa_table": 1}
+    assert documents[0].sections[0].text == "拆下滤网用清水冲洗。"
+    assert documents[0].sections[0].qas[0].question == "空调怎么清洗"
+
+
+@pytest.mark.parametrize("encoding, text", [("big5", "繁體中文的內容，用於檢測編碼。\n醫生建議病人多休息。\n"),
+                                            ("gb18030", "高血压患者的饮食应该注意什么？\n少盐少油。\n")])
+def test_auto_detects_chinese_encodings_and_records_them(tmp_path, encoding, text):
+    (tmp_path / "doc.txt").write_bytes(text.encode(encoding))
+    documents, report = load_documents(tmp_path, DataParams(encoding="auto"))
+    assert documents[0].sections[0].text == text.strip() and report["encodings"] == {"doc.txt": encoding}
+
+
+def test_a_file_that_turns_non_utf8_names_the_right_line(tmp_path):
+    (tmp_path / "doc.txt").write_bytes("一\n二\n三\n四\n".encode() + "五".encode("gb18030") + b"\n")
+    with pytest.raises(InputError, match=r"doc.txt: line 5: not valid utf-8"):
+        load_documents(tmp_path, DataParams())

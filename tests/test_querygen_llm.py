@@ -32,6 +32,8 @@ class FakeChat(ThreadingHTTPServer):
         self.release = threading.Event()
         self.delay = 0.0
         self.lock = threading.Lock()
+        self.redirect_to = ""
+        self.authorizations = []         # the Authorization headers this server received
 
     @property
     def url(self):
@@ -44,6 +46,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_POST(self):
         server: FakeChat = self.server
+        server.authorizations.append(self.headers.get("Authorization"))
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         assert self.path == "/v1/chat/completions" and body["model"] == "fake-model"
         prompt = body["messages"][-1]["content"]
@@ -78,6 +81,12 @@ class Handler(BaseHTTPRequestHandler):
             return self.chat("好的，我明白了：")
         if fault == "english":
             return self.chat("1. how to fix it\n2. what is wrong")
+        if fault == "redirect":
+            return self.reply(302, b"", {"Location": server.redirect_to})
+        if fault == "manylines":
+            return self.chat("\n".join(f"{i + 1}. {topic}问题{i}怎么办" for i in range(200)))
+        if fault == "huge":
+            return self.chat("1. " + topic + "怎么办\n" + "长" * 10_000_000)
         with server.lock:
             server.answered += 1
             server.answered_event.set()
@@ -102,15 +111,18 @@ class Handler(BaseHTTPRequestHandler):
             pass   # the client timed out and left: exactly what the slow fault tests
 
 
-@pytest.fixture
-def server():
+def serving():
     chat = FakeChat()
-    thread = threading.Thread(target=chat.serve_forever, daemon=True)
-    thread.start()
+    threading.Thread(target=chat.serve_forever, daemon=True).start()
     yield chat
     chat.release.set()
     chat.shutdown()
     chat.server_close()
+
+
+@pytest.fixture
+def server():
+    yield from serving()
 
 
 def passages_with(faults):
@@ -151,11 +163,12 @@ def test_faults_are_retried_and_every_passage_ends_with_queries_or_counted_as_fa
     assert report["transport"]["timeouts"] == 1 and report["transport"]["bad_response_body"] == 1
     assert all(p.source == "llm" and p.split == "train" for p in pairs)
 
-    # The same params again: everything that got a reply comes from the cache; only the transport failure asks.
+    # The same params again: every reply that gave queries comes from the cache; the failures (the transport
+    # failure, the reply that never parsed) are not cached, so a fixed endpoint would be asked again.
     server.requests.clear()
     again, report2 = llm_pairs(passages, [], qa_params(server.url, tmp_path / "cache"), seed=0, progress=False)
     assert [(p.qid, p.query) for p in again] == [(p.qid, p.query) for p in pairs]
-    assert dict(server.requests) == {7: 3} and report2["cache_hits"] == len(FAULTS) - 1
+    assert dict(server.requests) == {7: 3, 6: 2} and report2["cache_hits"] == len(FAULTS) - 2
 
 
 def test_killed_run_resumes_without_asking_again(server, tmp_path):
@@ -257,3 +270,49 @@ def test_qa_gen_stage_writes_llm_pairs_and_the_summary(server, tmp_path):
     llm = read_json(tmp_path / "results" / "qa_gen.json")["sources"]["llm"]
     assert llm["passages"] == 3 and llm["passages_failed"]["unparseable"] == 1
     assert summary["pairs_per_split_and_source"]["train"] == {"llm": 4}
+
+
+@pytest.fixture
+def elsewhere():
+    """A second endpoint on another port: where a redirect points."""
+    yield from serving()
+
+
+def test_a_redirect_is_refused_and_the_key_never_leaves_for_another_host(server, elsewhere, tmp_path, monkeypatch):
+    monkeypatch.setenv("BGETUNE_TEST_KEY", "sk-secret-789")
+    server.redirect_to = elsewhere.url + "/chat/completions"
+    params = qa_params(server.url, tmp_path / "cache", api_key_env="BGETUNE_TEST_KEY")
+    with pytest.raises(LlmConfigError, match=r"HTTP 302, a redirect to http://127.0.0.1:\d+/v1.*base_url") as err:
+        llm_pairs(passages_with(["redirect"]), [], params, seed=0, progress=False)
+    assert "sk-secret" not in str(err.value)
+    assert elsewhere.authorizations == [] and server.authorizations == ["Bearer sk-secret-789"]
+
+
+def test_a_long_reply_keeps_only_queries_per_passage_and_the_rest_is_counted(server, tmp_path):
+    pairs, report = llm_pairs(passages_with(["manylines"]), [], qa_params(server.url, tmp_path / "cache",
+                                                                           roundtrip="off"), seed=0, progress=False)
+    # 99 numbered lines parse as queries (numbering of 1–2 digits); 3 are kept, 96 counted.
+    assert len(pairs) == 3 and report["queries_beyond_queries_per_passage"] == 96
+
+
+def test_a_runaway_reply_is_cut_and_not_cached_whole(server, tmp_path):
+    params = qa_params(server.url, tmp_path / "cache", roundtrip="off", timeout_s=10, max_retries=0,
+                       max_reply_bytes=4096)
+    pairs, report = llm_pairs(passages_with(["huge"]), [], params, seed=0, progress=False)
+    assert report["transport"]["replies_cut"] >= 1
+    assert pairs == [] and report["passages_failed"]["request_failed"] == 1   # cut mid-JSON: not a reply
+    cached = sum(p.stat().st_size for p in (tmp_path / "cache").rglob("*") if p.is_file()) \
+        if (tmp_path / "cache").exists() else 0
+    assert cached < 10_000
+
+
+def test_the_cache_key_holds_the_endpoint_and_every_generation_param(server, elsewhere, tmp_path):
+    passages = passages_with(["ok"])
+    llm_pairs(passages, [], qa_params(server.url, tmp_path / "cache"), seed=0, progress=False)
+    assert dict(server.requests) == {0: 1}
+    llm_pairs(passages, [], qa_params(elsewhere.url, tmp_path / "cache"), seed=0, progress=False)
+    assert dict(elsewhere.requests) == {0: 1}                  # another endpoint is asked, not served from cache
+    llm_pairs(passages, [], qa_params(server.url, tmp_path / "cache", max_tokens=64), seed=0, progress=False)
+    assert dict(server.requests) == {0: 2}                     # another max_tokens too
+    llm_pairs(passages, [], qa_params(server.url, tmp_path / "cache"), seed=0, progress=False)
+    assert dict(server.requests) == {0: 2}                     # the first request's reply, from the cache

@@ -4,19 +4,23 @@ One reader per format, chosen by extension and, for JSON/JSONL, by content (``da
 
 ==============  ==============================================================================================
 text            .txt / .md (Markdown headings → section titles; the sub-folder → the domain)
-articles        .jsonl articles with a text field, or a file field naming a text file beside it
+articles        JSONL or a JSON list of articles with a text field, or a file field naming a text inside raw_dir
 qa_table        .csv / .tsv / .xlsx / .xls, a .json list of rows, or .jsonl rows with the ``data.qa_columns``
 squad           SQuAD .json (CMRC 2018, DuReader)
-beir            a folder with corpus.jsonl + queries.jsonl + qrels/*.tsv (BEIR, MLDR, C-MTEB exports)
+beir            a folder with corpus.jsonl + queries.jsonl + qrels/*.tsv (BEIR, C-MTEB exports)
+mldr            MLDR / Tevatron .jsonl(.gz): {query, positive_passages: [{docid, title, text}], negative_passages}
+llamaindex      llama-index's QA JSON: {queries: {id: text}, corpus: {id: text}, relevant_docs: {id: [ids]}}
 flagembedding   .jsonl of {"query", "pos", "neg"} (FlagEmbedding's training format), used as is
 ==============  ==============================================================================================
 
-``load_documents`` walks a folder (or takes one file) and counts what it skips by reason.
+Any .json/.jsonl may be gzipped (.json.gz, .jsonl.gz). ``load_documents`` walks a folder (or takes one file),
+reads only files inside it (links and file fields that lead out are refused), counts what it skips by reason and
+records the encoding each file was read with.
 
 Example::
 
     documents, report = load_documents("data/raw", DataParams())
-    report  # {"files": {"squad": 1, "text": 3}, "documents": 44, "questions": 180, "skipped": {...}}
+    report  # {"files": {"squad": 1, "text": 3}, "documents": 44, "questions": 180, "skipped": {...}, ...}
 """
 from __future__ import annotations
 
@@ -25,61 +29,83 @@ from collections import Counter
 from pathlib import Path
 
 from bgetune.ingest.beir import is_beir_folder, read_beir
-from bgetune.ingest.document import QA, Document, RecordPolicy, Section, decode_file, json_records
+from bgetune.ingest.document import QA, Document, RecordPolicy, Section, decode_file, inside, json_records
 from bgetune.ingest.flagembedding import looks_like_flagembedding, read_flagembedding
-from bgetune.ingest.jsonl import read_jsonl_articles
+from bgetune.ingest.jsonl import read_articles
+from bgetune.ingest.llamaindex import looks_like_llamaindex, read_llamaindex
+from bgetune.ingest.mldr import looks_like_mldr, read_mldr
 from bgetune.ingest.squad import read_squad
 from bgetune.ingest.table import TABLE_SUFFIXES, read_qa_table
 from bgetune.ingest.text import read_text_document
 from bgetune.records import InputError
 
-__all__ = ["QA", "Document", "Section", "RecordPolicy", "load_documents", "decode_file"]
+__all__ = ["QA", "Document", "Section", "RecordPolicy", "load_documents", "decode_file", "SUPPORTED"]
+TEXT_SUFFIXES = (".txt", ".md", ".markdown")
+SUPPORTED = ".txt, .md, .json, .jsonl (also .json.gz, .jsonl.gz), .csv, .tsv, .xlsx, .xls and BEIR folders"
+
+
+def kind_of(path: Path) -> str:
+    """The file's format family by its name: .jsonl.gz → .jsonl."""
+    suffixes = [s.lower() for s in path.suffixes]
+    if suffixes and suffixes[-1] == ".gz":
+        suffixes = suffixes[:-1]
+    return suffixes[-1] if suffixes else ""
 
 
 def load_documents(raw: str | Path, data_params) -> tuple[list[Document], dict]:
     root = Path(raw)
     if not root.exists():
         raise InputError(f"{root}: raw data path does not exist (data.raw_dir in params.yaml)")
+    top = root.resolve() if root.is_dir() else root.resolve().parent
     policy = RecordPolicy(data_params.on_bad_record)
     counts: Counter = Counter()           # kept-but-noteworthy records (rows without questions, …)
     documents: list[Document] = []
     by_reader: Counter = Counter()
     skipped: Counter = Counter()
-    beir_folders = []
-    if root.is_dir():
-        beir_folders = sorted({p.parent for p in root.rglob("corpus.jsonl") if is_beir_folder(p.parent)})
+    unsupported: list[str] = []
+    beir_folders = sorted({p.parent for p in root.rglob("corpus.jsonl") if is_beir_folder(p.parent)}) \
+        if root.is_dir() else []
     for folder in beir_folders:
         relative = folder.relative_to(root).as_posix()
         documents.extend(read_beir(folder, "" if relative == "." else relative, data_params, policy, counts))
         by_reader["beir"] += 1
     files = sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else [root]
     # JSON/JSONL first: article records may name text files, which are then not documents of their own.
-    files.sort(key=lambda p: p.suffix.lower() in (".txt", ".md", ".markdown"))
+    files.sort(key=lambda p: kind_of(p) in TEXT_SUFFIXES)
     referenced: set[Path] = set()
     for path in files:
         if any(folder in path.parents for folder in beir_folders):
             continue
-        name = path.name
-        if name.startswith(".") or (root.is_dir() and any(part.startswith(".") for part in path.relative_to(root).parts[:-1])):
+        relative_parts = path.relative_to(root).parts if root.is_dir() else (path.name,)
+        if any(part.startswith(".") for part in relative_parts):
             skipped["hidden_file"] += 1
             continue
+        inside(top, path, f"{path}")                 # a link in raw_dir that leads out of it
+        if path.resolve() in referenced:
+            continue   # read through the record that names it
         relative = path.relative_to(root).as_posix() if root.is_dir() else path.name
         domain = path.parent.relative_to(root).as_posix() if root.is_dir() and path.parent != root else None
-        if path.resolve() in referenced:
-            continue   # read through the JSONL record that names it
-        reader, docs = _read_file(path, relative, domain, data_params, policy, counts, referenced)
+        reader, docs = _read_file(path, relative, domain, data_params, policy, counts, referenced, top)
         if reader is None:
-            skipped["unsupported_extension"] += 1
+            unsupported.append(relative)
             continue
         by_reader[reader] += 1
         for document in docs:
-            if any(section.text.strip() for section in document.sections):
+            if any(_has_text(section.text) for section in document.sections):
                 documents.append(document)
             else:
-                skipped["empty_document"] += 1
+                skipped["no_text"] += 1          # empty, or emoji and punctuation only
+    if unsupported:
+        listed = ", ".join(unsupported[:5]) + (f" and {len(unsupported) - 5} more" if len(unsupported) > 5 else "")
+        if data_params.on_bad_record != "skip":
+            raise InputError(f"{root}: {len(unsupported)} file(s) of a type bgetune cannot read ({listed}); "
+                             f"supported: {SUPPORTED}. Convert them to text (e.g. pdftotext, pandoc) or move them "
+                             "out, or set data.on_bad_record: skip to count and skip them")
+        skipped["unsupported_file"] += len(unsupported)
     skipped.update(policy.skipped)
     if not documents:
-        raise InputError(f"{root}: no documents with text found (files read: {dict(by_reader)}, skipped: {dict(sorted(skipped.items()))})")
+        raise InputError(f"{root}: no documents with text found (files read: {dict(by_reader)}, skipped: "
+                         f"{dict(sorted(skipped.items()))})")
     ids = Counter(d.doc_id for d in documents)
     duplicates = [i for i, n in ids.items() if n > 1]
     if duplicates:
@@ -90,57 +116,76 @@ def load_documents(raw: str | Path, data_params) -> tuple[list[Document], dict]:
         "sections": sum(len(d.sections) for d in documents),
         "questions": sum(len(s.qas) for d in documents for s in d.sections),
         "skipped": dict(sorted(skipped.items())),
+        "unsupported_files": unsupported,
         "noted": dict(sorted(counts.items())),
+        "encodings": {Path(k).resolve().relative_to(top).as_posix() if Path(k).resolve().is_relative_to(top) else k:
+                      v for k, v in sorted(policy.encodings.items())},
     }
     return documents, report
 
 
+def _has_text(text: str) -> bool:
+    """Letters or digits in some script (emoji, punctuation and whitespace alone are not a document)."""
+    return any(ch.isalnum() for ch in text)
+
+
 def _read_file(path: Path, relative: str, domain: str | None, data_params, policy: RecordPolicy,
-               counts: Counter, referenced: set[Path]) -> tuple[str | None, list[Document]]:
-    suffix = path.suffix.lower()
+               counts: Counter, referenced: set[Path], top: Path) -> tuple[str | None, list[Document]]:
+    kind = kind_of(path)
     forced = data_params.format
-    if suffix in (".txt", ".md", ".markdown"):
-        return "text", [read_text_document(path, relative, domain, data_params)]
-    if suffix in TABLE_SUFFIXES:
+    if kind in TEXT_SUFFIXES:
+        return "text", [read_text_document(path, relative, domain, data_params, policy)]
+    if kind in TABLE_SUFFIXES:
         return "qa_table", read_qa_table(path, relative, data_params, policy, counts=counts)
-    if suffix == ".json":
-        text = decode_file(path, data_params.encoding)
+    if kind == ".json":
+        text = decode_file(path, data_params.encoding, policy)
         if not text.strip():
             raise InputError(f"{path}: empty file")
         try:
             root = json.loads(text)
         except json.JSONDecodeError as err:
             raise InputError(f"{path}: line {err.lineno}: invalid JSON: {err.msg}") from None
-        if forced == "qa_table" or (forced == "auto" and isinstance(root, list)):
-            if not isinstance(root, list):
-                raise InputError(f"{path}: a QA table in JSON must be a list of row objects")
-            rows = []
+        if forced == "llamaindex" or (forced == "auto" and looks_like_llamaindex(root)):
+            return "llamaindex", read_llamaindex(path, relative, root, policy, counts)
+        if isinstance(root, list):
+            records = []
             for i, row in enumerate(root):
                 if isinstance(row, dict):
-                    rows.append((f"{path}: record [{i}]", row))
+                    records.append((f"record [{i}]", row))
                 else:
                     policy.bad(f"{path}: record [{i}]", "expected an object", "not_an_object")
-            _check_row_columns(path, [r for _, r in rows], data_params)
-            return "qa_table", read_qa_table(path, relative, data_params, policy, rows=rows, counts=counts)
+            return _read_records(path, relative, [(i, r) for i, r in records], data_params, policy, counts,
+                                 referenced, top, forced)
         return "squad", read_squad(path, relative, data_params, policy, root=root)
-    if suffix == ".jsonl":
-        records = list(json_records(path, decode_file(path, data_params.encoding), policy))
+    if kind == ".jsonl":
+        records = list(json_records(path, decode_file(path, data_params.encoding, policy), policy))
         if not records:
             raise InputError(f"{path}: no JSON records (empty file?)")
-        first = records[0][1]
-        kind = forced if forced != "auto" else (
-            "flagembedding" if looks_like_flagembedding(first)
-            else "qa_table" if data_params.qa_columns.answer in first and data_params.text_field not in first
-            else "articles")
-        if kind == "flagembedding":
-            return kind, read_flagembedding(path, relative, records, policy, counts)
-        if kind == "qa_table":
-            _check_row_columns(path, [r for _, r in records], data_params)
-            rows = [(f"{path}: line {lineno}", r) for lineno, r in records]
-            return kind, read_qa_table(path, relative, data_params, policy, rows=rows, counts=counts)
-        return "articles", read_jsonl_articles(path, relative, data_params, policy, records=records,
-                                               referenced=referenced)
+        return _read_records(path, relative, [(f"line {n}", r) for n, r in records], data_params, policy, counts,
+                             referenced, top, forced)
     return None, []
+
+
+def _read_records(path, relative, records, data_params, policy, counts, referenced, top, forced):
+    """JSON(L) records: FlagEmbedding triples, MLDR/Tevatron queries, QA rows or articles — by the first record's
+    keys unless ``data.format`` says."""
+    first = records[0][1] if records else {}
+    kind = forced if forced not in ("auto", "squad", "llamaindex") else (
+        "flagembedding" if looks_like_flagembedding(first)
+        else "mldr" if looks_like_mldr(first)
+        else "qa_table" if data_params.qa_columns.answer in first and data_params.text_field not in first
+        else "articles")
+    if kind == "flagembedding":
+        numbered = [(int(where.split()[-1]) if where.startswith("line") else i, r)
+                    for i, (where, r) in enumerate(records)]
+        return kind, read_flagembedding(path, relative, numbered, policy, counts)
+    if kind == "mldr":
+        return kind, read_mldr(path, relative, records, policy, counts)
+    if kind == "qa_table":
+        _check_row_columns(path, [r for _, r in records], data_params)
+        rows = [(f"{path}: {where}", r) for where, r in records]
+        return kind, read_qa_table(path, relative, data_params, policy, rows=rows, counts=counts)
+    return "articles", read_articles(path, relative, data_params, policy, records, referenced, top)
 
 
 def _check_row_columns(path: Path, rows: list[dict], data_params) -> None:
@@ -149,4 +194,4 @@ def _check_row_columns(path: Path, rows: list[dict], data_params) -> None:
     missing = [c for c in [*columns.query, columns.answer] if c not in seen]
     if missing:
         raise InputError(f"{path}: field(s) {missing} not found in any record; records have {sorted(seen)} "
-                         "(set data.qa_columns in params.yaml)")
+                         "(set data.qa_columns in params.yaml, or data.format)")

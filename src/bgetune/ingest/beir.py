@@ -26,7 +26,7 @@ def read_beir(folder: Path, relative: str, data_params, policy: RecordPolicy, co
     prefix = f"{relative}:" if relative else ""
     documents: dict[str, Document] = {}
     corpus_path = folder / "corpus.jsonl"
-    for lineno, record in json_records(corpus_path, decode_file(corpus_path, data_params.encoding), policy):
+    for lineno, record in json_records(corpus_path, decode_file(corpus_path, data_params.encoding, policy), policy):
         doc_key, text = _first(record, _DOC_ID), record.get("text")
         if doc_key is None or not isinstance(text, str):
             policy.bad(f"{corpus_path}: line {lineno}", "a corpus record needs an id (_id) and a text", "beir_bad_doc")
@@ -37,7 +37,7 @@ def read_beir(folder: Path, relative: str, data_params, policy: RecordPolicy, co
                                            sections=[Section(text=text.strip(), title=title)])
     queries: dict[str, str] = {}
     queries_path = folder / "queries.jsonl"
-    for lineno, record in json_records(queries_path, decode_file(queries_path, data_params.encoding), policy):
+    for lineno, record in json_records(queries_path, decode_file(queries_path, data_params.encoding, policy), policy):
         query_key, text = _first(record, _QUERY_ID), _first(record, _QUERY_TEXT)
         if query_key is None or not isinstance(text, str):
             policy.bad(f"{queries_path}: line {lineno}", "a query record needs an id (_id) and a text", "beir_bad_query")
@@ -48,7 +48,7 @@ def read_beir(folder: Path, relative: str, data_params, policy: RecordPolicy, co
     if not qrels:
         policy.bad(str(folder), "no qrels/*.tsv: queries have no relevant documents", "beir_no_qrels")
     for path in qrels:
-        for lineno, line in enumerate(decode_file(path, data_params.encoding).splitlines(), start=1):
+        for lineno, line in enumerate(decode_file(path, data_params.encoding, policy).splitlines(), start=1):
             fields = line.strip().split("\t")
             if not line.strip() or (lineno == 1 and not _is_number(fields[-1])):
                 continue   # blank line or header

@@ -36,23 +36,72 @@ class Document:
     domain: str | None = None
 
 
-def decode_file(path: Path, encoding: str) -> str:
-    """Decode a file; "utf-8" accepts a BOM, "auto" tries UTF-8 then GB18030; errors name the file and line."""
-    data = Path(path).read_bytes()
-    candidates = ["utf-8-sig", "gb18030"] if encoding == "auto" else ["utf-8-sig" if encoding.lower() in ("utf-8", "utf8") else encoding]
-    last = None
-    for codec in candidates:
+DETECTABLE = ["gb18030", "big5", "big5hkscs", "shift_jis", "euc_jp", "euc_kr", "utf_16", "utf_32", "cp1252",
+              "latin_1"]
+
+
+def decode_file(path: Path, encoding: str, policy: "RecordPolicy | None" = None) -> str:
+    """Decode a file (gunzipped first when it ends in .gz). ``utf-8`` accepts a BOM; ``auto`` takes UTF-8 when the
+    bytes are valid UTF-8, else the encoding charset-normalizer detects (GB18030, Big5, Shift-JIS, …); any other
+    name is that codec. The encoding used is recorded in ``policy.encodings``; an error names the file and the
+    line of the first byte that is not valid."""
+    from bgetune.records import read_bytes
+
+    data = read_bytes(path)
+    if encoding == "auto":
+        text, used = _detect(path, data)
+    else:
+        used = "utf-8" if encoding.lower().replace("_", "-") in ("utf-8", "utf8") else encoding
         try:
-            return data.decode(codec)
-        except UnicodeDecodeError as err:
-            last = err
+            text = data.decode("utf-8-sig" if used == "utf-8" else used)
         except LookupError:
             raise InputError(f"{path}: unknown encoding {encoding!r} (data.encoding in params.yaml)") from None
-    line = data[: last.start].count(b"\n") + 1
-    raise InputError(
-        f"{path}: line {line}: not valid {encoding} (byte offset {last.start}); "
-        "set data.encoding in params.yaml (e.g. gb18030 or auto) or re-save the file as UTF-8"
-    )
+        except UnicodeDecodeError as err:
+            raise InputError(f"{path}: line {_line_of(data, err.start)}: not valid {encoding} (byte offset "
+                             f"{err.start}); set data.encoding in params.yaml (e.g. gb18030 or auto) or re-save the "
+                             "file as UTF-8") from None
+    if policy is not None:
+        policy.encodings[str(path)] = used
+    return text
+
+
+def _detect(path: Path, data: bytes) -> tuple[str, str]:
+    try:
+        return data.decode("utf-8-sig"), "utf-8"
+    except UnicodeDecodeError as err:
+        first_bad = err.start
+    import charset_normalizer
+
+    matches = list(charset_normalizer.from_bytes(data, cp_isolation=DETECTABLE))
+    if not matches:
+        raise InputError(f"{path}: line {_line_of(data, first_bad)}: not valid UTF-8 (byte offset {first_bad}) and no "
+                         "other encoding fits the file; set data.encoding in params.yaml to its codec")
+    # Short Chinese texts decode without error in several CJK codecs: among the least chaotic readings, take the
+    # one that reads as the most Han characters (GB18030 read as EUC-KR gives Hangul, Big5 read as GB18030 kana),
+    # then the order of DETECTABLE (Chinese first).
+    least = min(m.chaos for m in matches)
+    close = [m for m in matches if m.chaos <= least + 0.05]
+    order = {name: i for i, name in enumerate(DETECTABLE)}
+    best = max(close, key=lambda m: (_han_share(str(m)), -order.get(m.encoding, len(order))))
+    return str(best), best.encoding.replace("_", "-")
+
+
+def _han_share(text: str) -> float:
+    wide = [ch for ch in text if ord(ch) > 0x2FFF]
+    return sum(1 for ch in wide if 0x4E00 <= ord(ch) <= 0x9FFF) / len(wide) if wide else 0.0
+
+
+def _line_of(data: bytes, offset: int) -> int:
+    return data[:offset].count(b"\n") + 1
+
+
+def inside(root: Path, path: Path, where: str) -> Path:
+    """``path`` resolved, refused unless it lies inside ``root`` (data.raw_dir): files named in records, and
+    symbolic links, cannot make the pipeline read anything else."""
+    resolved = Path(path).resolve()
+    if resolved != root and root not in resolved.parents:
+        raise InputError(f"{where}: {path} is outside data.raw_dir ({root}); files are read only from inside it")
+    return resolved
 
 
 log = logging.getLogger("bgetune")
@@ -70,6 +119,7 @@ class RecordPolicy:
 
     on_bad_record: str = "error"
     skipped: Counter = field(default_factory=Counter)
+    encodings: dict = field(default_factory=dict)   # file → the encoding it was read with
 
     def bad(self, where: str, message: str, reason: str) -> None:
         if self.on_bad_record != "skip":

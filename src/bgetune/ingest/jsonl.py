@@ -1,41 +1,51 @@
-"""JSONL articles: one JSON object per line with a text field (names configurable in params.data).
+"""Articles: JSONL, or a JSON list, of records with a text field (names configurable in params.data).
 
 The text may also live in a file beside the metadata: a record with ``data.text_file_field`` (default ``file``)
-instead of the text field reads that file, relative to the JSONL's folder.
+instead of the text field reads that file — resolved and refused unless it lies inside ``data.raw_dir``, so a
+record cannot make the pipeline read (or send to an LLM) anything else.
+
+Example::
+
+    documents = read_articles(path, "articles.jsonl", DataParams(), policy, records, referenced=set(), top=root)
 """
 from __future__ import annotations
 
 from pathlib import Path
 
-from bgetune.ingest.document import Document, RecordPolicy, Section, decode_file, json_records
+from bgetune.ingest.document import Document, RecordPolicy, Section, decode_file, inside
+from bgetune.records import InputError
 
 
-def read_jsonl_articles(path: Path, relative: str, data_params, policy: RecordPolicy | None = None,
-                        records=None, referenced: set[Path] | None = None) -> list[Document]:
-    policy = policy or RecordPolicy()
+def read_articles(path: Path, relative: str, data_params, policy: RecordPolicy, records,
+                  referenced: set[Path] | None, top: Path) -> list[Document]:
+    """``records``: (where, object) pairs — "line 3" for JSONL, "record [2]" for a JSON list."""
     documents = []
-    if records is None:
-        records = json_records(path, decode_file(path, data_params.encoding), policy)
-    for lineno, record in records:
-        where = f"{path}: line {lineno}"
+    for where_in_file, record in records:
+        where = f"{path}: {where_in_file}"
         text = record.get(data_params.text_field)
         file_name = record.get(data_params.text_file_field)
         if not isinstance(text, str) and isinstance(file_name, str):
-            text_path = (path.parent / file_name)
+            try:
+                text_path = inside(top, path.parent / file_name, where)
+            except InputError:
+                policy.bad(where, f"text file {file_name!r} is outside data.raw_dir ({top}); files are read only "
+                                  "from inside it", "text_file_outside_raw_dir")
+                continue
             if not text_path.is_file():
                 policy.bad(where, f"text file {file_name!r} not found next to {path.name}", "text_file_missing")
                 continue
-            text = decode_file(text_path, data_params.encoding)
+            text = decode_file(text_path, data_params.encoding, policy)
             if referenced is not None:
-                referenced.add(text_path.resolve())
+                referenced.add(text_path)
         if not isinstance(text, str):
             policy.bad(where, f"missing text field {data_params.text_field!r} (data.text_field) or file field "
-                              f"{data_params.text_file_field!r}", "missing_text")
+                              f"{data_params.text_file_field!r} (data.text_file_field)", "missing_text")
             continue
-        doc_id = f"{relative}:{record.get(data_params.id_field, lineno)}"
+        key = record.get(data_params.id_field, where_in_file.split()[-1].strip("[]"))
         title = record.get(data_params.title_field)
         domain = record.get(data_params.domain_field)
-        documents.append(Document(doc_id=doc_id, title=title if isinstance(title, str) else None,
+        title = title if isinstance(title, str) and title.strip() else None
+        documents.append(Document(doc_id=f"{relative}:{key}", title=title,
                                   domain=str(domain) if domain is not None else None,
-                                  sections=[Section(text=text.strip(), title=title if isinstance(title, str) else None)]))
+                                  sections=[Section(text=text.strip(), title=title)]))
     return documents

@@ -13,7 +13,7 @@ def read_squad(path: Path, relative: str, data_params, policy: RecordPolicy | No
     policy = policy or RecordPolicy()
 
     if root is None:
-        text = decode_file(path, data_params.encoding)
+        text = decode_file(path, data_params.encoding, policy)
         try:
             root = json.loads(text)
         except json.JSONDecodeError as err:

@@ -57,11 +57,13 @@ def _read_frame(path: Path, data_params, policy: RecordPolicy):
     suffix = path.suffix.lower()
     if suffix in (".xlsx", ".xls"):
         try:
-            frame = pd.read_excel(path, sheet_name=data_params.sheet, dtype=str, keep_default_na=False)
+            # .xlsx through openpyxl, legacy .xls through calamine (both pinned dependencies).
+            frame = pd.read_excel(path, sheet_name=data_params.sheet, dtype=str, keep_default_na=False,
+                                  engine="calamine" if suffix == ".xls" else "openpyxl")
         except Exception as err:  # openpyxl/xlrd raise many types for a broken workbook
             raise InputError(f"{path}: cannot read workbook: {err}") from None
         return frame
-    text = decode_file(path, data_params.encoding)
+    text = decode_file(path, data_params.encoding, policy)
     if not text.strip():
         raise InputError(f"{path}: empty file")
     separator = "\t" if suffix == ".tsv" else data_params.csv_separator

@@ -9,10 +9,11 @@ from bgetune.ingest.document import Document, Section, decode_file
 _HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
 
 
-def read_text_document(path: Path, doc_id: str, domain: str | None, data_params) -> Document:
-    text = decode_file(path, data_params.encoding)
+def read_text_document(path: Path, doc_id: str, domain: str | None, data_params, policy=None) -> Document:
+    """A file name is not a title (nobody searches for "doc_017"): only Markdown headings give titles."""
+    text = decode_file(path, data_params.encoding, policy)
     if path.suffix.lower() == ".txt":
-        return Document(doc_id=doc_id, title=path.stem, domain=domain, sections=[Section(text=text.strip(), title=None)])
+        return Document(doc_id=doc_id, title=None, domain=domain, sections=[Section(text=text.strip(), title=None)])
     title = None
     sections: list[Section] = []
     heading, lines = None, []
@@ -32,4 +33,4 @@ def read_text_document(path: Path, doc_id: str, domain: str | None, data_params)
         else:
             lines.append(line)
     flush()
-    return Document(doc_id=doc_id, title=title or path.stem, domain=domain, sections=sections)
+    return Document(doc_id=doc_id, title=title, domain=domain, sections=sections)

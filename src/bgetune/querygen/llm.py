@@ -69,6 +69,7 @@ class ChatClient:
     max_backoff_s: float = 30.0
     temperature: float = 0.7
     max_tokens: int = 512
+    max_reply_bytes: int = 65536
     stats: Counter = field(default_factory=Counter)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -91,13 +92,22 @@ class ChatClient:
             wait = None
             try:
                 request = urllib.request.Request(url, data=body, headers=headers, method="POST")
-                with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
-                    raw = response.read()
+                with _OPENER.open(request, timeout=self.timeout_s) as response:
+                    # A reply longer than the cap is cut (an endpoint gone wrong must not fill memory or the cache).
+                    raw = response.read(self.max_reply_bytes + 1)
+                if len(raw) > self.max_reply_bytes:
+                    self._count("replies_cut")
+                    raw = raw[:self.max_reply_bytes]
                 try:
                     return json.loads(raw)["choices"][0]["message"]["content"] or ""
                 except (ValueError, KeyError, IndexError, TypeError):
                     self._count("bad_response_body")
                     last = "reply body is not an OpenAI chat-completions JSON"
+            except _Redirect as err:
+                # The key travels in a header: it goes only to qa_gen.llm.base_url, never where a reply points.
+                raise LlmConfigError(f"{url}: the endpoint answered HTTP {err.code}, a redirect to {err.target}; "
+                                     "bgetune does not follow redirects (the API key would go with them): set "
+                                     "qa_gen.llm.base_url to the endpoint's final address") from None
             except urllib.error.HTTPError as err:
                 self._count(f"http_{err.code}")
                 if err.code in (401, 403, 404):
@@ -118,6 +128,22 @@ class ChatClient:
                 delay = wait if wait is not None else min(self.backoff_s * 2 ** attempt, self.max_backoff_s)
                 time.sleep(delay * (1 + 0.1 * random.random()))
         raise LlmError(f"{url}: gave up after {self.max_retries + 1} attempts ({last})")
+
+
+class _Redirect(Exception):
+    def __init__(self, code: int, target: str):
+        super().__init__(code, target)
+        self.code, self.target = code, target
+
+
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """Refuse every redirect: urllib would re-send the Authorization header to wherever it points."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        raise _Redirect(code, newurl)
+
+
+_OPENER = urllib.request.build_opener(_NoRedirects)
 
 
 def parse_queries(text: str) -> list[str]:
@@ -160,9 +186,13 @@ def language_ok(query: str, language: str, min_ratio: float) -> bool:
     return share >= min_ratio
 
 
-def cache_key(model: str, template: str, system: str, passage: str, n: int, temperature: float) -> str:
-    payload = json.dumps([model, template, system, hashlib.sha256(passage.encode("utf-8")).hexdigest(), n,
-                          temperature], ensure_ascii=False)
+def cache_key(base_url: str, model: str, template: str, system: str, passage: str, n: int, temperature: float,
+              max_tokens: int) -> str:
+    """Everything that shapes a reply: the endpoint, the model, the prompt, the passage and every generation
+    param (a reply from another endpoint or with other limits is not this request's reply)."""
+    payload = json.dumps([base_url.rstrip("/"), model, template, system,
+                          hashlib.sha256(passage.encode("utf-8")).hexdigest(), n, temperature, max_tokens],
+                         ensure_ascii=False)
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 
@@ -198,7 +228,8 @@ def llm_pairs(passages, pairs, qa_params, seed: int, progress: bool = True, clie
     system = SYSTEM.get(language, SYSTEM["en"])
     if client is None:
         client = ChatClient(params.base_url, params.model, _api_key(params), params.timeout_s, params.max_retries,
-                            params.backoff_s, params.max_backoff_s, params.temperature, params.max_tokens)
+                            params.backoff_s, params.max_backoff_s, params.temperature, params.max_tokens,
+                            params.max_reply_bytes)
     chosen = [p for p in passages if p.split in params.splits]
     if params.max_passages and len(chosen) > params.max_passages:
         chosen = sorted(random.Random(seed).sample(chosen, params.max_passages), key=lambda p: passages.index(p))
@@ -207,22 +238,27 @@ def llm_pairs(passages, pairs, qa_params, seed: int, progress: bool = True, clie
     counts_lock = threading.Lock()
 
     def work(passage) -> tuple[list[str] | None, str]:
-        key = cache_key(params.model, template, system, passage.text, params.queries_per_passage, params.temperature)
+        key = cache_key(params.base_url, params.model, template, system, passage.text, params.queries_per_passage,
+                        params.temperature, params.max_tokens)
         cached = cache.get(key)
-        if cached is not None:
-            return cached.get("queries"), "cache"
+        if cached is not None and cached.get("queries"):
+            return cached["queries"], "cache"
         prompt = render(template, language, passage.text, passage.title, params.queries_per_passage)
         messages = [{"role": "system", "content": system}, {"role": "user", "content": prompt}]
         for attempt in range(params.parse_retries + 1):
             reply = client.complete(messages)
             queries = parse_queries(reply)
             if queries:
-                cache.put(key, {"queries": queries, "reply": reply})
+                if len(queries) > params.queries_per_passage:
+                    with counts_lock:
+                        counts["queries_beyond_queries_per_passage"] += len(queries) - params.queries_per_passage
+                    queries = queries[:params.queries_per_passage]
+                # Only replies that gave queries are cached (a failure is asked again on the next run), and only
+                # what they gave: the cache does not grow with a runaway reply.
+                cache.put(key, {"queries": queries, "reply_excerpt": reply[:2000]})
                 return queries, "asked"
             with counts_lock:
                 counts["unparseable_replies"] += 1
-        # A model that keeps answering in the wrong format for this passage: remember, do not ask forever.
-        cache.put(key, {"queries": None, "reply": reply})
         return None, "unparseable"
 
     from tqdm.auto import tqdm
@@ -274,6 +310,7 @@ def llm_pairs(passages, pairs, qa_params, seed: int, progress: bool = True, clie
         "queries_generated": generated, "queries_kept": len(pairs_out), "filtered": dict(sorted(filtered.items())),
         "requests": client.stats["requests"], "retries": client.stats["retries"],
         "cache_hits": outcome["cache"], "unparseable_replies": counts["unparseable_replies"],
+        "queries_beyond_queries_per_passage": counts["queries_beyond_queries_per_passage"],
         "transport": {k: v for k, v in sorted(client.stats.items()) if k not in ("requests", "retries")},
         "seconds": round(time.perf_counter() - started, 2),
     }
