@@ -71,7 +71,7 @@ def main() -> None:
     args = parser.parse_args()
     from bgetune.models import load_model
 
-    model = load_model("bundled:all-MiniLM-L6-v2", 128)   # only its similarity function is used; vectors are cached
+    model = load_model("bundled:all-MiniLM-L6-v2")   # only its similarity function is used; vectors are cached
     rows = []
     for size in args.sizes:
         passages, queries = unit_vectors(size, 0), unit_vectors(args.queries, 1)

@@ -1,10 +1,10 @@
 """Paired bootstrap of per-query NDCG@10: is a model's lead over a baseline more than the test set's noise?
 
-Reads the per-query files the evaluate stage writes (metrics/per_query/<name>.jsonl) and compares each model with the
+Reads the per-query files the evaluate stage writes (results/per_query/<name>.jsonl) and compares each model with the
 baseline on the same queries (matched by qid); ``--hybrid`` adds the model's BM25-fused ranking as another row.
 
-    python bench/significance.py --baseline bm25=metrics/per_query/bm25.jsonl \\
-        --model finetuned=metrics/per_query/finetuned.jsonl --hybrid --out bench/results/significance
+    python bench/significance.py --baseline bm25=results/per_query/bm25.jsonl \\
+        --model finetuned=results/per_query/finetuned.jsonl --hybrid --out bench/results/significance
 
 Writes <out>/significance.json and .md.
 """

@@ -128,6 +128,33 @@ def test_a_train_param_reruns_only_downstream_and_the_run_cache_brings_the_old_r
 
 
 @pytest.mark.integration
+def test_a_param_reruns_only_the_stages_that_read_it(project):
+    root, env, _ = project
+    original = (root / "params.yaml").read_text()
+    try:
+        set_key = yaml.safe_load(original)
+        set_key["eval"]["pair_negatives"] = 5             # read by the evaluate stages, not by merge
+        (root / "params.yaml").write_text(yaml.safe_dump(set_key, allow_unicode=True))
+        status = json.loads(run(["dvc", "status", "--json"], root, env))
+        assert set(status) == {"evaluate-base", "evaluate@finetuned", "evaluate@merged"}   # not BM25, not merge
+        assert all("eval" in str(v) for v in status.values())
+    finally:
+        (root / "params.yaml").write_text(original)
+
+
+@pytest.mark.integration
+def test_after_a_failed_experiment_the_last_results_come_back(project):
+    root, env, _ = project
+    before = json.loads((root / "results" / "train.json").read_text())
+    failed = run(["dvc", "exp", "run", "-S", "train.temperature=1e-45"], root, env, check=False)
+    assert "non-finite loss" in failed and "Traceback" not in failed
+    run(["git", "checkout", "params.yaml", "metrics"], root, env)
+    run(["dvc", "checkout"], root, env)       # cached outputs: DVC restores what the failed run removed
+    assert json.loads((root / "results" / "train.json").read_text()) == before
+    assert "up to date" in run(["dvc", "status"], root, env)
+
+
+@pytest.mark.integration
 def test_editing_a_stage_module_reruns_that_stage_and_its_descendants_only(project):
     root, env, _ = project
     module = root / "src" / "bgetune" / "steps" / "merge.py"

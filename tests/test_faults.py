@@ -206,7 +206,7 @@ CASES = [
     Case("GB18030 read as UTF-8", "split", write_raw("doc.txt", "一\n二\n".encode() + "三".encode("gb18030")),
          "doc.txt: line 3: not valid utf-8"),
     Case("PDF and DOCX files", "split", lambda r: (write_raw("a.pdf", b"%PDF")(r), write_raw("b.docx", b"PK", False)(r)),
-         "2 file(s) of a type bgetune cannot read (a.pdf, b.docx); supported:"),
+         "no documents bgetune can read: 2 file(s) of an unsupported type (a.pdf, b.docx); supported:"),
     Case("empty JSON file", "split", write_raw("empty.json", ""), "empty.json: empty file"),
     Case("emoji-only documents", "split", write_raw("emoji.txt", "😀🎉👍"), "no documents with text found"),
     Case("duplicate document ids", "split", write_raw("a.jsonl", jsonl({"id": 1, "text": "甲。"}, {"id": 1, "text": "乙。"})),

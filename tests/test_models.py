@@ -41,3 +41,21 @@ def test_plain_transformers_folder_gets_cls_pooling_for_bge(tmp_path):
     assert pooling_mode(model) == "cls"
     assert model.encode(["abc"], normalize_embeddings=False).shape == (1, 32)
     assert pooling_mode(load_model(str(named), pooling="mean")) == "mean"
+
+
+def test_training_and_evaluation_instructions_can_differ():
+    from bgetune.models import instructions
+    from bgetune.params import ModelParams
+
+    same = ModelParams()
+    assert instructions(same, "BAAI/bge-base-zh-v1.5") == (BGE_ZH_INSTRUCTION, BGE_ZH_INSTRUCTION)
+    recipe = ModelParams(train_instruction="")        # train without the instruction, evaluate with it
+    assert instructions(recipe, "BAAI/bge-base-zh-v1.5") == ("", BGE_ZH_INSTRUCTION)
+
+
+def test_lengths_are_set_apart_and_capped_by_the_model(tiny_model_dir):
+    from bgetune.models import lengths_of
+
+    model = load_model(str(tiny_model_dir), query_max_length=16, passage_max_length=1000)
+    assert lengths_of(model) == (16, 256)                # the tiny BERT has 256 positions
+    assert model[0].query_length == 16 and model[0].document_length == 256

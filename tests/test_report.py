@@ -33,6 +33,9 @@ def write_results(root, tuned_ndcg=0.4123456, significance=None):
     (root / "results" / "eval" / "finetuned.json").write_text(json.dumps(
         {"hybrid": {"weights": [1.0, 1.0], "rrf_k": 60}, "general": {"ood_ndcg@10": 0.30}}))
     (root / "results" / "eval" / "merged.json").write_text(json.dumps({"general": {"ood_ndcg@10": 0.34}}))
+    (root / "results" / "eval" / "base.json").write_text(json.dumps(
+        {"noise": {"noise_similarity_mean": 0.41, "noise_over_positive_rate": 0.3, "noise_query_top_mean": 0.62,
+                   "noise_query_over_median_positive": 0.5}}))
     (root / "results" / "merge.json").write_text(json.dumps({"weights": {"base": 0.5, "finetuned": 0.5}}))
     (root / "results" / "vocab.json").write_text(json.dumps({"unk_rate_before": 0.7, "tokens_added": 863}))
     (root / "results" / "mining.json").write_text(json.dumps(
@@ -78,6 +81,8 @@ def test_report_table_matches_metrics_and_is_self_contained(tmp_path):
     assert not re.search(r"(src|href)=[\"']https?://", html)      # nothing fetched from a network
     assert "abc1234" in html and "bundled:all-MiniLM-L6-v2" in html   # what produced it
     assert "Recall@k" in html and "paired bootstrap" in html          # terms explained
+    noise = html[html.index("id='noise'"):]
+    assert "<td>0.4100</td><td>0.3000</td><td>0.6200</td><td>0.5000</td>" in noise[:noise.index("</table>")]
 
 
 def test_report_explains_a_loss_to_bm25_and_says_what_to_deploy(tmp_path):

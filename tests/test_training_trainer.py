@@ -267,3 +267,26 @@ def test_gradient_checkpointing_gives_the_same_first_loss(tiny_model_dir):
 def test_no_examples_is_an_error(tiny_model):
     with pytest.raises(TrainingError, match="no training examples"):
         fit(tiny_model, [], params(), seed=0, progress=False)
+
+
+def test_select_by_noise_similarity_keeps_the_least_similar_weights(tiny_model, tmp_path):
+    from sentence_transformers.base.evaluation import BaseEvaluator
+
+    scores = [0.50, 0.30, 0.40]
+    seen = []
+
+    class Noise(BaseEvaluator):
+        def __init__(self):
+            super().__init__()
+            self.greater_is_better = False
+            self.primary_metric = "val_noise_similarity_mean"
+
+        def __call__(self, model, output_path=None, epoch=-1, steps=-1):
+            seen.append(next(iter(model.state_dict().values())).sum().item())
+            return {"val_noise_similarity_mean": scores.pop(0)}
+
+    summary = fit(tiny_model, learnable_examples(), params(epochs=6, lr=1e-3, train_group_size=2, eval_every=2,
+                                                           select_by="noise_similarity"),
+                  seed=0, progress=False, evaluator=Noise(), checkpoint_dir=tmp_path / "c", fingerprint="f")
+    assert summary["validation"]["best_step"] == 4 and summary["validation"]["metric"] == "noise_similarity_mean"
+    assert next(iter(tiny_model.state_dict().values())).sum().item() == pytest.approx(seen[1], rel=1e-6)

@@ -176,6 +176,18 @@ def build_report(root: Path, provenance: dict, significance: dict, per_query: li
     if per_query:
         sections.append("<h2>The 10 worst test queries (fine-tuned model)</h2>" + worst_queries(per_query,
                                                                                           passage_texts))
+    noise_rows = []
+    for name in MODELS:
+        noise = (details.get(f"eval_{name}") or {}).get("noise")
+        if noise:
+            noise_rows.append([f"<th>{name}</th>"] + [noise.get(k, "–") for k in (
+                "noise_similarity_mean", "noise_over_positive_rate", "noise_query_top_mean",
+                "noise_query_over_median_positive")])
+    if noise_rows:
+        sections.append("<h2>Unrelated text (noise guard, both ways)</h2>" + _table(
+            ["model", "query ↔ chit-chat similarity", "queries whose positive loses to chit-chat",
+             "chit-chat as a query: best passage similarity", "chit-chat queries above the median positive"],
+            noise_rows, "noise"))
     mining = details.get("mining")
     if mining:
         strategies = sorted(set(mining.get("negatives_per_strategy", {})) | set(mining.get("mean_score_per_strategy",

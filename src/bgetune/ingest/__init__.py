@@ -25,6 +25,7 @@ Example::
 from __future__ import annotations
 
 import json
+import logging
 from collections import Counter
 from pathlib import Path
 
@@ -39,6 +40,7 @@ from bgetune.ingest.table import TABLE_SUFFIXES, read_qa_table
 from bgetune.ingest.text import read_text_document
 from bgetune.records import InputError
 
+log = logging.getLogger("bgetune")
 __all__ = ["QA", "Document", "Section", "RecordPolicy", "load_documents", "decode_file", "SUPPORTED"]
 TEXT_SUFFIXES = (".txt", ".md", ".markdown")
 SUPPORTED = ".txt, .md, .json, .jsonl (also .json.gz, .jsonl.gz), .csv, .tsv, .xlsx, .xls and BEIR folders"
@@ -95,14 +97,17 @@ def load_documents(raw: str | Path, data_params) -> tuple[list[Document], dict]:
                 documents.append(document)
             else:
                 skipped["no_text"] += 1          # empty, or emoji and punctuation only
+    listed = ", ".join(unsupported[:5]) + (f" and {len(unsupported) - 5} more" if len(unsupported) > 5 else "")
     if unsupported:
-        listed = ", ".join(unsupported[:5]) + (f" and {len(unsupported) - 5} more" if len(unsupported) > 5 else "")
-        if data_params.on_bad_record != "skip":
-            raise InputError(f"{root}: {len(unsupported)} file(s) of a type bgetune cannot read ({listed}); "
-                             f"supported: {SUPPORTED}. Convert them to text (e.g. pdftotext, pandoc) or move them "
-                             "out, or set data.on_bad_record: skip to count and skip them")
+        # Skipped by name, never silently: a LICENCE or a stray PDF beside the data should not stop a run, and
+        # results/data.json lists every one. With nothing else to read it is an error (below).
+        log.warning("%s: skipping %d file(s) of a type bgetune cannot read (%s); supported: %s — convert them to "
+                    "text (e.g. pdftotext, pandoc) to include them", root, len(unsupported), listed, SUPPORTED)
         skipped["unsupported_file"] += len(unsupported)
     skipped.update(policy.skipped)
+    if not documents and unsupported:
+        raise InputError(f"{root}: no documents bgetune can read: {len(unsupported)} file(s) of an unsupported type "
+                         f"({listed}); supported: {SUPPORTED}. Convert them to text (e.g. pdftotext, pandoc)")
     if not documents:
         raise InputError(f"{root}: no documents with text found (files read: {dict(by_reader)}, skipped: "
                          f"{dict(sorted(skipped.items()))})")

@@ -11,7 +11,7 @@ in bf16/fp16 there, on every GPU of ``train.devices`` (this stage launches torch
 Each part checkpoints into models/checkpoints/train/<part>/ and is skipped when a re-run finds it finished, so a
 run killed anywhere resumes and ends with the weights of an uninterrupted run.
 
-Reads params: seed, train, model.*, mining.* (round 2), eval.noise_texts is not read (train.noise_texts is).
+Reads params: seed, train, model, mining (re-mined in round 2).
 
 Example::
 

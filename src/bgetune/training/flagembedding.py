@@ -87,7 +87,6 @@ def run_flagembedding(params, root: Path, runner=None) -> dict:
     from bgetune.models import instructions, load_model, pooling_mode, save_model
     from bgetune.outputs import StageOutputs
     from bgetune.records import read_passages
-    from bgetune.modelcard import card_facts
     from bgetune.steps.train import OUTS
 
     train = params.train

@@ -1,0 +1,88 @@
+"""params sections of merging and evaluation: merge, eval."""
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from bgetune.params.inputs import DataParams
+from bgetune.params.section import Section
+
+
+# ----------------------------------------------------------------------------------------------------------- merge
+class MergeModel(Section):
+    path: str
+    weight: float = Field(ge=0.0)
+
+
+class MergeParams(Section):
+    base: Literal["expanded", "original"] = "expanded"   # the base mixed in: vocabulary-expanded, or as shipped
+    weights: list[float] = [0.5, 0.5]          # [base, fine-tuned]; used as is unless search is on
+    models: list[MergeModel] = []              # more models to mix in (other runs, experiments), with weights
+    search: Literal["off", "grid", "examples"] = "off"
+    grid: list[float] = [0.0, 0.25, 0.5, 0.75, 1.0]
+    keep_in_domain: float = Field(0.98, ge=0.0, le=1.0)   # grid: keep this share of the fine-tuned val NDCG@10
+    ood_tolerance: float = Field(0.02, ge=0.0)
+    examples: int = Field(64, ge=1)            # search: examples — val queries the weights are fitted on
+    example_temperature: float = Field(5.0, gt=0)   # weights = softmax(−loss / this), as LM-Cocktail
+    search_max_passages: int = Field(5000, ge=10)
+
+    @field_validator("search", mode="before")
+    @classmethod
+    def _off(cls, value):
+        return "off" if value is False else value   # YAML reads a bare off as false
+
+    @field_validator("grid")
+    @classmethod
+    def _grid(cls, value: list[float]) -> list[float]:
+        if not value or any(not 0.0 <= w <= 1.0 for w in value):
+            raise ValueError("must be a non-empty list of fine-tuned weights in [0, 1]")
+        return value
+
+    @field_validator("weights")
+    @classmethod
+    def _weights(cls, value: list[float]) -> list[float]:
+        if len(value) != 2 or any(w < 0 for w in value) or sum(value) <= 0:
+            raise ValueError("must be two non-negative numbers [base, fine-tuned] with a positive sum")
+        return value
+
+
+# ------------------------------------------------------------------------------------------------------------ eval
+class HybridParams(Section):
+    enabled: bool = True
+    rrf_k: int = Field(60, ge=1)
+    weights: list[float] = [1.0, 1.0]          # [dense, bm25]
+    tune: bool = False                         # choose the dense weight on the val split
+
+    @field_validator("weights")
+    @classmethod
+    def _weights(cls, value: list[float]) -> list[float]:
+        if len(value) != 2 or any(w < 0 for w in value) or sum(value) <= 0:
+            raise ValueError("must be two non-negative numbers [dense, bm25] with a positive sum")
+        return value
+
+
+class GeneralSetParams(Section):
+    data: DataParams = DataParams(raw_dir="")
+    max_queries: int = Field(500, ge=1)
+    max_passages: int = Field(0, ge=0)
+
+
+class EvalParams(Section):
+    k_values: list[int] = [1, 5, 10, 20, 100]
+    level: Literal["passage", "document"] = "passage"   # the headline level; both are reported when documents span
+    doc_score: Literal["max", "sum", "first"] = "max"   # several passages (a document's score from its passages)
+    encode_batch_size: int = Field(32, gt=0)
+    pair_negatives: int = Field(10, ge=1)
+    noise_texts: str = ""
+    hybrid: HybridParams = HybridParams()
+    general: GeneralSetParams = GeneralSetParams()
+    leakage: Literal["error", "warn"] = "error"
+    extra_models: dict[str, str] = {}
+
+    @field_validator("k_values")
+    @classmethod
+    def _k_values(cls, value: list[int]) -> list[int]:
+        if not value or any(k < 1 for k in value):
+            raise ValueError("must be a non-empty list of positive cut-offs, e.g. [1, 10, 100]")
+        return sorted(set(value))

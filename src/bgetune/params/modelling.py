@@ -1,0 +1,230 @@
+"""params sections of the model stages: model, vocab, mining, train."""
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from bgetune.params.section import Section
+
+Precision = Literal["auto", "fp32", "bf16", "fp16"]
+
+
+# ----------------------------------------------------------------------------------------------------------- model
+class ModelParams(Section):
+    base: str = "bundled:all-MiniLM-L6-v2"
+    query_instruction: str = "auto"        # auto: BGE's instruction for bge-*-zh/en-v1.5, none for others
+    train_instruction: str | None = None   # None: query_instruction (a recipe may train without one)
+    eval_instruction: str | None = None    # None: query_instruction; also saved as the model's "query" prompt
+    query_max_length: int = Field(64, ge=8)
+    passage_max_length: int = Field(512, ge=8)    # capped by the model's position embeddings
+    pooling: Literal["auto", "cls", "mean"] = "auto"   # folders without modules.json; auto: CLS for BGE
+    device: str = "auto"                   # auto: cuda, then mps, then cpu | cpu | cuda | cuda:N | mps
+    precision: Precision = "auto"          # encoding: auto = bf16 (or fp16) on a GPU, fp32 on a CPU
+    trust_remote_code: bool = False
+
+    @field_validator("base")
+    @classmethod
+    def _base_names_a_model(cls, value: str) -> str:
+        from bgetune.models import check_model_reference
+
+        check_model_reference(value)
+        return value
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, value: str) -> str:
+        from bgetune.device import check_device_name
+
+        check_device_name(value)
+        return value
+
+
+# ----------------------------------------------------------------------------------------------------------- vocab
+class VocabParams(Section):
+    expand_chars: bool = True
+    min_char_count: int = Field(1, ge=1)
+    init_noise: float = Field(1.0, ge=0.0)   # new rows = mean + init_noise · std · N(0, 1), seeded
+    expand_terms: bool = False
+    top_terms: int = Field(500, ge=0)
+    min_term_count: int = Field(3, ge=1)
+    term_file: str = ""
+    warmup_steps: int = Field(0, ge=0)       # masked-language-model steps on the corpus before contrastive training
+    warmup_lr: float = Field(1e-4, gt=0)
+    warmup_scope: Literal["embeddings", "top_layers", "all"] = "embeddings"
+    warmup_batch_size: int = Field(16, ge=1)
+
+
+# ---------------------------------------------------------------------------------------------------------- mining
+STRATEGIES = ("dense", "bm25", "tfidf", "keyword", "cross_domain", "length")
+
+
+class RankRange(Section):
+    rank_min: int = Field(2, ge=1)
+    rank_max: int = Field(100, ge=1)
+
+    @model_validator(mode="after")
+    def _range(self):
+        if self.rank_max < self.rank_min:
+            raise ValueError(f"rank_max ({self.rank_max}) < rank_min ({self.rank_min})")
+        return self
+
+
+class DenseMiningParams(RankRange):
+    index: Literal["auto", "flat", "hnsw"] = "auto"   # auto: exact below approximate_above (always exact on a GPU)
+    approximate_above: int = Field(200_000, ge=1)
+
+
+class TfidfMiningParams(RankRange):
+    analyzer: Literal["word", "char"] = "word"
+    ngram: tuple[int, int] = (1, 2)
+
+
+class KeywordMiningParams(Section):
+    top_keywords: int = Field(10, ge=1)
+    method: Literal["tfidf", "textrank"] = "tfidf"
+    max_candidates: int = Field(100, ge=1)
+
+
+class CrossDomainMiningParams(Section):
+    clusters: int = Field(8, ge=2)
+    max_candidates: int = Field(100, ge=1)
+
+
+class LengthMiningParams(Section):
+    tolerance: float = Field(0.2, ge=0.0, le=1.0)
+    max_candidates: int = Field(100, ge=1)
+
+
+class RandomMiningParams(Section):
+    mode: Literal["uniform", "far"] = "uniform"
+    far_rank: int = Field(1000, ge=1)
+
+
+class GuardParams(Section):
+    relative_margin: float | None = Field(None, ge=0.0, le=1.0)
+    max_score: float | None = None
+    exclude_same_document: bool = False
+
+
+class MiningParams(Section):
+    model: str = ""             # the model that scores candidates; "": the vocabulary-expanded base
+    num_negatives: int = Field(7, ge=0)
+    hard_ratio: float = Field(0.7, ge=0.0, le=1.0)
+    weights: dict[str, float] = {"dense": 0.5, "bm25": 0.5}
+    dense: DenseMiningParams = DenseMiningParams()
+    bm25: RankRange = RankRange()
+    tfidf: TfidfMiningParams = TfidfMiningParams()
+    keyword: KeywordMiningParams = KeywordMiningParams()
+    cross_domain: CrossDomainMiningParams = CrossDomainMiningParams()
+    length: LengthMiningParams = LengthMiningParams()
+    random: RandomMiningParams = RandomMiningParams()
+    guard: GuardParams = GuardParams()
+    # Teacher scores for distillation (pos_scores/neg_scores): "" the scoring model's cosines; a model folder or
+    # hub id (a reranker or a stronger embedder); "hybrid": RRF of BM25 and the scoring model, as a teacher
+    # where no reranker exists.
+    teacher: str = ""
+    rounds: int = Field(1, ge=1, le=2)   # 2: re-mine with the round-1 fine-tuned model and train again (ANCE)
+    encode_batch_size: int = Field(32, gt=0)
+
+    @field_validator("model")
+    @classmethod
+    def _model_exists(cls, value: str) -> str:
+        if value:
+            from bgetune.models import check_model_reference
+
+            check_model_reference(value)
+        return value
+
+    @field_validator("teacher")
+    @classmethod
+    def _teacher(cls, value: str) -> str:
+        if value and value != "hybrid":
+            from bgetune.models import check_model_reference
+
+            check_model_reference(value)
+        return value
+
+    @field_validator("weights")
+    @classmethod
+    def _weights(cls, value: dict[str, float]) -> dict[str, float]:
+        unknown = sorted(set(value) - set(STRATEGIES))
+        if unknown:
+            raise ValueError(f"unknown strategies {unknown}; known: {list(STRATEGIES)}")
+        if any(w < 0 for w in value.values()):
+            raise ValueError("strategy weights must be >= 0")
+        return value
+
+
+# ----------------------------------------------------------------------------------------------------------- train
+LOSS_NAMES = ("infonce", "cached_infonce", "cosine", "online_contrastive")
+SELECT_BY = ("ndcg@10", "recall@10", "mrr@10", "noise_similarity")
+
+
+class LoraParams(Section):
+    r: int = Field(16, ge=1)
+    alpha: int = Field(32, ge=1)
+    dropout: float = Field(0.05, ge=0.0, le=1.0)
+    target_modules: list[str] = ["query", "key", "value", "dense"]
+
+
+class Stage2Params(Section):
+    """A second stage on other pairs (e.g. hand-labelled ones): every *.jsonl in ``folder`` (FlagEmbedding format),
+    with its own loss, noise penalty, learning rate, length and model selection."""
+
+    enabled: bool = False
+    folder: str = "data/stage2"
+    epochs: int = Field(1, ge=1)
+    max_steps: int = Field(0, ge=0)
+    lr: float = Field(1e-5, gt=0)
+    loss: Literal["infonce", "cached_infonce", "cosine", "online_contrastive"] = "infonce"
+    noise_weight: float = Field(0.0, ge=0.0)
+    noise_margin: float = Field(0.3, ge=-1.0, le=1.0)
+    freeze_embeddings: bool = True
+    select_by: Literal["ndcg@10", "recall@10", "mrr@10", "noise_similarity"] = "ndcg@10"
+
+
+class TrainParams(Section):
+    backend: Literal["sentence_transformers", "flagembedding"] = "sentence_transformers"
+    devices: int = Field(1, ge=1)                 # > 1: the train stage launches torchrun with one process each
+    method: Literal["full", "lora"] = "full"
+    lora: LoraParams = LoraParams()
+    loss: Literal["infonce", "cached_infonce", "cosine", "online_contrastive"] = "infonce"
+    mini_batch_size: int = Field(8, ge=1)         # cached_infonce: texts per forward pass (memory), not the batch
+    contrastive_margin: float = Field(0.5, ge=0.0)
+    noise_weight: float = Field(0.0, ge=0.0)
+    noise_margin: float = Field(0.3, ge=-1.0, le=1.0)
+    noise_texts: str = ""
+    distill_weight: float = Field(0.0, ge=0.0)    # > 0: KL(teacher || student) over each query's group
+    distill_temperature: float = Field(0.02, gt=0)
+    freeze_embeddings: bool = False
+    precision: Precision = "auto"                 # auto: bf16 where the GPU has it, else fp16; fp32 on a CPU
+    gradient_checkpointing: bool = False
+    gradient_accumulation_steps: int = Field(1, ge=1)   # in-batch negatives stay within each micro-batch
+    auto_batch_size: bool = False                 # on out-of-memory, halve the batch and retry
+    eval_every: int = Field(0, ge=0)
+    eval_max_passages: int = Field(2000, ge=10)
+    select_by: Literal["ndcg@10", "recall@10", "mrr@10", "noise_similarity"] = "ndcg@10"
+    early_stopping_patience: int = Field(0, ge=0)
+    keep_best: bool = True
+    stage2: Stage2Params = Stage2Params()
+    epochs: int = Field(2, ge=1)
+    max_steps: int = Field(0, ge=0)
+    batch_size: int = Field(16, ge=2)             # queries per device per step
+    lr: float = Field(5e-5, gt=0)
+    embedding_lr: float = Field(0.0, ge=0)
+    weight_decay: float = Field(0.01, ge=0)
+    warmup_ratio: float = Field(0.1, ge=0.0, lt=1.0)
+    temperature: float = Field(0.02, gt=0)
+    train_group_size: int = Field(4, ge=1)
+    max_grad_norm: float = Field(1.0, gt=0)
+    log_every: int = Field(5, ge=1)
+    checkpoint_every: int = Field(50, ge=0)
+    dataloader_workers: int = Field(0, ge=0)
+
+    @model_validator(mode="after")
+    def _checkpoints_for_selection(self):
+        if self.eval_every and self.checkpoint_every and self.checkpoint_every % self.eval_every:
+            raise ValueError(f"train.checkpoint_every ({self.checkpoint_every}) must be a multiple of "
+                             f"train.eval_every ({self.eval_every}) so that the best val weights are kept")
+        return self

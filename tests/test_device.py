@@ -1,0 +1,70 @@
+"""Where models run and in what precision: the logic on a CPU; what needs a GPU runs only where there is one."""
+import pytest
+import torch
+
+from bgetune.device import (DeviceError, check_device_name, resolve_device, resolve_precision, runtime,
+                            trainer_precision_args)
+
+CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+
+
+def test_auto_picks_the_cpu_here_and_an_explicit_missing_gpu_is_an_error():
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert resolve_device("auto") in (expected, "mps")
+    if not torch.cuda.is_available():
+        with pytest.raises(DeviceError, match="no CUDA GPU is visible"):
+            resolve_device("cuda")
+    assert resolve_device("cpu") == "cpu"
+    with pytest.raises(ValueError, match="unknown device 'gpu'"):
+        check_device_name("gpu")
+
+
+@pytest.mark.parametrize("requested, device, bf16_ok, expected", [
+    ("auto", "cpu", False, "fp32"),          # a CPU trains in fp32
+    ("auto", "cuda", True, "bf16"),          # Ampere and newer: bf16
+    ("auto", "cuda", False, "fp16"),         # older GPUs: fp16 with loss scaling
+    ("bf16", "cpu", False, "bf16"),          # bf16 autocast runs on a CPU too
+    ("fp32", "cuda", True, "fp32"),
+])
+def test_precision_resolution(requested, device, bf16_ok, expected):
+    assert resolve_precision(requested, device, bf16_ok=bf16_ok) == expected
+
+
+def test_fp16_selects_loss_scaling_and_is_refused_where_it_cannot_run():
+    assert trainer_precision_args("fp16") == {"bf16": False, "fp16": True}   # the Trainer's GradScaler
+    assert trainer_precision_args("bf16") == {"bf16": True, "fp16": False}
+    assert trainer_precision_args("fp32") == {"bf16": False, "fp16": False}
+    with pytest.raises(DeviceError, match="fp16 needs a CUDA GPU"):
+        resolve_precision("fp16", "cpu")
+    with pytest.raises(DeviceError, match="bf16 is not supported by this GPU"):
+        resolve_precision("bf16", "cuda", bf16_ok=False)
+
+
+def test_runtime_records_versions():
+    info = runtime("cpu", "fp32")
+    assert info["torch"] == torch.__version__ and info["device"] == "cpu" and info["precision"] == "fp32"
+    assert "cuda" in info and info["cpu_threads"] >= 1
+
+
+@CUDA
+def test_training_and_encoding_on_the_gpu_in_bf16(tiny_model_dir):
+    from bgetune.models import load_model
+    from bgetune.params import TrainParams
+    from bgetune.records import TrainExample
+    from bgetune.search import build_index, encode, gpu_search_available, index_location
+    from bgetune.training.trainer import fit
+
+    device = resolve_device("auto")
+    precision = resolve_precision("auto", device)
+    model = load_model(str(tiny_model_dir), device)
+    texts = ["red cat", "blue dog", "green fish"]
+    full = encode(model, texts, progress=False)
+    half = encode(model, texts, progress=False, precision=precision)
+    assert abs(full - half).max() < 0.05
+    examples = [TrainExample(query=a, pos=[f"{a} {a}"], pos_ids=[a], neg=["bird bird"], neg_ids=["b"])
+                for a in ("cat", "dog", "fish")]
+    summary = fit(model, examples, TrainParams(epochs=2, batch_size=3, train_group_size=2, checkpoint_every=0),
+                  seed=0, device=device, precision=precision, progress=False)
+    assert summary["first_loss"] == summary["first_loss"]   # finite
+    if gpu_search_available():
+        assert index_location(build_index(full, "flat", device=device)) == "gpu"
