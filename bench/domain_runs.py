@@ -154,6 +154,7 @@ def main() -> None:
                "base": evaluate.run(params, "base", shared, progress=False)}
     full = {name: json.loads((shared / "results" / "eval" / f"{name}.json").read_text()) for name in results}
     details = {}
+    untrained_done: set[str] = set()
     for name, overrides in variants.items():
         clock, cpu = time.perf_counter(), cpu_seconds()
         variant = params_from_dict(deep_update(base, overrides))
@@ -162,7 +163,7 @@ def main() -> None:
         for item in SHARED_FILES:
             (root / item).parent.mkdir(parents=True, exist_ok=True)
             (root / item).symlink_to(shared / item)
-        summaries = run_variant(variant, root, args)
+        summaries = run_variant(variant, root, args, untrained_done)
         results.update(summaries["headline"])
         full.update(summaries["full"])
         details[name] = {"overrides": overrides, **summaries["details"],
@@ -173,13 +174,16 @@ def main() -> None:
     write_results(args, data_summary, results, full, details, time.perf_counter() - started)
 
 
-def run_variant(params, root: Path, args) -> dict:
+def run_variant(params, root: Path, args, untrained_done: set[str]) -> dict:
     from bgetune.steps import evaluate, merge, mine_negatives, train, vocab
 
     name = root.name
     headline, full, details = {}, {}, {}
     vocab_summary = vocab.run(params, root, progress=False)
-    if params.vocab.expand_chars or params.vocab.expand_terms:
+    # The expanded base before training, once per vocabulary setting (variants that share it share its row).
+    vocab_key = json.dumps(params.vocab.model_dump(), sort_keys=True)
+    if (params.vocab.expand_chars or params.vocab.expand_terms) and vocab_key not in untrained_done:
+        untrained_done.add(vocab_key)
         untrained = f"{name}: expanded base, untrained"
         headline[untrained] = evaluate.run(params, f"extra_{name}_untrained", root, progress=False,
                                            extra_reference=str(root / "models" / "base"))

@@ -142,6 +142,6 @@ def test_pairs_from_another_run_are_caught(mined_project, tmp_path):
 def test_merge_mixes_in_more_models_with_their_weights(mined_project, tmp_path, tiny_model_dir):
     root = copy_project(mined_project, tmp_path / "p", merge={"models": [{"path": str(tiny_model_dir),
                                                                            "weight": 1.0}],
-                                                              "weights": [1.0, 2.0]})
+                                                              "weights": [1.0, 2.0], "search": "off"})
     merge = run_steps(root, load_params(root / "params.yaml"), ("train", "merge"))["merge"]
     assert merge["weights"] == {"base": 0.25, "finetuned": 0.5, str(tiny_model_dir): 0.25}

@@ -19,7 +19,7 @@ class MergeParams(Section):
     base: Literal["expanded", "original"] = "expanded"   # the base mixed in: vocabulary-expanded, or as shipped
     weights: list[float] = [0.5, 0.5]          # [base, fine-tuned]; used as is unless search is on
     models: list[MergeModel] = []              # more models to mix in (other runs, experiments), with weights
-    search: Literal["off", "grid", "examples"] = "off"
+    search: Literal["off", "grid", "examples"] = "grid"
     grid: list[float] = [0.0, 0.25, 0.5, 0.75, 1.0]
     keep_in_domain: float = Field(0.98, ge=0.0, le=1.0)   # grid: keep this share of the fine-tuned val NDCG@10
     ood_tolerance: float = Field(0.02, ge=0.0)
@@ -52,7 +52,7 @@ class HybridParams(Section):
     enabled: bool = True
     rrf_k: int = Field(60, ge=1)
     weights: list[float] = [1.0, 1.0]          # [dense, bm25]
-    tune: bool = False                         # choose the dense weight on the val split
+    tune: bool = True                          # choose the dense weight on the val split
 
     @field_validator("weights")
     @classmethod
