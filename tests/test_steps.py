@@ -145,3 +145,25 @@ def test_merge_mixes_in_more_models_with_their_weights(mined_project, tmp_path, 
                                                               "weights": [1.0, 2.0], "search": "off"})
     merge = run_steps(root, load_params(root / "params.yaml"), ("train", "merge"))["merge"]
     assert merge["weights"] == {"base": 0.25, "finetuned": 0.5, str(tiny_model_dir): 0.25}
+
+
+def test_the_report_names_the_commit_and_only_code_or_params_edits_make_it_uncommitted(tmp_path):
+    import subprocess
+
+    from bgetune.steps.report import git_commit
+
+    def git(*args):
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    git("init", "-q")
+    for name in ("params.yaml", "dvc.lock"):
+        (tmp_path / name).write_text("a: 1\n")
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "baseline")
+    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=tmp_path, capture_output=True,
+                          text=True).stdout.strip()
+    assert git_commit(tmp_path) == head
+    (tmp_path / "dvc.lock").write_text("a: 2\n")   # what `dvc repro` itself rewrites mid-run
+    assert git_commit(tmp_path) == head
+    (tmp_path / "params.yaml").write_text("a: 2\n")
+    assert git_commit(tmp_path) == f"{head} (with uncommitted changes)"

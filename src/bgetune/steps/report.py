@@ -75,12 +75,17 @@ def run(params, root: str | Path = ".", progress: bool = True) -> Path:
     return root / "results/report.html"
 
 
+RESULT_INPUTS = ("src", "stages", "dvc.yaml", "params.yaml", "pyproject.toml", "data/raw")
+
+
 def git_commit(root: Path) -> str:
     try:
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True,
                                 timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
-                               capture_output=True, text=True, timeout=10).stdout.strip()
+        # Only what decides the results: a running `dvc repro` rewrites dvc.lock and metrics/ itself, and those
+        # edits would mark every report "uncommitted".
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", *RESULT_INPUTS],
+                               cwd=root, capture_output=True, text=True, timeout=10).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return "unknown (no git)"
     return (commit or "unknown") + (" (with uncommitted changes)" if dirty else "")
