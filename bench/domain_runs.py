@@ -99,6 +99,13 @@ def deep_update(base: dict, extra: dict) -> dict:
     return out
 
 
+def git_commit() -> str:
+    import subprocess
+
+    result = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+    return result.stdout.strip() or "unknown"
+
+
 def cpu_seconds() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
@@ -170,8 +177,9 @@ def main() -> None:
                          "minutes": round((time.perf_counter() - clock) / 60, 1),
                          "cpu_minutes": round((cpu_seconds() - cpu) / 60, 1)}
         logging.info("%s: %s", name, {k: v.get("ndcg@10") for k, v in summaries["headline"].items()})
-    compare(work, results, details)
-    write_results(args, data_summary, results, full, details, time.perf_counter() - started)
+        # Written after every variant: a long suite cut short still leaves the variants it finished.
+        compare(work, results, details)
+        write_results(args, data_summary, results, full, details, time.perf_counter() - started)
 
 
 def run_variant(params, root: Path, args, untrained_done: set[str]) -> dict:
@@ -238,7 +246,8 @@ def write_results(args, data_summary: dict, results: dict, full: dict, details: 
     record = {"dataset": args.dataset, "suite": args.suite, "steps": args.steps, "epochs": args.epochs,
               "batch_size": args.batch_size, "device": "cpu",
               "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform()},
-              "command": " ".join(["bench/domain_runs.py"] + sys.argv[1:]),
+              "command": " ".join(["bench/domain_runs.py"] + sys.argv[1:]), "commit": git_commit(),
+              "date": time.strftime("%Y-%m-%d"),
               "data": data_summary["corpus"], "results": results, "full": full, "variants": details,
               "seconds": round(seconds, 1)}
     (out / f"{stem}.json").write_text(json.dumps(record, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
@@ -274,7 +283,7 @@ def write_results(args, data_summary: dict, results: dict, full: dict, details: 
                 lines.append(f"| {name} | {f['passage']['ndcg@10']:.4f} | {f['passage']['recall@10']:.4f} | "
                              f"{f['document']['ndcg@10']:.4f} | {f['document']['recall@10']:.4f} |")
     lines += ["", f"Command: `python {record['command']}`; total {seconds / 60:.1f} min on "
-                  f"{os.cpu_count()} CPU cores."]
+                  f"{os.cpu_count()} CPU cores, commit {record['commit']}, {record['date']}."]
     (out / f"{stem}.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
     print("\n".join(lines))
 
