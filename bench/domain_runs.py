@@ -254,8 +254,8 @@ def write_results(args, data_summary: dict, results: dict, full: dict, details: 
     bm25 = results["bm25"]["ndcg@10"]
     steps = "no training" if args.untrained_only else (f"{args.steps} steps" if args.steps else f"{args.epochs} "
                                                                                                  "epochs")
-    queries, passages = data_summary["corpus"]["existing_pairs_per_split"].get("test"), data_summary["corpus"][
-        "passages"]
+    # Counted by the evaluation, after qa-gen merged duplicate questions (the split counts pairs before that).
+    queries, passages = full["bm25"]["queries"], full["bm25"]["passages"]
     lines = [f"### {args.dataset}: {args.suite} ({steps} × batch {args.batch_size}; {queries} test queries over "
              f"{passages} passages)", "",
              "| model | NDCG@10 | Recall@10 | MRR@10 | ÷ BM25 | − BM25 [95% CI] | − default [95% CI] | hybrid | "
