@@ -9,6 +9,8 @@ bootstrap of per-query NDCG@10 (95% intervals), and its CPU minutes are recorded
     python bench/domain_runs.py --dataset meddialog --suite levers --steps 150
     # passage- vs document-level tables on CMRC 2018 (documents = articles of several passages)
     python bench/domain_runs.py --dataset cmrc2018 --suite levels --steps 40 --chunk-chars 200
+    # one more variant added to the levers table already in bench/results (the others are kept, not re-run)
+    python bench/domain_runs.py --dataset meddialog --suite levers --steps 150 --variants distill_mlm --append
     # how new character rows start, before any training
     python bench/domain_runs.py --dataset meddialog --suite vocab_init --untrained-only
 
@@ -61,6 +63,9 @@ SUITES = {
         "mlm_warmup": {**TERMS, "vocab": {**TERMS["vocab"], "warmup_steps": 300, "warmup_lr": 5e-4}},
         "distill_hybrid": {**TERMS, "mining": {"teacher": "hybrid"}, "train": {**TERMS["train"],
                                                                                "distill_weight": 1.0}},
+        # The two levers that won alone, together.
+        "distill_mlm": {**TERMS, "vocab": {**TERMS["vocab"], "warmup_steps": 300, "warmup_lr": 5e-4},
+                        "mining": {"teacher": "hybrid"}, "train": {**TERMS["train"], "distill_weight": 1.0}},
         "cached_batch64": {**TERMS, "train": {**TERMS["train"], "loss": "cached_infonce", "batch_size": 64,
                                               "mini_batch_size": 16}},
         "group8": {**TERMS, "train": {**TERMS["train"], "train_group_size": 8}},
@@ -127,6 +132,9 @@ def main() -> None:
     parser.add_argument("--general", action="store_true", help="evaluate on the other dataset too (out of domain)")
     parser.add_argument("--merge", action="store_true", help="also merge (merge.search grid) and evaluate it")
     parser.add_argument("--untrained-only", action="store_true", help="evaluate each variant's expanded base only")
+    parser.add_argument("--append", action="store_true",
+                        help="keep the variants already in bench/results/<dataset>_<suite>.json (same steps, batch "
+                             "and chunking) and add or replace only the ones run now")
     args = parser.parse_args()
 
     from bgetune.params import params_from_dict
@@ -161,7 +169,16 @@ def main() -> None:
                "base": evaluate.run(params, "base", shared, progress=False)}
     full = {name: json.loads((shared / "results" / "eval" / f"{name}.json").read_text()) for name in results}
     details = {}
+    if args.append:
+        kept = previous_results(args, list(variants))
+        results.update(kept["results"])
+        full.update(kept["full"])
+        details.update(kept["details"])
     untrained_done: set[str] = set()
+    for name in details:  # a kept variant's expanded base was already evaluated: not again for the same vocab
+        if f"{name}: expanded base, untrained" in results:
+            kept_params = params_from_dict(deep_update(base, SUITES[args.suite].get(name, details[name]["overrides"])))
+            untrained_done.add(json.dumps(kept_params.vocab.model_dump(), sort_keys=True))
     for name, overrides in variants.items():
         clock, cpu = time.perf_counter(), cpu_seconds()
         variant = params_from_dict(deep_update(base, overrides))
@@ -175,11 +192,46 @@ def main() -> None:
         full.update(summaries["full"])
         details[name] = {"overrides": overrides, **summaries["details"],
                          "minutes": round((time.perf_counter() - clock) / 60, 1),
-                         "cpu_minutes": round((cpu_seconds() - cpu) / 60, 1)}
+                         "cpu_minutes": round((cpu_seconds() - cpu) / 60, 1),
+                         "commit": git_commit(), "date": time.strftime("%Y-%m-%d")}
         logging.info("%s: %s", name, {k: v.get("ndcg@10") for k, v in summaries["headline"].items()})
         # Written after every variant: a long suite cut short still leaves the variants it finished.
         compare(work, results, details)
         write_results(args, data_summary, results, full, details, time.perf_counter() - started)
+
+
+def run_settings(args) -> dict:
+    """What must match for two invocations' variants to share one table."""
+    return {"dataset": args.dataset, "suite": args.suite, "steps": args.steps, "epochs": args.epochs,
+            "batch_size": args.batch_size, "chunk_chars": args.chunk_chars, "eval_every": args.eval_every}
+
+
+def previous_results(args, rerun: list[str]) -> dict:
+    """The variants an earlier run of the same suite and settings wrote, minus those run again now.
+
+    Their paired intervals are recomputed from the per-query files in --workdir when those are still there;
+    otherwise the intervals stored with them are kept. A run with other settings is refused, not mixed in.
+    """
+    path = Path(args.out) / f"{args.dataset}_{args.suite}.json"
+    if not path.exists():
+        logging.info("--append: %s does not exist yet; starting a new table", path)
+        return {"results": {}, "full": {}, "details": {}}
+    record = json.loads(path.read_text(encoding="utf-8"))
+    settings = record.get("settings") or {key: record.get(key) for key in ("dataset", "suite", "steps", "epochs",
+                                                                           "batch_size")}
+    mismatched = {key: (value, run_settings(args)[key]) for key, value in settings.items()
+                  if run_settings(args).get(key) != value}
+    if mismatched:
+        raise SystemExit(f"--append: {path} was run with other settings {mismatched} (stored, now); "
+                         f"run without --append to start a new table")
+    keep = [name for name in record["variants"] if name not in rerun]
+    commits = record.get("commit", "unknown")
+    results = {name: metrics for name, metrics in record["results"].items()
+               if name not in ("bm25", "base") and name.split("+")[0].split(":")[0] in keep}
+    details = {name: {"commit": commits, "date": record.get("date"), **record["variants"][name]} for name in keep}
+    full = {name: value for name, value in record.get("full", {}).items() if name in results}
+    logging.info("--append: kept %d variants from %s (%s)", len(keep), path, ", ".join(keep) or "none")
+    return {"results": results, "full": full, "details": details}
 
 
 def run_variant(params, root: Path, args, untrained_done: set[str]) -> dict:
@@ -235,7 +287,11 @@ def compare(work: Path, results: dict, details: dict) -> None:
             for key, prefix in (("ndcg@10", ""), ("hybrid_ndcg@10", "hybrid_")):
                 if key not in metrics:
                     continue
-                result = compare_files(per_query(work, reference), per_query(work, name), key, 2000, 42)
+                files = (per_query(work, reference), per_query(work, name))
+                if not all(f.exists() for f in files):
+                    # A variant kept by --append whose work folder is gone: its stored interval stands.
+                    continue
+                result = compare_files(*files, key, 2000, 42)
                 metrics[f"{prefix}vs_{label}"] = [result["difference"], result["ci_low"], result["ci_high"]]
 
 
@@ -244,7 +300,7 @@ def write_results(args, data_summary: dict, results: dict, full: dict, details: 
     out.mkdir(parents=True, exist_ok=True)
     stem = f"{args.dataset}_{args.suite}"
     record = {"dataset": args.dataset, "suite": args.suite, "steps": args.steps, "epochs": args.epochs,
-              "batch_size": args.batch_size, "device": "cpu",
+              "batch_size": args.batch_size, "settings": run_settings(args), "device": "cpu",
               "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform()},
               "command": " ".join(["bench/domain_runs.py"] + sys.argv[1:]), "commit": git_commit(),
               "date": time.strftime("%Y-%m-%d"),
@@ -284,6 +340,10 @@ def write_results(args, data_summary: dict, results: dict, full: dict, details: 
                              f"{f['document']['ndcg@10']:.4f} | {f['document']['recall@10']:.4f} |")
     lines += ["", f"Command: `python {record['command']}`; total {seconds / 60:.1f} min on "
                   f"{os.cpu_count()} CPU cores, commit {record['commit']}, {record['date']}."]
+    earlier = {name: d for name, d in details.items() if d.get("commit", record["commit"]) != record["commit"]}
+    if earlier:
+        lines.append("Kept from earlier runs (`--append`): " + "; ".join(
+            f"{name} at commit {d['commit']}, {d.get('date')}" for name, d in earlier.items()) + ".")
     (out / f"{stem}.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
     print("\n".join(lines))
 

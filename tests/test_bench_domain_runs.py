@@ -1,0 +1,68 @@
+"""bench/domain_runs.py --append: earlier variants are kept only when the runs are comparable."""
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from argparse import Namespace
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def domain_runs():
+    spec = importlib.util.spec_from_file_location("domain_runs", ROOT / "bench" / "domain_runs.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["domain_runs"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def _args(tmp_path, **overrides):
+    values = {"dataset": "meddialog", "suite": "levers", "steps": 150, "epochs": 1, "batch_size": 16,
+              "chunk_chars": 0, "eval_every": 0, "out": str(tmp_path)}
+    values.update(overrides)
+    return Namespace(**values)
+
+
+def _write_record(tmp_path, settings=None):
+    record = {"dataset": "meddialog", "suite": "levers", "steps": 150, "epochs": 1, "batch_size": 16,
+              "commit": "abc1234", "date": "2026-11-23",
+              "results": {"bm25": {"ndcg@10": 0.18}, "base": {"ndcg@10": 0.01},
+                          "default: expanded base, untrained": {"ndcg@10": 0.05},
+                          "default": {"ndcg@10": 0.16, "vs_bm25": [-0.02, -0.03, -0.01]},
+                          "mlm_warmup": {"ndcg@10": 0.18}},
+              "full": {"bm25": {}, "base": {}, "default": {"queries": 3}, "mlm_warmup": {"queries": 3}},
+              "variants": {"default": {"overrides": {}, "cpu_minutes": 50.0},
+                           "mlm_warmup": {"overrides": {"vocab": {"warmup_steps": 300}}, "cpu_minutes": 70.0}}}
+    if settings is not None:
+        record["settings"] = settings
+    (tmp_path / "meddialog_levers.json").write_text(json.dumps(record), encoding="utf-8")
+
+
+def test_append_keeps_the_variants_not_run_again(domain_runs, tmp_path):
+    _write_record(tmp_path)
+    kept = domain_runs.previous_results(_args(tmp_path), rerun=["mlm_warmup", "distill_mlm"])
+    assert list(kept["details"]) == ["default"]
+    assert kept["details"]["default"]["commit"] == "abc1234"
+    assert kept["details"]["default"]["cpu_minutes"] == 50.0
+    # the variant's own rows come along (its untrained base too); the shared rows and re-run variants do not
+    assert sorted(kept["results"]) == ["default", "default: expanded base, untrained"]
+    assert kept["results"]["default"]["vs_bm25"] == [-0.02, -0.03, -0.01]
+    assert list(kept["full"]) == ["default"]
+
+
+def test_append_refuses_a_table_run_with_other_settings(domain_runs, tmp_path):
+    _write_record(tmp_path, settings={"dataset": "meddialog", "suite": "levers", "steps": 150, "epochs": 1,
+                                      "batch_size": 16, "chunk_chars": 200, "eval_every": 0})
+    with pytest.raises(SystemExit, match=r"other settings \{'chunk_chars': \(200, 0\)\}"):
+        domain_runs.previous_results(_args(tmp_path), rerun=["distill_mlm"])
+    with pytest.raises(SystemExit, match="'steps': \\(150, 40\\)"):
+        domain_runs.previous_results(_args(tmp_path, steps=40, chunk_chars=200), rerun=[])
+
+
+def test_append_without_an_earlier_table_starts_empty(domain_runs, tmp_path):
+    assert domain_runs.previous_results(_args(tmp_path), rerun=[]) == {"results": {}, "full": {}, "details": {}}
