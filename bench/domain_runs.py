@@ -331,7 +331,8 @@ def write_results(args, data_summary: dict, results: dict, full: dict, details: 
         lines.append(f"| {name} | {m['ndcg@10']:.4f} | {m['recall@10']:.4f} | {m['mrr@10']:.4f} | "
                      f"{m['ndcg@10'] / bm25:.2f}× | {interval(m, 'vs_bm25')} | {interval(m, 'vs_default')} | "
                      f"{hybrid} | {interval(m, 'hybrid_vs_bm25')} | {minutes} |")
-    if any("document" in f for f in full.values()):
+    # Only where documents span several passages: with one passage per document the two tables are the same.
+    if any("document" in f and f["document"] != f.get("passage") for f in full.values()):
         lines += ["", "| model | passage NDCG@10 | passage Recall@10 | document NDCG@10 | document Recall@10 |",
                   "| --- | --- | --- | --- | --- |"]
         for name, f in full.items():
