@@ -176,9 +176,8 @@ def main() -> None:
         details.update(kept["details"])
     untrained_done: set[str] = set()
     for name in details:  # a kept variant's expanded base was already evaluated: not again for the same vocab
-        if f"{name}: expanded base, untrained" in results:
-            kept_params = params_from_dict(deep_update(base, SUITES[args.suite].get(name, details[name]["overrides"])))
-            untrained_done.add(json.dumps(kept_params.vocab.model_dump(), sort_keys=True))
+        if untrained_row(name) in results:
+            untrained_done.add(vocab_key(params_from_dict(deep_update(base, details[name]["overrides"]))))
     for name, overrides in variants.items():
         clock, cpu = time.perf_counter(), cpu_seconds()
         variant = params_from_dict(deep_update(base, overrides))
@@ -200,6 +199,15 @@ def main() -> None:
         write_results(args, data_summary, results, full, details, time.perf_counter() - started)
 
 
+def untrained_row(name: str) -> str:
+    return f"{name}: expanded base, untrained"
+
+
+def vocab_key(params) -> str:
+    """Variants with equal vocab params share one expanded base, evaluated once."""
+    return json.dumps(params.vocab.model_dump(), sort_keys=True)
+
+
 def run_settings(args) -> dict:
     """What must match for two invocations' variants to share one table."""
     return {"dataset": args.dataset, "suite": args.suite, "steps": args.steps, "epochs": args.epochs,
@@ -219,16 +227,17 @@ def previous_results(args, rerun: list[str]) -> dict:
     record = json.loads(path.read_text(encoding="utf-8"))
     settings = record.get("settings") or {key: record.get(key) for key in ("dataset", "suite", "steps", "epochs",
                                                                            "batch_size")}
-    mismatched = {key: (value, run_settings(args)[key]) for key, value in settings.items()
-                  if run_settings(args).get(key) != value}
+    now = run_settings(args)
+    mismatched = {key: (value, now.get(key)) for key, value in settings.items() if now.get(key) != value}
     if mismatched:
         raise SystemExit(f"--append: {path} was run with other settings {mismatched} (stored, now); "
                          f"run without --append to start a new table")
     keep = [name for name in record["variants"] if name not in rerun]
-    commits = record.get("commit", "unknown")
     results = {name: metrics for name, metrics in record["results"].items()
                if name not in ("bm25", "base") and name.split("+")[0].split(":")[0] in keep}
-    details = {name: {"commit": commits, "date": record.get("date"), **record["variants"][name]} for name in keep}
+    # A variant kept by an earlier --append carries its own commit; older records have one for the whole run.
+    details = {name: {"commit": record.get("commit", "unknown"), "date": record.get("date"), **record["variants"][name]}
+               for name in keep}
     full = {name: value for name, value in record.get("full", {}).items() if name in results}
     logging.info("--append: kept %d variants from %s (%s)", len(keep), path, ", ".join(keep) or "none")
     return {"results": results, "full": full, "details": details}
@@ -241,12 +250,11 @@ def run_variant(params, root: Path, args, untrained_done: set[str]) -> dict:
     headline, full, details = {}, {}, {}
     vocab_summary = vocab.run(params, root, progress=False)
     # The expanded base before training, once per vocabulary setting (variants that share it share its row).
-    vocab_key = json.dumps(params.vocab.model_dump(), sort_keys=True)
-    if (params.vocab.expand_chars or params.vocab.expand_terms) and vocab_key not in untrained_done:
-        untrained_done.add(vocab_key)
-        untrained = f"{name}: expanded base, untrained"
-        headline[untrained] = evaluate.run(params, f"extra_{name}_untrained", root, progress=False,
-                                           extra_reference=str(root / "models" / "base"))
+    key = vocab_key(params)
+    if (params.vocab.expand_chars or params.vocab.expand_terms) and key not in untrained_done:
+        untrained_done.add(key)
+        headline[untrained_row(name)] = evaluate.run(params, f"extra_{name}_untrained", root, progress=False,
+                                                     extra_reference=str(root / "models" / "base"))
     details["tokens_added"] = vocab_summary["tokens_added"]
     if args.untrained_only:
         return {"headline": headline, "full": full, "details": details}
