@@ -66,3 +66,19 @@ def test_append_refuses_a_table_run_with_other_settings(domain_runs, tmp_path):
 
 def test_append_without_an_earlier_table_starts_empty(domain_runs, tmp_path):
     assert domain_runs.previous_results(_args(tmp_path), rerun=[]) == {"results": {}, "full": {}, "details": {}}
+
+
+def test_training_notes_name_the_variants_on_another_schedule(domain_runs, tmp_path):
+    details = {"default": {"overrides": {}, "train_steps": 150, "round2": None},
+               "remine_round2": {"overrides": {"mining": {"rounds": 2}, "train": {"max_steps": 75}},
+                                 "train_steps": 75, "round2": 75},
+               "cached_batch64": {"overrides": {"train": {"batch_size": 64, "max_steps": 38}}, "train_steps": 38,
+                                  "round2": None},
+               "group8": {"overrides": {"train": {"train_group_size": 8, "max_steps": 75}}, "train_steps": 75,
+                          "round2": None}}
+    (line,) = [x for x in domain_runs.training_notes(_args(tmp_path), details) if x]
+    assert "default" not in line
+    assert "remine_round2: 75 + 75 steps (round 2 on re-mined negatives) × batch 16" in line
+    assert "cached_batch64: 38 steps × batch 64" in line
+    assert "group8: 75 steps × batch 16, group of 8" in line
+    assert domain_runs.training_notes(_args(tmp_path), {"default": details["default"]}) == []
