@@ -306,13 +306,30 @@ def compare(work: Path, results: dict, details: dict) -> None:
                 metrics[f"{prefix}vs_{label}"] = [result["difference"], result["ci_low"], result["ci_high"]]
 
 
+def machine() -> dict:
+    """Where the numbers come from. The CPU model and its vector extensions are recorded because CPU kernels pick
+    code paths by them (AVX2 vs AVX-512), which can change training's last bits from one machine to another."""
+    info = {"cpu_count": os.cpu_count(), "platform": platform.platform()}
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return info
+    for line in text.splitlines():
+        if line.startswith("model name"):
+            info["cpu_model"] = line.split(":", 1)[1].strip()
+        elif line.startswith("flags"):
+            info["avx512"] = " avx512f" in line
+            break
+    return info
+
+
 def write_results(args, data_summary: dict, results: dict, full: dict, details: dict, seconds: float) -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     stem = f"{args.dataset}_{args.suite}"
     record = {"dataset": args.dataset, "suite": args.suite, "steps": args.steps, "epochs": args.epochs,
               "batch_size": args.batch_size, "settings": run_settings(args), "device": "cpu",
-              "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform()},
+              "machine": machine(),
               "command": " ".join(["bench/domain_runs.py"] + sys.argv[1:]), "commit": git_commit(),
               "date": time.strftime("%Y-%m-%d"),
               "data": data_summary["corpus"], "results": results, "full": full, "variants": details,

@@ -82,3 +82,10 @@ def test_training_notes_name_the_variants_on_another_schedule(domain_runs, tmp_p
     assert "cached_batch64: 38 steps × batch 64" in line
     assert "group8: 75 steps × batch 16, group of 8" in line
     assert domain_runs.training_notes(_args(tmp_path), {"default": details["default"]}) == []
+
+
+def test_the_machine_record_names_the_cpu_where_linux_says_it(domain_runs):
+    info = domain_runs.machine()
+    assert info["cpu_count"] >= 1
+    if Path("/proc/cpuinfo").exists():
+        assert info["cpu_model"] and isinstance(info["avx512"], bool)
