@@ -66,6 +66,8 @@ SUITES = {
         "mlm_warmup": {**TERMS, "vocab": {**TERMS["vocab"], "warmup_steps": 300, "warmup_lr": 5e-4}},
         "distill_hybrid": {**TERMS, "mining": {"teacher": "hybrid"}, "train": {**TERMS["train"],
                                                                                "distill_weight": 1.0}},
+        # BM25 alone as the teacher: the hybrid teacher without the untrained base's (near-random) cosines.
+        "distill_bm25": {**TERMS, "mining": {"teacher": "bm25"}, "train": {**TERMS["train"], "distill_weight": 1.0}},
         # The two levers that won alone, together.
         "distill_mlm": {**TERMS, "vocab": {**TERMS["vocab"], "warmup_steps": 300, "warmup_lr": 5e-4},
                         "mining": {"teacher": "hybrid"}, "train": {**TERMS["train"], "distill_weight": 1.0}},

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from bgetune.params.modelling import LEXICAL_TEACHERS
 from bgetune.records import InputError
 
 
@@ -53,7 +54,7 @@ def check_models(params) -> list[str]:
     wanted = [("model.base", params.model.base)]
     if params.mining.model:
         wanted.append(("mining.model", params.mining.model))
-    if params.mining.teacher and params.mining.teacher != "hybrid":
+    if params.mining.teacher and params.mining.teacher not in LEXICAL_TEACHERS:
         wanted.append(("mining.teacher", params.mining.teacher))
     if "llm" in params.qa_gen.sources and params.qa_gen.llm.roundtrip == "dense":
         wanted.append(("qa_gen.llm.roundtrip_model", params.qa_gen.llm.roundtrip_model))

@@ -5,7 +5,9 @@
   (query, passage) pair — its scores are logits, so distil with ``train.distill_temperature`` near 1 — or a
   bi-encoder scores them by cosine (temperature as for the student, e.g. 0.02);
 - ``hybrid``: where no reranker exists, the scoring model's cosine averaged with BM25's score mapped onto the
-  query's cosine range, so a passage both retrievers rank high is the teacher's favourite.
+  query's cosine range, so a passage both retrievers rank high is the teacher's favourite;
+- ``bm25``: BM25's score alone, mapped onto the same range — the hybrid without its dense half, for data where the
+  scoring model (an untrained, vocabulary-expanded base) is near random and BM25 is strong.
 
 Example::
 
@@ -18,6 +20,8 @@ import logging
 from pathlib import Path
 
 import numpy as np
+
+from bgetune.params.modelling import LEXICAL_TEACHERS
 
 log = logging.getLogger("bgetune")
 
@@ -39,21 +43,27 @@ def teacher_scores(examples, passages, mining_params, model_params, device: str,
                    scorer_instruction: str) -> dict:
     teacher = mining_params.teacher
     texts_of = {p.id: p.text for p in passages}
-    if teacher == "hybrid":
+    if teacher in LEXICAL_TEACHERS:
         from bgetune.lexical import BM25Index
 
         index = BM25Index([p.text for p in passages])
         position = {p.id: i for i, p in enumerate(passages)}
+        unscored = 0
         for example in examples:
             ids = example.pos_ids + example.neg_ids
-            cosines = example.pos_scores + example.neg_scores if example.pos_scores is not None else None
-            if cosines is None or not ids:
+            if example.pos_scores is None or not ids:
+                unscored += 1   # no cosines to take the range from: the loss skips groups without teacher scores
                 continue
-            lexical = index.scores(example.query, [position[i] for i in ids])
-            mixed = hybrid_scores(np.asarray(cosines), np.asarray(lexical))
-            example.pos_scores = [round(float(s), 6) for s in mixed[:len(example.pos_ids)]]
-            example.neg_scores = [round(float(s), 6) for s in mixed[len(example.pos_ids):]]
-        return {"teacher": "hybrid", "kind": "cosine + BM25 mapped onto the cosine range"}
+            cosines = np.asarray(example.pos_scores + example.neg_scores)
+            mapped = bm25_on_cosine_range(cosines, np.asarray(index.scores(example.query, [position[i] for i in ids])))
+            scores = (cosines + mapped) / 2 if teacher == "hybrid" else mapped
+            example.pos_scores = [round(float(s), 6) for s in scores[:len(example.pos_ids)]]
+            example.neg_scores = [round(float(s), 6) for s in scores[len(example.pos_ids):]]
+        kind = ("cosine + BM25 mapped onto the cosine range" if teacher == "hybrid"
+                else "BM25 mapped onto the cosine range")
+        log.info("teacher scores from %s (%s) for %d of %d groups", teacher, kind, len(examples) - unscored,
+                 len(examples))
+        return {"teacher": teacher, "kind": kind, "groups": len(examples), "groups_without_scores": unscored}
     from bgetune.models import load_model, query_instruction_for
 
     if is_cross_encoder(teacher):
@@ -89,10 +99,19 @@ def teacher_scores(examples, passages, mining_params, model_params, device: str,
     return {"teacher": teacher, "kind": kind}
 
 
-def hybrid_scores(cosines: np.ndarray, lexical: np.ndarray) -> np.ndarray:
-    """Mean of the cosine and the BM25 score linearly mapped onto [min cosine, max cosine] of the group."""
+def bm25_on_cosine_range(cosines: np.ndarray, lexical: np.ndarray) -> np.ndarray:
+    """BM25's scores linearly mapped onto [min cosine, max cosine] of the group (all at the middle when BM25 ties).
+
+    Why the cosine range: the teacher is read at ``train.distill_temperature`` like a cosine, so its scores need a
+    cosine's scale whatever BM25's (unbounded, query-length dependent) scale is.
+    """
     low, high = float(cosines.min()), float(cosines.max())
     span = float(lexical.max() - lexical.min())
-    mapped = np.full_like(cosines, (low + high) / 2) if span <= 0 else low + (lexical - lexical.min()) / span * (
-        high - low)
-    return (cosines + mapped) / 2
+    if span <= 0:
+        return np.full_like(cosines, (low + high) / 2)
+    return low + (lexical - lexical.min()) / span * (high - low)
+
+
+def hybrid_scores(cosines: np.ndarray, lexical: np.ndarray) -> np.ndarray:
+    """Mean of the cosine and the BM25 score mapped onto the group's cosine range."""
+    return (cosines + bm25_on_cosine_range(cosines, lexical)) / 2

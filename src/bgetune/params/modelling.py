@@ -57,6 +57,8 @@ class VocabParams(Section):
 
 # ---------------------------------------------------------------------------------------------------------- mining
 STRATEGIES = ("dense", "bm25", "tfidf", "keyword", "cross_domain", "length")
+# mining.teacher values computed from BM25 and the scoring model's cosines (no teacher model to load).
+LEXICAL_TEACHERS = ("hybrid", "bm25")
 
 
 class RankRange(Section):
@@ -121,8 +123,8 @@ class MiningParams(Section):
     random: RandomMiningParams = RandomMiningParams()
     guard: GuardParams = GuardParams()
     # Teacher scores for distillation (pos_scores/neg_scores): "" the scoring model's cosines; a model folder or
-    # hub id (a reranker or a stronger embedder); "hybrid": RRF of BM25 and the scoring model, as a teacher
-    # where no reranker exists.
+    # hub id (a reranker or a stronger embedder); "hybrid": the mean of the scoring model's cosine and BM25 (mapped
+    # onto the cosine range), as a teacher where no reranker exists; "bm25": BM25 alone, mapped the same way.
     teacher: str = ""
     rounds: int = Field(1, ge=1, le=2)   # 2: re-mine with the round-1 fine-tuned model and train again (ANCE)
     encode_batch_size: int = Field(32, gt=0)
@@ -139,7 +141,7 @@ class MiningParams(Section):
     @field_validator("teacher")
     @classmethod
     def _teacher(cls, value: str) -> str:
-        if value and value != "hybrid":
+        if value and value not in LEXICAL_TEACHERS:
             from bgetune.models import check_model_reference
 
             check_model_reference(value)
