@@ -167,7 +167,7 @@ def main() -> None:
     work = Path(args.workdir) / args.dataset
     shared = work / "shared"
     params = params_from_dict(base)
-    started = time.perf_counter()
+    started, started_at = time.perf_counter(), git_commit()
     data_summary = split.run(params, shared, progress=False)
     qa_gen.run(params, shared, progress=False)
     results = {"bm25": evaluate.run(params, "bm25", shared, progress=False),
@@ -184,7 +184,8 @@ def main() -> None:
         if untrained_row(name) in results:
             untrained_done.add(vocab_key(params_from_dict(deep_update(base, details[name]["overrides"]))))
     for name, overrides in variants.items():
-        clock, cpu = time.perf_counter(), cpu_seconds()
+        # The commit is read when the variant starts: one made while it runs (results, docs) is not the code it ran.
+        clock, cpu, commit = time.perf_counter(), cpu_seconds(), git_commit()
         variant = params_from_dict(deep_update(base, overrides))
         root = work / name
         shutil.rmtree(root, ignore_errors=True)
@@ -197,11 +198,11 @@ def main() -> None:
         details[name] = {"overrides": overrides, **summaries["details"],
                          "minutes": round((time.perf_counter() - clock) / 60, 1),
                          "cpu_minutes": round((cpu_seconds() - cpu) / 60, 1),
-                         "commit": git_commit(), "date": time.strftime("%Y-%m-%d")}
+                         "commit": commit, "date": time.strftime("%Y-%m-%d")}
         logging.info("%s: %s", name, {k: v.get("ndcg@10") for k, v in summaries["headline"].items()})
         # Written after every variant: a long suite cut short still leaves the variants it finished.
         compare(work, results, details)
-        write_results(args, data_summary, results, full, details, time.perf_counter() - started)
+        write_results(args, data_summary, results, full, details, time.perf_counter() - started, started_at)
 
 
 def untrained_row(name: str) -> str:
@@ -325,14 +326,15 @@ def machine() -> dict:
     return info
 
 
-def write_results(args, data_summary: dict, results: dict, full: dict, details: dict, seconds: float) -> None:
+def write_results(args, data_summary: dict, results: dict, full: dict, details: dict, seconds: float,
+                  commit: str) -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     stem = f"{args.dataset}_{args.suite}"
     record = {"dataset": args.dataset, "suite": args.suite, "steps": args.steps, "epochs": args.epochs,
               "batch_size": args.batch_size, "settings": run_settings(args), "device": "cpu",
               "machine": machine(),
-              "command": " ".join(["bench/domain_runs.py"] + sys.argv[1:]), "commit": git_commit(),
+              "command": " ".join(["bench/domain_runs.py"] + sys.argv[1:]), "commit": commit,
               "date": time.strftime("%Y-%m-%d"),
               "data": data_summary["corpus"], "results": results, "full": full, "variants": details,
               "seconds": round(seconds, 1)}
