@@ -46,9 +46,7 @@ def one_process(args) -> None:
     from bgetune.steps import mine_negatives, train
 
     runs = domain_runs()
-    base = runs.deep_update(runs.DATASETS[args.dataset], {
-        "train": {"epochs": 1, "max_steps": args.steps, "batch_size": args.batch_size, "lr": 5e-5,
-                  "checkpoint_every": 0, "log_every": 10, "eval_every": 0}})
+    base = runs.bench_params(args.dataset, args.steps, 1, args.batch_size)
     params = params_from_dict(runs.deep_update(base, runs.SUITES[args.suite][args.variant]))
     source, root = Path(args.source), Path(args.root)
     shutil.rmtree(root, ignore_errors=True)
@@ -82,8 +80,10 @@ def main() -> None:
 
     source = Path(args.workdir) / args.dataset / args.variant
     if not (source / "data/train.jsonl").exists():
-        raise SystemExit(f"{source}: no finished variant here; run bench/domain_runs.py --variants {args.variant} first")
-    started = time.perf_counter()
+        raise SystemExit(f"{source}: no finished variant here; "
+                         f"run bench/domain_runs.py --variants {args.variant} first")
+    runs = domain_runs()
+    started, commit = time.perf_counter(), runs.git_commit()
     folders = {}
     for name, hash_seed, mine in (("a", "1", True), ("b", "2", False)):
         folder = Path(args.workdir) / args.dataset / f"determinism_{name}"
@@ -94,12 +94,12 @@ def main() -> None:
         folders[name] = folder
     weights = "models/finetuned/model.safetensors"
     record = {"dataset": args.dataset, "variant": args.variant, "steps": args.steps,
-              "machine": domain_runs().machine(), "device": "cpu",
+              "machine": runs.machine(), "device": "cpu",
               "negatives_md5": {"variant": md5(source / "data/train.jsonl"),
                                 "a (re-mined)": md5(folders["a"] / "data/train.jsonl")},
               "weights_md5": {"a": md5(folders["a"] / weights), "b": md5(folders["b"] / weights)},
               "command": " ".join(["bench/determinism.py"] + sys.argv[1:]),
-              "commit": domain_runs().git_commit(), "date": time.strftime("%Y-%m-%d"),
+              "commit": commit, "date": time.strftime("%Y-%m-%d"),
               "seconds": round(time.perf_counter() - started, 1)}
     record["negatives_identical"] = len(set(record["negatives_md5"].values())) == 1
     record["weights_identical"] = len(set(record["weights_md5"].values())) == 1

@@ -109,6 +109,15 @@ def deep_update(base: dict, extra: dict) -> dict:
     return out
 
 
+def bench_params(dataset: str, steps: int, epochs: int, batch_size: int, eval_every: int = 0) -> dict:
+    """The params every variant of a suite starts from: the dataset's, with the bench's training schedule."""
+    return deep_update(DATASETS[dataset], {
+        "train": {"epochs": epochs, "max_steps": steps, "batch_size": batch_size, "lr": 5e-5,
+                  "checkpoint_every": 0, "log_every": 10, "eval_every": eval_every},
+        "eval": {"k_values": [1, 5, 10, 100]},
+    })
+
+
 def git_commit() -> str:
     import subprocess
 
@@ -149,11 +158,7 @@ def main() -> None:
     for noisy in ("httpx", "sentence_transformers", "transformers", "urllib3", "filelock", "dvclive", "faiss",
                   "datasets", "accelerate", "bm25s"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    base = deep_update(DATASETS[args.dataset], {
-        "train": {"epochs": args.epochs, "max_steps": args.steps, "batch_size": args.batch_size, "lr": 5e-5,
-                  "checkpoint_every": 0, "log_every": 10, "eval_every": args.eval_every},
-        "eval": {"k_values": [1, 5, 10, 100]},
-    })
+    base = bench_params(args.dataset, args.steps, args.epochs, args.batch_size, args.eval_every)
     if args.chunk_chars:
         base["chunk"]["max_chars"] = args.chunk_chars
     if args.general:

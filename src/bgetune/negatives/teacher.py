@@ -55,8 +55,8 @@ def teacher_scores(examples, passages, mining_params, model_params, device: str,
                 unscored += 1   # no cosines to take the range from: the loss skips groups without teacher scores
                 continue
             cosines = np.asarray(example.pos_scores + example.neg_scores)
-            mapped = bm25_on_cosine_range(cosines, np.asarray(index.scores(example.query, [position[i] for i in ids])))
-            scores = (cosines + mapped) / 2 if teacher == "hybrid" else mapped
+            lexical = np.asarray(index.scores(example.query, [position[i] for i in ids]))
+            scores = hybrid_scores(cosines, lexical) if teacher == "hybrid" else bm25_on_cosine_range(cosines, lexical)
             example.pos_scores = [round(float(s), 6) for s in scores[:len(example.pos_ids)]]
             example.neg_scores = [round(float(s), 6) for s in scores[len(example.pos_ids):]]
         kind = ("cosine + BM25 mapped onto the cosine range" if teacher == "hybrid"
