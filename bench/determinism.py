@@ -15,25 +15,19 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import importlib.util
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "bench"))
+import domain_runs as runs  # noqa: E402  (the bench's datasets, suites and base params)
+
 INPUTS = ("data/corpus.jsonl", "data/existing_pairs.jsonl", "data/splits.json", "data/pairs", "results/data.json",
           "results/qa_gen.json", "results/vocab.json")
-
-
-def domain_runs():
-    spec = importlib.util.spec_from_file_location("domain_runs", ROOT / "bench" / "domain_runs.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def md5(path: Path) -> str:
@@ -45,15 +39,10 @@ def one_process(args) -> None:
     from bgetune.params import params_from_dict
     from bgetune.steps import mine_negatives, train
 
-    runs = domain_runs()
     base = runs.bench_params(args.dataset, args.steps, 1, args.batch_size)
     params = params_from_dict(runs.deep_update(base, runs.SUITES[args.suite][args.variant]))
     source, root = Path(args.source), Path(args.root)
-    shutil.rmtree(root, ignore_errors=True)
-    for item in INPUTS:
-        (root / item).parent.mkdir(parents=True, exist_ok=True)
-        (root / item).symlink_to((source / item).resolve())
-    shutil.copytree(source / "models/base", root / "models/base")
+    runs.project_from_variant(source, root, INPUTS)
     if args.mine:
         mine_negatives.run(params, root, progress=False)
     else:
@@ -82,7 +71,6 @@ def main() -> None:
     if not (source / "data/train.jsonl").exists():
         raise SystemExit(f"{source}: no finished variant here; "
                          f"run bench/domain_runs.py --variants {args.variant} first")
-    runs = domain_runs()
     started, commit = time.perf_counter(), runs.git_commit()
     folders = {}
     for name, hash_seed, mine in (("a", "1", True), ("b", "2", False)):
@@ -103,22 +91,13 @@ def main() -> None:
               "seconds": round(time.perf_counter() - started, 1)}
     record["negatives_identical"] = len(set(record["negatives_md5"].values())) == 1
     record["weights_identical"] = len(set(record["weights_md5"].values())) == 1
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    stem = f"determinism_{args.dataset}"
-    (out / f"{stem}.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
     lines = [f"### {args.dataset} `{args.variant}`: two fresh processes (PYTHONHASHSEED 1 and 2)", "",
              "| what | identical | MD5s |", "| --- | --- | --- |",
              f"| negatives (re-mined vs the variant's) | {record['negatives_identical']} | "
              f"{', '.join(record['negatives_md5'].values())} |",
              f"| weights after {args.steps} training steps | {record['weights_identical']} | "
-             f"{', '.join(record['weights_md5'].values())} |", "",
-             f"Command: `python {record['command']}`; {record['seconds'] / 60:.1f} min on "
-             f"{record['machine'].get('cpu_model', 'CPU')} ({os.cpu_count()} cores), commit {record['commit']}, "
-             f"{record['date']}."]
-    (out / f"{stem}.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    print("\n".join(lines))
-
+             f"{', '.join(record['weights_md5'].values())} |"]
+    runs.write_side_record(Path(args.out), f"determinism_{args.dataset}", record, lines)
 
 if __name__ == "__main__":
     main()

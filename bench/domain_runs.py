@@ -314,6 +314,28 @@ def compare(work: Path, results: dict, details: dict) -> None:
                 metrics[f"{prefix}vs_{label}"] = [result["difference"], result["ci_low"], result["ci_high"]]
 
 
+def project_from_variant(source: Path, root: Path, inputs: tuple[str, ...]) -> None:
+    """A fresh project folder ``root`` on a finished variant's ``inputs`` (linked, read-only) and a copy of its
+    expanded base (which training writes beside)."""
+    shutil.rmtree(root, ignore_errors=True)
+    for item in inputs:
+        (root / item).parent.mkdir(parents=True, exist_ok=True)
+        (root / item).symlink_to((source / item).resolve())
+    shutil.copytree(source / "models/base", root / "models/base")
+
+
+def write_side_record(out: Path, stem: str, record: dict, lines: list[str], note: str = "") -> None:
+    """A small bench's bench/results/<stem>.json and .md: its table ``lines``, then one line with the command, the
+    time, the CPU, the commit and the date (``record`` holds them), and ``note``."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{stem}.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    lines = lines + ["", f"Command: `python {record['command']}`; {record['seconds'] / 60:.1f} min on "
+                         f"{record['machine'].get('cpu_model', 'CPU')} ({os.cpu_count()} cores), commit "
+                         f"{record['commit']}, {record['date']}.{' ' + note if note else ''}"]
+    (out / f"{stem}.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    print("\n".join(lines))
+
+
 def machine() -> dict:
     """Where the numbers come from. The CPU model and its vector extensions are recorded because CPU kernels pick
     code paths by them (AVX2 vs AVX-512), which can change training's last bits from one machine to another."""

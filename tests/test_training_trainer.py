@@ -290,3 +290,27 @@ def test_select_by_noise_similarity_keeps_the_least_similar_weights(tiny_model, 
                   seed=0, progress=False, evaluator=Noise(), checkpoint_dir=tmp_path / "c", fingerprint="f")
     assert summary["validation"]["best_step"] == 4 and summary["validation"]["metric"] == "noise_similarity_mean"
     assert next(iter(tiny_model.state_dict().values())).sum().item() == pytest.approx(seen[1], rel=1e-6)
+
+
+def test_attention_dropout_is_set_for_training_and_not_saved(tiny_model, tmp_path):
+    from bgetune.training.trainer import set_attention_dropout
+
+    config_value = tiny_model[0].auto_model.config.attention_probs_dropout_prob
+    fit(tiny_model, learnable_examples(), params(epochs=1, attention_dropout=0.0), seed=0, progress=False)
+    layers = [m for n, m in tiny_model[0].auto_model.named_modules() if n.endswith("attention.self.dropout")]
+    assert layers and all(m.p == 0.0 for m in layers)
+    assert set_attention_dropout(tiny_model, 0.2) == len(layers) and all(m.p == 0.2 for m in layers)
+    tiny_model.save(str(tmp_path / "saved"))
+    saved = json.loads((tmp_path / "saved" / "config.json").read_text())
+    assert saved["attention_probs_dropout_prob"] == config_value   # inference never uses it; the config stays
+
+
+def test_attention_dropout_on_a_model_without_bert_attention_is_a_one_line_error(tiny_model):
+    from bgetune.training.trainer import set_attention_dropout
+
+    for name, module in list(tiny_model[0].auto_model.named_modules()):
+        if name.endswith("attention.self.dropout"):
+            parent = tiny_model[0].auto_model.get_submodule(name.rsplit(".", 1)[0])
+            parent.dropout = torch.nn.Identity()
+    with pytest.raises(TrainingError, match="train.attention_dropout"):
+        set_attention_dropout(tiny_model, 0.0)

@@ -193,6 +193,8 @@ class TrainParams(Section):
     lora: LoraParams = LoraParams()
     loss: Literal["infonce", "cached_infonce", "cosine", "online_contrastive"] = "infonce"
     mini_batch_size: int = Field(8, ge=1)         # cached_infonce: texts per forward pass (memory), not the batch
+    length_chunk_size: int = Field(16, ge=0)      # forward passes of this many length-sorted texts; 0: one pass
+    attention_dropout: float | None = Field(None, ge=0.0, lt=1.0)   # null: the model's config
     contrastive_margin: float = Field(0.5, ge=0.0)
     noise_weight: float = Field(0.0, ge=0.0)
     noise_margin: float = Field(0.3, ge=-1.0, le=1.0)

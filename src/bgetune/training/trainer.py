@@ -154,6 +154,10 @@ def fit(model, examples, params, seed: int, instruction: str = "", checkpoint_di
         **checkpointing_args(params.gradient_checkpointing),
     )
     freeze_unused_pooler(model)
+    if params.attention_dropout is not None:
+        changed = set_attention_dropout(model, params.attention_dropout)
+        log.info("%s: attention dropout %.2f in %d layers (train.attention_dropout)", stage, params.attention_dropout,
+                 changed)
     collator = GroupCollator(preprocess_fn=model.preprocess, examples=examples, group_size=params.train_group_size,
                              seed=seed, instruction=instruction,
                              noise_texts=list(noise_texts or []) if params.noise_weight > 0 else [])
@@ -220,6 +224,24 @@ def freeze_unused_pooler(model) -> None:
     for name, parameter in model[0].auto_model.named_parameters():
         if ".pooler." in f".{name}":
             parameter.requires_grad_(False)
+
+
+def set_attention_dropout(model, probability: float) -> int:
+    """Set the dropout on attention probabilities of every self-attention layer (BERT, XLM-RoBERTa: the BGE
+    models) for training; returns how many layers changed. The saved config keeps the model's own value: dropout
+    is off at inference anyway.
+
+    Why it is a knob: PyTorch's CPU attention has no fused kernel with dropout, so with the default 0.1 it falls
+    back to the unfused path, about 4x slower per attention call (fused GPU kernels have dropout built in)."""
+    layers = 0
+    for name, module in model[0].auto_model.named_modules():
+        if isinstance(module, torch.nn.Dropout) and name.endswith("attention.self.dropout"):
+            module.p = probability
+            layers += 1
+    if not layers:
+        raise TrainingError(f"train.attention_dropout: {type(model[0].auto_model).__name__} has no BERT-style "
+                            "self-attention dropout to set; leave it null for this model")
+    return layers
 
 
 def summarize(history: list[dict], metric: str, log_every: int, planned_steps: int) -> dict:

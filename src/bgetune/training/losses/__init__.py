@@ -7,6 +7,9 @@ collator's features (queries, candidates, optionally noise texts) and ``label`` 
          + noise_weight   · noise_penalty(q, noise)             # when train.noise_weight > 0
          + distill_weight · KL(teacher ‖ student over groups)   # when train.distill_weight > 0
 
+Each column is embedded in length-sorted chunks of ``train.length_chunk_size`` texts (``training/length_chunks.py``):
+the same embeddings and gradients as one pass, without padding every text to the batch's longest.
+
 ``cached_infonce`` is InfoNCE computed with GradCache (sentence-transformers' ``CachedLossMixin``): the batch is
 embedded in mini-batches without a graph, the loss's gradient is cached per embedding, and each mini-batch is
 re-embedded with a graph to back-propagate it — large batches (many in-batch negatives) in the memory of
@@ -26,6 +29,7 @@ import torch
 from sentence_transformers.base.losses.gradcache import CachedLossMixin
 from torch import nn
 
+from bgetune.training.length_chunks import embed_in_length_chunks
 from bgetune.training.losses.cosine import cosine
 from bgetune.training.losses.distill import distillation
 from bgetune.training.losses.infonce import infonce
@@ -45,7 +49,7 @@ class GroupLoss(nn.Module):
 
     def __init__(self, model, kind: str, temperature: float = 0.02, noise_weight: float = 0.0,
                  noise_margin: float = 0.3, distill_weight: float = 0.0, distill_temperature: float = 0.02,
-                 contrastive_margin: float = 0.5, gather_across_devices: bool = False):
+                 contrastive_margin: float = 0.5, gather_across_devices: bool = False, length_chunk_size: int = 0):
         super().__init__()
         if kind not in OBJECTIVES:
             raise ValueError(f"unknown loss {kind!r}; known: {sorted(OBJECTIVES)}")
@@ -53,6 +57,7 @@ class GroupLoss(nn.Module):
         self.noise_weight, self.noise_margin = noise_weight, noise_margin
         self.distill_weight, self.distill_temperature = distill_weight, distill_temperature
         self.gather_across_devices = gather_across_devices and kind in ("infonce", "cached_infonce")
+        self.length_chunk_size = length_chunk_size
         self.st_loss = None
         if kind == "cosine":
             from sentence_transformers.sentence_transformer.losses import CosineSimilarityLoss
@@ -64,7 +69,7 @@ class GroupLoss(nn.Module):
             self.st_loss = OnlineContrastiveLoss(model, margin=contrastive_margin)
 
     def forward(self, features: list[dict], label: dict) -> torch.Tensor:
-        embeddings = [self.model(f)["sentence_embedding"] for f in features]
+        embeddings = [embed_in_length_chunks(self.model, f, self.length_chunk_size) for f in features]
         return self.loss_from_embeddings(embeddings, label)
 
     def loss_from_embeddings(self, embeddings: list[torch.Tensor], label: dict) -> torch.Tensor:
@@ -112,8 +117,9 @@ def build_loss(model, params, processes: int = 1) -> nn.Module:
                    distill_weight=params.distill_weight, distill_temperature=params.distill_temperature,
                    contrastive_margin=params.contrastive_margin, gather_across_devices=processes > 1)
     if params.loss == "cached_infonce":
+        # GradCache embeds in its own mini-batches (of mini_batch_size texts, in batch order).
         return CachedGroupLoss(model, params.loss, params.mini_batch_size, **options)
-    return GroupLoss(model, params.loss, **options)
+    return GroupLoss(model, params.loss, length_chunk_size=params.length_chunk_size, **options)
 
 
 def gather_candidates(candidates: torch.Tensor, label: dict, local_queries: int) -> tuple[torch.Tensor, dict]:
