@@ -9,6 +9,8 @@ bootstrap of per-query NDCG@10 (95% intervals), and its CPU minutes are recorded
     python bench/domain_runs.py --dataset meddialog --suite levers --steps 150
     # passage- vs document-level tables on CMRC 2018 (documents = articles of several passages)
     python bench/domain_runs.py --dataset cmrc2018 --suite levels --steps 40 --chunk-chars 200
+    # issue 16's hour: no attention dropout + hybrid distillation, 600 steps, best val weights
+    python bench/domain_runs.py --dataset meddialog --suite hour --epochs 3 --steps 600 --eval-every 150
     # one more variant added to the levers table already in bench/results (the others are kept, not re-run)
     python bench/domain_runs.py --dataset meddialog --suite levers --steps 150 --variants distill_mlm --append
     # how new character rows start, before any training
@@ -76,6 +78,14 @@ SUITES = {
         "group8": {**TERMS, "train": {**TERMS["train"], "train_group_size": 8, "max_steps": 75}},
         "temperature_0.05": {**TERMS, "train": {**TERMS["train"], "temperature": 0.05}},
         "hybrid_tuned": {**TERMS, "eval": {"hybrid": {"tune": True}}},
+        # No dropout on attention probabilities: CPU attention then runs its fused kernel (bench/step_speed.py).
+        "attention_dropout_0": {**TERMS, "train": {**TERMS["train"], "attention_dropout": 0.0}},
+    },
+    # Issue 16's hour on 2 CPU cores: the fastest step (no attention dropout) and the lever that won at no extra
+    # time (hybrid distillation), for as many steps as the hour holds (--epochs 3 --steps 600 --eval-every 150).
+    "hour": {
+        "fast_distill": {**TERMS, "mining": {"teacher": "hybrid"},
+                         "train": {**TERMS["train"], "attention_dropout": 0.0, "distill_weight": 1.0}},
     },
     # Issue 15: passage- and document-level scores of one trained model (documents span several passages).
     "levels": {"default": {}},

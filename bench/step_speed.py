@@ -126,8 +126,8 @@ def main() -> None:
              f"| setting | overrides | s/step, mean (min–max) | {reference} ÷ setting |", "| --- | --- | --- | --- |"]
     for name, row in rows.items():
         overrides = ", ".join(f"{k}: {v}" for k, v in row["overrides"].items())
-        lines.append(f"| {name} | {overrides} | {row['seconds_per_step']:.2f} ({row['min']:.2f}–{row['max']:.2f}) | "
-                     f"{row[f'speedup_vs_{reference}']:.2f}× |")
+        spread = f"{row['seconds_per_step']:.2f} ({row['min']:.2f}–{row['max']:.2f})"
+        lines.append(f"| {name} | {overrides} | {spread} | {row[f'speedup_vs_{reference}']:.2f}× |")
     runs.write_side_record(Path(args.out), f"step_speed_{args.dataset}", record, lines,
                            note=f"{args.repeats} runs per setting in alternating order, each in its own process, "
                                 f"{args.steps - 1 - args.warmup} timed steps per run after {args.warmup} warm-up.")
