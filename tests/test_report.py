@@ -93,6 +93,18 @@ def test_report_explains_a_loss_to_bm25_and_says_what_to_deploy(tmp_path):
     assert "general set 0.340 vs 0.300 (+0.040)" in verdict   # what merging bought
 
 
+def test_a_hybrid_that_val_gave_no_dense_weight_is_not_recommended_over_bm25(tmp_path):
+    """Val tuned the fine-tuned model's RRF weight to 0: its "hybrid" is BM25's ranking, so BM25 is the advice."""
+    metrics, significance, per_query = write_results(tmp_path)
+    metrics["bm25"]["ndcg@10"] = 0.52   # the hybrid's score: it is BM25's ranking
+    (tmp_path / "metrics" / "bm25.json").write_text(json.dumps(metrics["bm25"]))
+    (tmp_path / "results" / "eval" / "finetuned.json").write_text(json.dumps(
+        {"hybrid": {"weights": [0.0, 1.0], "rrf_k": 60}, "general": {"ood_ndcg@10": 0.30}}))
+    html = build_report(tmp_path, {}, significance, per_query, {})
+    verdict = html[html.index("<h2>Verdict</h2>"):html.index("<h2>Test-split metrics</h2>")]
+    assert "Deploy: bm25 (NDCG@10 0.520)." in verdict and "(hybrid)" not in verdict.split("Deploy:")[1]
+
+
 def test_report_says_when_fine_tuning_beats_bm25(tmp_path):
     _, html = page(tmp_path, tuned_ndcg=0.6, significance={
         "finetuned_vs_bm25": {"difference": 0.15, "ci_low": 0.05, "ci_high": 0.25, "p_b_not_better": 0.0}})

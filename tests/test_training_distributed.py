@@ -26,8 +26,10 @@ def train_stage(root):
 def test_two_processes_reach_the_weights_of_one_with_the_whole_batch(tmp_path):
     model = build_tiny_model(tmp_path / "tiny-no-dropout", dropout=0.0)   # a forward must not depend on the split
     # 8 training questions with distinct passages: 2 full batches of 4 an epoch, none too short to split in two.
+    # Length-sorted chunks of 3 texts: several forward passes per column in each process before one DDP backward.
     base = write_project(tmp_path / "base", model, with_code=True, qa_gen={"sources": ["existing"]},
-                         train={"epochs": 2, "lr": 1e-3, "warmup_ratio": 0.0, "temperature": 0.05})
+                         train={"epochs": 2, "lr": 1e-3, "warmup_ratio": 0.0, "temperature": 0.05,
+                                "length_chunk_size": 3})
     run_steps(base, load_params(base / "params.yaml"))
     one = copy_project(base, tmp_path / "one", train={"devices": 1, "batch_size": 4})
     two = copy_project(base, tmp_path / "two", train={"devices": 2, "batch_size": 2})

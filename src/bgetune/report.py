@@ -109,7 +109,7 @@ def verdicts(models: dict, significance: dict, details: dict) -> list[str]:
             state = "no clear difference from" if comparison["ci_high"] >= 0 else "below"
             lines.append(f"The fine-tuned model is {state} BM25 here (NDCG@10 {tuned['ndcg@10']:.3f} vs "
                          f"{bm25['ndcg@10']:.3f}) because {why}; a base model that already knows the language "
-                         "(e.g. bge-base-zh-v1.5), more training queries or the hybrid below close the gap.")
+                         "(e.g. bge-base-zh-v1.5) or more training queries close the gap.")
     merge = details.get("merge") or {}
     merged = models.get("merged", {})
     if merged and tuned:
@@ -119,8 +119,15 @@ def verdicts(models: dict, significance: dict, details: dict) -> list[str]:
         bought = (f"; on the general set {general[1]:.3f} vs {general[0]:.3f} ({general[1] - general[0]:+.3f})"
                   if None not in general else " (no general set given: eval.general measures what it buys)")
         lines.append(f"Merging (weights {merge.get('weights')}) changed in-domain NDCG@10 by {cost:+.3f}{bought}.")
-    candidates = {f"{name} + BM25 (hybrid)": v["hybrid_ndcg@10"] for name, v in models.items() if "hybrid_ndcg@10" in v}
-    candidates.update({name: v["ndcg@10"] for name, v in models.items() if name != "base"})
+    # On a tie the simpler retriever wins: a dense model, then BM25, then a fusion. A hybrid whose dense weight val
+    # tuned to 0 is BM25's ranking, not a candidate of its own.
+    candidates = {name: v["ndcg@10"] for name, v in models.items() if name not in ("base", "bm25")}
+    if bm25:
+        candidates["bm25"] = bm25["ndcg@10"]
+    for name, v in models.items():
+        weights = (details.get(f"eval_{name}") or {}).get("hybrid", {}).get("weights", [1.0, 1.0])
+        if "hybrid_ndcg@10" in v and weights[0] > 0:
+            candidates[f"{name} + BM25 (hybrid)"] = v["hybrid_ndcg@10"]
     if candidates:
         best = max(candidates, key=candidates.get)
         advice = f"Deploy: {best} (NDCG@10 {candidates[best]:.3f})."
