@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import os
 import subprocess
 import sys
@@ -98,6 +97,7 @@ def main() -> None:
              f"| weights after {args.steps} training steps | {record['weights_identical']} | "
              f"{', '.join(record['weights_md5'].values())} |"]
     runs.write_side_record(Path(args.out), f"determinism_{args.dataset}", record, lines)
+
 
 if __name__ == "__main__":
     main()
