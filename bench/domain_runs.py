@@ -80,6 +80,10 @@ SUITES = {
         "hybrid_tuned": {**TERMS, "eval": {"hybrid": {"tune": True}}},
         # No dropout on attention probabilities: CPU attention then runs its fused kernel (bench/step_speed.py).
         "attention_dropout_0": {**TERMS, "train": {**TERMS["train"], "attention_dropout": 0.0}},
+        # A higher lr for the transformer body (5e-5 in the bench): the English body must learn to read a new script
+        # in 150 steps, and the val curve of the hour run flattens while its lr decays.
+        "lr_1e-4": {**TERMS, "train": {**TERMS["train"], "lr": 1e-4}},
+        "lr_2e-4": {**TERMS, "train": {**TERMS["train"], "lr": 2e-4}},
     },
     # Issue 16's hour on 2 CPU cores: the fastest step (no attention dropout) and the lever that won at no extra
     # time (hybrid distillation), for as many steps as the hour holds (--epochs 3 --steps 600 --eval-every 150).
