@@ -84,6 +84,8 @@ SUITES = {
         # in 150 steps, and the val curve of the hour run flattens while its lr decays.
         "lr_1e-4": {**TERMS, "train": {**TERMS["train"], "lr": 1e-4}},
         "lr_2e-4": {**TERMS, "train": {**TERMS["train"], "lr": 2e-4}},
+        # The new rows (3,014 tokens learnt from scratch) at 3x the reference's embedding lr.
+        "embedding_lr_3e-3": {**TERMS, "train": {**TERMS["train"], "embedding_lr": 3e-3}},
     },
     # Issue 16's hour on 2 CPU cores: the fastest step (no attention dropout) and the lever that won at no extra
     # time (hybrid distillation), for as many steps as the hour holds (--epochs 3 --steps 600 --eval-every 150).
