@@ -90,11 +90,14 @@ SUITES = {
         "lr_2e-4": {**TERMS, "train": {**TERMS["train"], "lr": 2e-4}},
         # The new rows (3,014 tokens learnt from scratch) at 3x the reference's embedding lr.
         "embedding_lr_3e-3": {**TERMS, "train": {**TERMS["train"], "embedding_lr": 3e-3}},
+        # The new rows start from the corpus's co-occurrence (PPMI + SVD) instead of seeded noise.
+        "cooc_init": {**TERMS, "vocab": {**TERMS["vocab"], "init": "cooccurrence"}},
     },
     "hour": {
         "fast_distill": FAST_DISTILL,
         # ... with the new rows at 3x the embedding lr (+0.009 [-0.001, +0.020] at 150 steps in the levers suite).
         "fast_distill_embedding_lr_3e-3": {**FAST_DISTILL, "train": {**FAST_DISTILL["train"], "embedding_lr": 3e-3}},
+        "fast_distill_cooc_init": {**FAST_DISTILL, "vocab": {**FAST_DISTILL["vocab"], "init": "cooccurrence"}},
     },
     # Issue 15: passage- and document-level scores of one trained model (documents span several passages).
     "levels": {"default": {}},

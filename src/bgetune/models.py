@@ -255,6 +255,13 @@ def expand_for_corpus(model, passage_texts: list[str], vocab_params, seed: int) 
         added = expand_vocabulary(model, terms, vocab_params.init_noise, seed + 1)
         report.update({"terms_added": added["tokens_added"], "user_terms": len(user_terms),
                        "sample_terms": terms[:20]})
+    if vocab_params.init == "cooccurrence":
+        from bgetune.vocab import cooccurrence_init
+
+        report["init"] = cooccurrence_init(model, passage_texts, report["vocab_size_before"],
+                                           vocab_params.init_window, vocab_params.init_noise, seed)
+        log.info("vocabulary: %d new rows started from corpus co-occurrence (%d kept: not in the corpus's tokens)",
+                 report["init"]["rows_from_cooccurrence"], report["init"]["rows_kept"])
     report["vocab_size_after"] = len(model.tokenizer)
     report["tokens_added"] = report["vocab_size_after"] - report["vocab_size_before"]
     report["unk_rate_after"] = round(unk_rate(model.tokenizer, sample), 5)

@@ -88,6 +88,79 @@ def expand_vocabulary(model, new_tokens: Sequence[str], init_noise: float = 1.0,
     return {"tokens_added": added, "vocab_size_before": old_size, "vocab_size_after": len(tokenizer)}
 
 
+def cooccurrence_init(model, texts: Sequence[str], old_vocab_size: int, window: int = 5, scale: float = 1.0,
+                      seed: int = 0) -> dict:
+    """Re-start the new embedding rows (ids ≥ ``old_vocab_size``) from the corpus: tokens used in similar contexts
+    start near each other. Returns counts of rows set this way and rows left as they were.
+
+    Why: with random rows an English base sees 2,000+ new characters as unrelated noise and must learn every one of
+    them from the contrastive pairs alone. Here each new token that occurs in ``texts`` gets the row of a small
+    count-based word embedding (PPMI over a ±``window`` token window weighted 1/distance, context counts smoothed
+    by ^0.75, truncated SVD — Levy & Goldberg's recipe), each dimension standardised and mapped onto the old rows'
+    per-dimension mean and spread (× ``scale``): the same statistics as the random start, but with structure.
+    Tokens that never occur stay as they were (mean of their old pieces, or seeded noise). Hand-written because no
+    named dependency builds count embeddings; the SVD is scikit-learn's, seeded, so the rows are deterministic.
+
+    Example::
+
+        expand_vocabulary(model, new_tokens, init_noise=1.0, seed=42)
+        cooccurrence_init(model, texts, old_vocab_size=30522, window=5, seed=42)["rows_from_cooccurrence"]
+    """
+    import numpy as np
+    from scipy import sparse
+    from sklearn.utils.extmath import randomized_svd
+
+    tokenizer = model.tokenizer
+    weight = model[0].auto_model.get_input_embeddings().weight
+    vocab_size, dim = weight.shape
+    rows, cols, vals = [], [], []
+    for ids in tokenizer(list(texts), add_special_tokens=False, verbose=False)["input_ids"]:
+        ids = np.asarray(ids, dtype=np.int64)
+        for distance in range(1, window + 1):
+            if len(ids) <= distance:
+                break
+            left, right = ids[:-distance], ids[distance:]
+            rows += [left, right]
+            cols += [right, left]
+            vals.append(np.full(2 * len(left), 1.0 / distance))
+    new_total = vocab_size - old_vocab_size
+    if not rows:
+        return {"rows_from_cooccurrence": 0, "rows_kept": new_total}
+    rows, cols, vals = np.concatenate(rows), np.concatenate(cols), np.concatenate(vals)
+    counts = sparse.csr_matrix((vals, (rows, cols)), shape=(vocab_size, vocab_size))
+    counts.sum_duplicates()
+    word_total = np.asarray(counts.sum(axis=1)).ravel()
+    context_smoothed = np.asarray(counts.sum(axis=0)).ravel() ** 0.75
+    targets = np.flatnonzero(word_total[old_vocab_size:] > 0) + old_vocab_size
+    if len(targets) < 2:
+        return {"rows_from_cooccurrence": 0, "rows_kept": new_total}
+    block = counts[targets].tocoo()
+    # PMI(w, c) = log P(w, c) / (P(w) · P_0.75(c)); only positive associations are kept (PPMI).
+    pmi = np.log(block.data * context_smoothed.sum() / (word_total[targets][block.row] * context_smoothed[block.col]))
+    keep = pmi > 0
+    ppmi = sparse.csr_matrix((pmi[keep], (block.row[keep], block.col[keep])), shape=block.shape)
+    occurring = np.asarray(ppmi.getnnz(axis=1)) > 0
+    targets, ppmi = targets[occurring], ppmi[occurring]
+    components = min(dim, len(targets) - 1, ppmi.shape[1] - 1)
+    if len(targets) < 2 or components < 1:
+        return {"rows_from_cooccurrence": 0, "rows_kept": new_total}
+    left_vectors, _, _ = randomized_svd(ppmi, n_components=components, random_state=seed)
+    # Standardise each SVD dimension (rows are the "U" embedding: equal weight per dimension), then take the old
+    # rows' per-dimension statistics. Dimensions beyond the SVD's rank get seeded noise, as in expand_vocabulary.
+    spread = left_vectors.std(axis=0)
+    standard = (left_vectors - left_vectors.mean(axis=0)) / np.where(spread > 0, spread, 1.0)
+    if components < dim:
+        rng = np.random.default_rng(seed)
+        standard = np.hstack([standard, rng.standard_normal((len(targets), dim - components))])
+    with torch.no_grad():
+        old = weight[:old_vocab_size].float()
+        mean, std = old.mean(dim=0), old.std(dim=0)
+        values = mean + scale * std * torch.from_numpy(standard).float()
+        weight[torch.from_numpy(targets)] = values.to(weight.dtype)
+    return {"rows_from_cooccurrence": int(len(targets)), "rows_kept": int(new_total - len(targets)),
+            "svd_dimensions": int(components)}
+
+
 def domain_terms(tokenizer, texts: Sequence[str], top_n: int, min_count: int = 3,
                  user_terms: Sequence[str] = ()) -> list[str]:
     """Multi-character domain terms worth a token of their own: the user's terms first, then the corpus's jieba

@@ -45,6 +45,8 @@ class VocabParams(Section):
     expand_chars: bool = True
     min_char_count: int = Field(1, ge=1)
     init_noise: float = Field(1.0, ge=0.0)   # new rows = mean + init_noise · std · N(0, 1), seeded
+    init: Literal["noise", "cooccurrence"] = "noise"   # cooccurrence: new rows from the corpus's PPMI + SVD
+    init_window: int = Field(5, ge=1)        # ± tokens counted as context by init: cooccurrence
     expand_terms: bool = False
     top_terms: int = Field(500, ge=0)
     min_term_count: int = Field(3, ge=1)
