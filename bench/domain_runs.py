@@ -90,6 +90,9 @@ SUITES = {
         "lr_2e-4": {**TERMS, "train": {**TERMS["train"], "lr": 2e-4}},
         # The new rows (3,014 tokens learnt from scratch) at 3x the reference's embedding lr.
         "embedding_lr_3e-3": {**TERMS, "train": {**TERMS["train"], "embedding_lr": 3e-3}},
+        # A group of 2 (one hard negative; the batch's other passages still serve as negatives) for twice the steps:
+        # the same passages encoded, twice the questions seen. "steps_factor" scales --steps for the variant.
+        "group2": {**TERMS, "train": {**TERMS["train"], "train_group_size": 2}, "steps_factor": 2},
         # The new rows start from the corpus's co-occurrence (PPMI + SVD) instead of seeded noise.
         "cooc_init": {**TERMS, "vocab": {**TERMS["vocab"], "init": "cooccurrence"}},
     },
@@ -128,6 +131,16 @@ def deep_update(base: dict, extra: dict) -> dict:
             out[key] = deep_update(out[key], value)
         else:
             out[key] = copy.deepcopy(value)
+    return out
+
+
+def variant_dict(base: dict, overrides: dict) -> dict:
+    """A variant's params: ``base`` updated with its overrides; ``steps_factor`` multiplies the suite's steps."""
+    overrides = dict(overrides)
+    factor = overrides.pop("steps_factor", None)
+    out = deep_update(base, overrides)
+    if factor is not None:
+        out["train"]["max_steps"] = round(base["train"]["max_steps"] * factor)
     return out
 
 
@@ -209,11 +222,11 @@ def main() -> None:
     untrained_done: set[str] = set()
     for name in details:  # a kept variant's expanded base was already evaluated: not again for the same vocab
         if untrained_row(name) in results:
-            untrained_done.add(vocab_key(params_from_dict(deep_update(base, details[name]["overrides"]))))
+            untrained_done.add(vocab_key(params_from_dict(variant_dict(base, details[name]["overrides"]))))
     for name, overrides in variants.items():
         # The commit is read when the variant starts: one made while it runs (results, docs) is not the code it ran.
         clock, cpu, commit = time.perf_counter(), cpu_seconds(), git_commit()
-        variant = params_from_dict(deep_update(base, overrides))
+        variant = params_from_dict(variant_dict(base, overrides))
         root = work / name
         shutil.rmtree(root, ignore_errors=True)
         for item in SHARED_FILES:

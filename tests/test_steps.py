@@ -53,7 +53,8 @@ def test_lora_two_stages_validation_terms_and_searched_merge(tmp_path, tiny_mode
     general = tmp_path / "general.json"
     general.write_text(json.dumps({"data": tiny_squad()["data"][:3]}, ensure_ascii=False))
     write_project(root, tiny_model_dir,
-                  vocab={"expand_terms": True, "top_terms": 3, "min_term_count": 1, "term_file": "data/terms.txt"},
+                  vocab={"expand_terms": True, "top_terms": 3, "min_term_count": 1, "term_file": "data/terms.txt",
+                         "init": "cooccurrence"},
                   train={"method": "lora", "eval_every": 2, "checkpoint_every": 2,
                          "lora": {"r": 4, "alpha": 8, "target_modules": ["query", "value"]},
                          "stage2": {"enabled": True, "epochs": 1, "loss": "cosine", "noise_weight": 0.5}},
@@ -64,6 +65,9 @@ def test_lora_two_stages_validation_terms_and_searched_merge(tmp_path, tiny_mode
     summaries = run_steps(root, params, ("split", "qa_gen", "vocab", "mine_negatives", "train", "merge"))
     vocab = summaries["vocab"]
     assert vocab["terms_added"] >= 1 and "红猫" in vocab["sample_terms"]
+    init = vocab["init"]   # every new token of this corpus occurs in it, so each row starts from co-occurrence
+    assert init["rows_from_cooccurrence"] >= 2 and init["rows_from_cooccurrence"] + init["rows_kept"] == \
+        vocab["tokens_added"]
     train = summaries["train"]
     assert train["method"] == "lora" and train["lora"]["adapter_saved"]
     assert (root / "models" / "finetuned" / "lora_adapter" / "adapter_config.json").exists()

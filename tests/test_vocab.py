@@ -48,3 +48,71 @@ def test_default_noise_draws_new_rows_with_the_spread_of_the_old_ones(tiny_model
     # Distinct characters must start as far apart as known tokens, not as near-copies of the mean row.
     assert 0.8 < ratio.median().item() < 1.2
     assert torch.allclose(new.mean(dim=0), old.mean(dim=0), atol=3 * old.std(dim=0).max().item() / 20)
+
+
+def _topic_corpus(seed: int = 0) -> tuple[list[str], list[str], list[str]]:
+    """Sentences in which 20 'animal' characters share one set of context characters and 20 'plant' characters
+    another: a co-occurrence start must put each group's members near each other."""
+    import random
+
+    rng = random.Random(seed)
+    animals = [chr(0x4E00 + i) for i in range(20)]
+    plants = [chr(0x4E40 + i) for i in range(20)]
+    animal_context = [chr(0x4E80 + i) for i in range(15)]
+    plant_context = [chr(0x4EC0 + i) for i in range(15)]
+    texts = []
+    for _ in range(400):
+        for nouns, context in ((animals, animal_context), (plants, plant_context)):
+            words = rng.sample(context, 4)
+            words.insert(2, rng.choice(nouns))
+            texts.append("".join(words))
+    return texts, animals, plants
+
+
+def _centred(model, tokens, old):
+    weight = model[0].auto_model.get_input_embeddings().weight.detach()
+    rows = weight[[model.tokenizer.convert_tokens_to_ids(t) for t in tokens]]
+    return torch.nn.functional.normalize((rows - old.mean(dim=0)) / old.std(dim=0), dim=1)
+
+
+def test_cooccurrence_init_puts_tokens_of_similar_contexts_near_each_other(tiny_model):
+    from bgetune.vocab import cooccurrence_init
+
+    texts, animals, plants = _topic_corpus()
+    old = tiny_model[0].auto_model.get_input_embeddings().weight.detach().clone()
+    unused = chr(0x9F00)   # added but never in the corpus: keeps its noise row
+    expand_vocabulary(tiny_model, missing_characters(tiny_model.tokenizer, texts) + [unused], seed=0)
+    noise_row = tiny_model[0].auto_model.get_input_embeddings().weight.detach()[-1].clone()
+    report = cooccurrence_init(tiny_model, texts, old_vocab_size=old.shape[0], window=2, seed=0)
+    assert report == {"rows_from_cooccurrence": 70, "rows_kept": 1, "svd_dimensions": 32}
+    weight = tiny_model[0].auto_model.get_input_embeddings().weight.detach()
+    assert torch.equal(weight[: old.shape[0]], old) and torch.equal(weight[-1], noise_row)
+    a, p = _centred(tiny_model, animals, old), _centred(tiny_model, plants, old)
+    within = ((a @ a.T).sum() - len(animals)) / (len(animals) ** 2 - len(animals))
+    across = (a @ p.T).mean()
+    assert within.item() > across.item() + 0.3, (within.item(), across.item())
+    # Same statistics as the random start: each dimension's spread is the old rows'.
+    new = weight[old.shape[0]:-1]
+    ratio = new.std(dim=0) / old.std(dim=0)
+    assert 0.8 < ratio.median().item() < 1.2
+
+
+def test_cooccurrence_init_is_deterministic_and_noise_init_has_no_such_structure(tiny_model_dir):
+    from bgetune.models import load_model
+    from bgetune.vocab import cooccurrence_init
+
+    texts, animals, plants = _topic_corpus()
+    rows = []
+    for _ in range(2):
+        model = load_model(str(tiny_model_dir))
+        old_size = len(model.tokenizer)
+        expand_vocabulary(model, missing_characters(model.tokenizer, texts), seed=0)
+        cooccurrence_init(model, texts, old_size, window=2, seed=0)
+        rows.append(model[0].auto_model.get_input_embeddings().weight.detach().clone())
+    assert torch.equal(rows[0], rows[1])
+    noise_only = load_model(str(tiny_model_dir))
+    old = noise_only[0].auto_model.get_input_embeddings().weight.detach().clone()
+    expand_vocabulary(noise_only, missing_characters(noise_only.tokenizer, texts), seed=0)
+    a, p = _centred(noise_only, animals, old), _centred(noise_only, plants, old)
+    within = ((a @ a.T).sum() - len(animals)) / (len(animals) ** 2 - len(animals))
+    assert abs(within.item() - (a @ p.T).mean().item()) < 0.1
