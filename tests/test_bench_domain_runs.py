@@ -89,3 +89,14 @@ def test_the_machine_record_names_the_cpu_where_linux_says_it(domain_runs):
     assert info["cpu_count"] >= 1
     if Path("/proc/cpuinfo").exists():
         assert info["cpu_model"] and isinstance(info["avx512"], bool)
+
+
+def test_steps_factor_scales_the_suites_steps_and_is_not_a_param(domain_runs):
+    from bgetune.params import params_from_dict
+
+    base = domain_runs.bench_params("meddialog", 150, 1, 16)
+    group2 = params_from_dict(domain_runs.variant_dict(base, domain_runs.SUITES["levers"]["group2"]))
+    assert group2.train.max_steps == 300 and group2.train.train_group_size == 2
+    default = params_from_dict(domain_runs.variant_dict(base, domain_runs.SUITES["levers"]["default"]))
+    assert default.train.max_steps == 150
+    assert "steps_factor" in domain_runs.SUITES["levers"]["group2"]   # the suite itself is not changed

@@ -96,8 +96,9 @@ def cooccurrence_init(model, texts: Sequence[str], old_vocab_size: int, window: 
     Why: with random rows an English base sees 2,000+ new characters as unrelated noise and must learn every one of
     them from the contrastive pairs alone. Here each new token that occurs in ``texts`` gets the row of a small
     count-based word embedding (PPMI over a ±``window`` token window weighted 1/distance, context counts smoothed
-    by ^0.75, truncated SVD — Levy & Goldberg's recipe), each dimension standardised and mapped onto the old rows'
-    per-dimension mean and spread (× ``scale``): the same statistics as the random start, but with structure.
+    by ^0.75, truncated SVD weighted by √S — Levy & Goldberg's recipe), scaled to unit variance per dimension on
+    average and mapped onto the old rows' per-dimension mean and spread (× ``scale``): the spread of the random
+    start, but with structure.
     Tokens that never occur stay as they were (mean of their old pieces, or seeded noise). Hand-written because no
     named dependency builds count embeddings; the SVD is scikit-learn's, seeded, so the rows are deterministic.
 
@@ -144,11 +145,13 @@ def cooccurrence_init(model, texts: Sequence[str], old_vocab_size: int, window: 
     components = min(dim, len(targets) - 1, ppmi.shape[1] - 1)
     if len(targets) < 2 or components < 1:
         return {"rows_from_cooccurrence": 0, "rows_kept": new_total}
-    left_vectors, _, _ = randomized_svd(ppmi, n_components=components, random_state=seed)
-    # Standardise each SVD dimension (rows are the "U" embedding: equal weight per dimension), then take the old
-    # rows' per-dimension statistics. Dimensions beyond the SVD's rank get seeded noise, as in expand_vocabulary.
-    spread = left_vectors.std(axis=0)
-    standard = (left_vectors - left_vectors.mean(axis=0)) / np.where(spread > 0, spread, 1.0)
+    left_vectors, singular_values, _ = randomized_svd(ppmi, n_components=components, random_state=seed)
+    # U·√S (Levy & Goldberg's symmetric weighting: the strongest co-occurrence patterns dominate), centred and
+    # scaled so that the average dimension has unit variance; mapped onto the old rows' per-dimension mean and
+    # spread below. Dimensions beyond the SVD's rank get seeded unit noise, as in expand_vocabulary.
+    vectors = left_vectors * np.sqrt(singular_values)
+    vectors -= vectors.mean(axis=0)
+    standard = vectors / max(float(np.sqrt((vectors ** 2).mean())), 1e-12)
     if components < dim:
         rng = np.random.default_rng(seed)
         standard = np.hstack([standard, rng.standard_normal((len(targets), dim - components))])
