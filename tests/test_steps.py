@@ -65,7 +65,7 @@ def test_lora_two_stages_validation_terms_and_searched_merge(tmp_path, tiny_mode
     summaries = run_steps(root, params, ("split", "qa_gen", "vocab", "mine_negatives", "train", "merge"))
     vocab = summaries["vocab"]
     assert vocab["terms_added"] >= 1 and "红猫" in vocab["sample_terms"]
-    init = vocab["init"]   # every new token of this corpus occurs in it, so each row starts from co-occurrence
+    init = vocab["init"]   # rows from co-occurrence + rows kept (tokens absent from the corpus) = every new token
     assert init["rows_from_cooccurrence"] >= 2 and init["rows_from_cooccurrence"] + init["rows_kept"] == \
         vocab["tokens_added"]
     train = summaries["train"]

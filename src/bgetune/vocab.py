@@ -82,8 +82,8 @@ def expand_vocabulary(model, new_tokens: Sequence[str], init_noise: float = 1.0,
                 continue  # already known (duplicate in the list)
             if pieces:
                 value = weight[pieces].float().mean(dim=0)
-            else:
-                value = mean + init_noise * std * torch.randn(mean.shape, generator=generator)
+            else:   # drawn on the CPU (same rows on any device), then moved to the embedding's device
+                value = mean + init_noise * std * torch.randn(mean.shape, generator=generator).to(mean.device)
             weight[row] = value.to(weight.dtype)
     return {"tokens_added": added, "vocab_size_before": old_size, "vocab_size_after": len(tokenizer)}
 
@@ -133,8 +133,6 @@ def cooccurrence_init(model, texts: Sequence[str], old_vocab_size: int, window: 
     word_total = np.asarray(counts.sum(axis=1)).ravel()
     context_smoothed = np.asarray(counts.sum(axis=0)).ravel() ** 0.75
     targets = np.flatnonzero(word_total[old_vocab_size:] > 0) + old_vocab_size
-    if len(targets) < 2:
-        return {"rows_from_cooccurrence": 0, "rows_kept": new_total}
     block = counts[targets].tocoo()
     # PMI(w, c) = log P(w, c) / (P(w) · P_0.75(c)); only positive associations are kept (PPMI).
     pmi = np.log(block.data * context_smoothed.sum() / (word_total[targets][block.row] * context_smoothed[block.col]))
@@ -158,8 +156,8 @@ def cooccurrence_init(model, texts: Sequence[str], old_vocab_size: int, window: 
     with torch.no_grad():
         old = weight[:old_vocab_size].float()
         mean, std = old.mean(dim=0), old.std(dim=0)
-        values = mean + scale * std * torch.from_numpy(standard).float()
-        weight[torch.from_numpy(targets)] = values.to(weight.dtype)
+        values = mean + scale * std * torch.from_numpy(standard).float().to(weight.device)
+        weight[torch.from_numpy(targets).to(weight.device)] = values.to(weight.dtype)
     return {"rows_from_cooccurrence": int(len(targets)), "rows_kept": int(new_total - len(targets)),
             "svd_dimensions": int(components)}
 
