@@ -25,7 +25,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--baseline", required=True, help="NAME=per_query.jsonl")
     parser.add_argument("--model", action="append", required=True, help="NAME=per_query.jsonl (repeatable)")
-    parser.add_argument("--hybrid", action="store_true", help="also compare each model's hybrid (RRF) ranking")
+    parser.add_argument("--hybrid", action="store_true", help="also compare each model's hybrid (BM25-fused) ranking")
     parser.add_argument("--samples", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--out", required=True)
@@ -38,7 +38,7 @@ def main() -> None:
         for hybrid in ([False, True] if args.hybrid else [False]):
             result = compare_files(base_path, path, "hybrid_ndcg@10" if hybrid else "ndcg@10", args.samples,
                                    args.seed)
-            rows.append({"model": f"{name} (hybrid RRF)" if hybrid else name, "baseline": base_name, **result})
+            rows.append({"model": f"{name} (hybrid)" if hybrid else name, "baseline": base_name, **result})
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     record = {"command": " ".join(["significance.py"] + sys.argv[1:]), "samples": args.samples, "seed": args.seed,

@@ -8,12 +8,18 @@ faster). Settings are params overrides of the train section:
 
 - ``one_pass``: each column embedded in one pass, padded to the batch's longest text (``length_chunk_size: 0``);
 - ``chunks_8`` / ``chunks_16`` / ``chunks_32``: length-sorted chunks of that many texts (16 is the default);
-- ``chunks_16_attention_dropout_0``: the default chunks with ``attention_dropout: 0``.
+- ``chunks_16_attention_dropout_0``: the default chunks with ``attention_dropout: 0``;
+- ``chunks_16_attention_dropout_0_bf16``: the same under bf16 autocast (``train.precision: bf16``; CPUs with
+  AVX512-BF16 or AMX multiply bf16 at about twice fp32's rate).
 
     python bench/domain_runs.py --dataset meddialog --suite levers --steps 150 --variants default
     python bench/step_speed.py --dataset meddialog --variant default
 
-Writes bench/results/step_speed_<dataset>.json and .md.
+    # bf16 against fp32 on the hour recipe, in its own file
+    python bench/step_speed.py --dataset meddialog --suite hour --variant fast_distill --tag bf16 \
+        --settings chunks_16_attention_dropout_0 chunks_16_attention_dropout_0_bf16
+
+Writes bench/results/step_speed_<dataset>[_<tag>].json and .md.
 """
 from __future__ import annotations
 
@@ -38,6 +44,7 @@ SETTINGS = {
     "chunks_16": {"length_chunk_size": 16},
     "chunks_32": {"length_chunk_size": 32},
     "chunks_16_attention_dropout_0": {"length_chunk_size": 16, "attention_dropout": 0.0},
+    "chunks_16_attention_dropout_0_bf16": {"length_chunk_size": 16, "attention_dropout": 0.0, "precision": "bf16"},
 }
 
 
@@ -80,6 +87,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--workdir", default="/tmp/bgetune-bench")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results"))
+    parser.add_argument("--tag", default="", help="suffix of the result files (keeps another comparison's)")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--setting", help=argparse.SUPPRESS)
     parser.add_argument("--source", help=argparse.SUPPRESS)
@@ -128,7 +136,8 @@ def main() -> None:
         overrides = ", ".join(f"{k}: {v}" for k, v in row["overrides"].items())
         spread = f"{row['seconds_per_step']:.2f} ({row['min']:.2f}–{row['max']:.2f})"
         lines.append(f"| {name} | {overrides} | {spread} | {row[f'speedup_vs_{reference}']:.2f}× |")
-    runs.write_side_record(Path(args.out), f"step_speed_{args.dataset}", record, lines,
+    stem = f"step_speed_{args.dataset}" + (f"_{args.tag}" if args.tag else "")
+    runs.write_side_record(Path(args.out), stem, record, lines,
                            note=f"{args.repeats} runs per setting in alternating order, each in its own process, "
                                 f"{args.steps - 1 - args.warmup} timed steps per run after {args.warmup} warm-up.")
 

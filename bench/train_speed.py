@@ -332,8 +332,12 @@ def write(args, runs, encoding, search) -> None:
     device = first["gpu"] or "cpu"
     rows = summarise(args, runs)
     settings = {k: v for k, v in vars(args).items() if k not in ("worker", "worker_shape", "work", "out")}
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                            text=True).stdout.strip() or "unknown"
     record = {"device": device, "precision": first["precision"], "settings": settings,
               "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform()},
+              "command": " ".join(["python", "bench/train_speed.py"] + sys.argv[1:]), "commit": commit,
+              "date": time.strftime("%Y-%m-%d"),
               "summary": rows, "runs": runs, "encoding": encoding, "faiss": search}
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -355,6 +359,7 @@ def write(args, runs, encoding, search) -> None:
     lines += ["", "| faiss exact search | passages | queries/s | build s |", "| --- | --- | --- | --- |"]
     lines += [f"| {s['device']} | {s['passages']:,} | {s['queries_per_second']:.0f} | {s['build_s']:.2f} |"
               for s in search]
+    lines += ["", f"Command: `{record['command']}`; commit {commit}, {record['date']}."]
     (out / f"{name}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

@@ -1,7 +1,6 @@
 import numpy as np
 import pytest
 
-from bgetune.evaluation.hybrid import reciprocal_rank_fusion
 from bgetune.evaluation.leakage import find_leaks
 from bgetune.evaluation.noise import CHITCHAT, load_noise_texts, noise_similarity
 from bgetune.evaluation.pairs import best_threshold, pair_metrics, sample_negatives
@@ -47,14 +46,6 @@ def test_noise_file_must_have_texts(tmp_path):
     (tmp_path / "noise.txt").write_text("\n \n", encoding="utf-8")
     with pytest.raises(InputError, match="noise.txt: no noise texts"):
         load_noise_texts(str(tmp_path / "noise.txt"))
-
-
-def test_reciprocal_rank_fusion_hand_computed():
-    fused = reciprocal_rank_fusion([["a", "b", "c"], ["c", "b", "d"]], [1.0, 1.0], k=1)
-    # a: 1/2; b: 1/3 + 1/3; c: 1/4 + 1/2; d: 1/4
-    assert fused == ["c", "b", "a", "d"]
-    assert reciprocal_rank_fusion([["a", "b"], ["b", "a"]], [2.0, 1.0], k=1) == ["a", "b"]
-    assert reciprocal_rank_fusion([["a"], ["b"]], [1.0, 1.0], k=60, depth=1) == ["a"]   # tie: first seen
 
 
 def test_leakage_check_fires_on_a_planted_leak():

@@ -46,16 +46,23 @@ def test_unpaired_scores_are_an_error():
         paired_bootstrap([], [])
 
 
-def test_per_query_files_are_compared_on_the_same_queries(tmp_path):
+def per_query_writer(metrics_dir):
+    """write(name, rows): a per-query file in metrics_dir/per_query, as the evaluate stage writes it."""
     import json
 
+    folder = metrics_dir / "per_query"
+    folder.mkdir(exist_ok=True)
+
+    def write(name, rows):
+        (folder / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return write
+
+
+def test_per_query_files_are_compared_on_the_same_queries(tmp_path):
     from bgetune.evaluation.significance import compare_per_query, per_query_scores
     from bgetune.records import InputError
 
-    folder = tmp_path / "per_query"
-    folder.mkdir()
-    def write(name, rows):
-        (folder / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    write = per_query_writer(tmp_path)
     write("base", [{"qid": f"q{i}", "ndcg@10": 0.2, "pos_ids": ["p"]} for i in range(50)])
     write("finetuned", [{"qid": f"q{i}", "ndcg@10": 0.6, "pos_ids": ["p"]} for i in range(50)])
     # An older file without per-query NDCG: recovered from the rank of the single positive.
@@ -69,4 +76,19 @@ def test_per_query_files_are_compared_on_the_same_queries(tmp_path):
         compare_per_query(tmp_path)
     write("bad", [{"qid": "q1", "rank": 3, "pos_ids": ["a", "b"]}])
     with pytest.raises(InputError, match="bad.jsonl: line 1"):
-        per_query_scores(folder / "bad.jsonl")
+        per_query_scores(tmp_path / "per_query" / "bad.jsonl")
+
+
+def test_a_model_s_hybrid_is_compared_with_bm25_when_it_was_fused(tmp_path):
+    from bgetune.evaluation.significance import compare_per_query
+
+    write = per_query_writer(tmp_path)
+    write("bm25", [{"qid": f"q{i}", "ndcg@10": 0.5, "pos_ids": ["p"]} for i in range(20)])
+    write("finetuned", [{"qid": f"q{i}", "ndcg@10": 0.3, "pos_ids": ["p"]} for i in range(20)])
+    rows = {(r["model"], r["reference"]) for r in compare_per_query(tmp_path, seed=1)}
+    assert rows == {("finetuned", "bm25")}                   # no hybrid fused: no hybrid row
+    write("finetuned", [{"qid": f"q{i}", "ndcg@10": 0.3, "hybrid_rank": 1, "hybrid_ndcg@10": 0.8,
+                         "pos_ids": ["p"]} for i in range(20)])
+    rows = {(r["model"], r["reference"]): r for r in compare_per_query(tmp_path, seed=1)}
+    assert rows[("finetuned_hybrid", "bm25")]["difference"] == pytest.approx(0.3)   # 0.8 − 0.5
+    assert rows[("finetuned", "bm25")]["difference"] == pytest.approx(-0.2)

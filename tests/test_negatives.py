@@ -1,5 +1,4 @@
 import numpy as np
-import pytest
 
 from bgetune.negatives.dense import dense_candidates
 from bgetune.negatives.guard import NegativeGuard

@@ -145,3 +145,27 @@ def test_report_renders_in_headless_chromium(tmp_path):
     result = subprocess.run(common + [f"--screenshot={shot}", "--window-size=1200,900", report.as_uri()],
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0 and shot.exists() and shot.stat().st_size > 10_000, result.stderr[-2000:]
+
+
+def test_a_convex_hybrid_is_deployed_with_its_score_recipe(tmp_path):
+    """A hybrid by score fusion: the advice says how to normalise and weigh the scores, not RRF's constant."""
+    metrics, significance, per_query = write_results(tmp_path)
+    (tmp_path / "results" / "eval" / "finetuned.json").write_text(json.dumps(
+        {"hybrid": {"method": "convex", "weights": [0.3, 0.7], "rrf_k": 60}, "general": {"ood_ndcg@10": 0.30}}))
+    html = build_report(tmp_path, {}, significance, per_query, {})
+    verdict = html[html.index("<h2>Verdict</h2>"):html.index("<h2>Test-split metrics</h2>")]
+    assert "Deploy: finetuned + BM25 (hybrid) (NDCG@10 0.520)." in verdict
+    assert "min-max normalise" in verdict and "[0.3, 0.7]" in verdict and "RRF" not in verdict.split("Deploy:")[1]
+
+
+def test_the_hybrid_advice_says_when_its_lead_over_bm25_is_noise(tmp_path):
+    metrics, significance, per_query = write_results(tmp_path)
+    significance["finetuned_hybrid_vs_bm25"] = {"difference": 0.006, "ci_low": -0.02, "ci_high": 0.03,
+                                                "p_b_not_better": 0.3, "queries": 40}
+    html = build_report(tmp_path, {}, significance, per_query, {})
+    verdict = html[html.index("<h2>Verdict</h2>"):html.index("<h2>Test-split metrics</h2>")]
+    assert "Deploy: finetuned + BM25 (hybrid)" in verdict
+    assert "+0.006 (95% interval [-0.020, +0.030]): within the noise of 40 test queries" in verdict
+    significance["finetuned_hybrid_vs_bm25"].update(ci_low=0.01)
+    verdict = build_report(tmp_path, {}, significance, per_query, {})
+    assert "[+0.010, +0.030])." in verdict and "within the noise" not in verdict

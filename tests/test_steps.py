@@ -35,6 +35,12 @@ def test_the_default_pipeline_writes_every_output_with_a_card(mined_project, tmp
     card = (root / "models" / "publish" / "finetuned" / "README.md").read_text()
     assert str(params.model.base) in card and "language:\n- en" in card or "language:\n- zh" in card
     assert f"{headline['ndcg@10']:.4f}" in card and "BM25" in card and 'pooling_method="mean"' in card
+    hybrid = full["hybrid"]   # the card says how to fuse with BM25, as the evaluation chose on val
+    if hybrid["weights"][0] > 0:
+        assert "## With BM25 (hybrid)" in card and f"{hybrid['weights'][0]} × dense" in card
+        assert f"NDCG@10 {headline['hybrid_ndcg@10']:.4f}" in card
+    else:
+        assert "BM25 alone ranked best" in card
     assert "all-MiniLM" not in (root / "models" / "finetuned" / "README.md").read_text()   # not the base's card
     for folder in ("models/finetuned", "models/merged", "models/publish/finetuned"):
         for path in (root / folder).rglob("*"):
@@ -60,7 +66,7 @@ def test_lora_two_stages_validation_terms_and_searched_merge(tmp_path, tiny_mode
                          "stage2": {"enabled": True, "epochs": 1, "loss": "cosine", "noise_weight": 0.5}},
                   merge={"search": "grid", "grid": [0.0, 0.5, 1.0]},
                   eval={"general": {"data": {"raw_dir": str(general)}, "max_queries": 4},
-                        "extra_models": {"tiny": str(tiny_model_dir)}, "hybrid": {"tune": True}})
+                        "extra_models": {"tiny": str(tiny_model_dir)}, "hybrid": {"tune": True, "method": "convex"}})
     params = load_params(root / "params.yaml")
     summaries = run_steps(root, params, ("split", "qa_gen", "vocab", "mine_negatives", "train", "merge"))
     vocab = summaries["vocab"]
@@ -87,9 +93,13 @@ def test_lora_two_stages_validation_terms_and_searched_merge(tmp_path, tiny_mode
     assert 0 <= result["ndcg@10"] <= 1 and 0 <= result["pair_auc"] <= 1
     full = read_json(root / "results" / "eval" / "finetuned.json")
     assert full["hybrid"]["tuning"]["trials"] and full["general"]["ood_queries"] == 4
+    hybrid = full["hybrid"]   # convex fusion: the val-chosen pair sums to 1 and is one of the trials
+    assert hybrid["method"] == "convex" and abs(sum(hybrid["weights"]) - 1) < 1e-9
+    assert hybrid["weights"] in [t["weights"] for t in hybrid["tuning"]["trials"]]
     per_query = [json.loads(line) for line in (root / "results" / "per_query" / "finetuned.jsonl").read_text()
                  .splitlines()]
     assert abs(sum(r["ndcg@10"] for r in per_query) / len(per_query) - result["ndcg@10"]) < 1e-5
+    assert abs(sum(r["hybrid_ndcg@10"] for r in per_query) / len(per_query) - result["hybrid_ndcg@10"]) < 1e-5
     extra = evaluate.run(params, "extra_tiny", root, progress=False, extra_reference=str(tiny_model_dir))
     assert (root / "metrics" / "extra_tiny.json").exists() and 0 <= extra["ndcg@10"] <= 1
 

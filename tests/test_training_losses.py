@@ -126,3 +126,20 @@ def test_non_finite_loss_names_the_causes(tiny_model):
     features, label = batch_for(tiny_model)
     with pytest.raises(NonFiniteLoss, match="temperature"):
         GroupLoss(tiny_model, "infonce", temperature=0.0)(features, label)
+
+
+def test_loss_scores_are_fp32_under_bf16_autocast():
+    # At temperature 0.02 bf16's rounding of a cosine (steps of 0.004 near 0.8) moves a logit by 0.2; the loss
+    # computes its small score matrix in fp32 whatever the autocast, so the same embeddings give the same loss.
+    torch.manual_seed(0)
+    q, c = torch.randn(4, 32), torch.randn(8, 32)
+    label = label_for(4, [f"p{i}" for i in range(8)], [[f"p{i}"] for i in range(4)])
+    label["group_columns"] = torch.tensor([[0, 4], [1, 5], [2, 6], [3, 7]])
+    label["teacher_scores"] = torch.randn(4, 2)
+    loss_fn = GroupLoss(None, "infonce", temperature=0.02, distill_weight=1.0)
+    full = loss_fn.loss_from_embeddings([q, c], label)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        half = loss_fn.loss_from_embeddings([q, c], label)
+        naive = infonce(q, c, label, temperature=0.02)   # the bare function under autocast: bf16 scores
+    assert half.item() == pytest.approx(full.item(), abs=1e-6)
+    assert abs(naive.item() - infonce(q, c, label, temperature=0.02).item()) > 1e-4   # what fp32 avoids

@@ -114,10 +114,39 @@ def finetuned_card(params, summary: dict, facts: dict, test: dict | None = None)
             + f"{facts.get('description', '')}\n\n## Training\n\n" + _table(rows))
     if test:
         body += "\n" + test_table(test)
+    if facts.get("hybrid"):
+        body += "\n" + hybrid_section(facts["hybrid"])
     body += "\n" + usage(facts.get("path", "path/to/this/folder"), facts.get("pooling", "cls"),
                          facts.get("instruction", ""), facts.get("query_max_length", 64),
                          facts.get("passage_max_length", 512))
     return body
+
+
+def fusion_recipe(hybrid: dict) -> str:
+    """The BM25 fusion the evaluation chose, as a formula a deployment can follow: ``hybrid`` is
+    results/eval/<model>.json's "hybrid" (method, weights, rrf_k). The report's advice and the card both say it."""
+    dense, lexical = hybrid["weights"]
+    if hybrid.get("method") == "convex":
+        return (f"a weighted sum of scores, score = {dense} × dense + {lexical} × BM25, each retriever's top-100 "
+                "scores min-max normalised per query (its best 1, its worst 0; a passage missing from one list "
+                "scores 0 there)")
+    k = hybrid.get("rrf_k", 60)
+    return (f"reciprocal-rank fusion with k = {k}, score = {dense} / ({k} + dense rank) + {lexical} / ({k} + BM25 rank), over "
+            "each retriever's top 100")
+
+
+def hybrid_section(hybrid: dict) -> str:
+    """How to fuse this model with BM25 as the evaluation did: ``hybrid`` as for ``fusion_recipe``, with the test
+    NDCG@10 it reached and BM25's."""
+    scores = ""
+    if hybrid.get("ndcg@10") is not None and hybrid.get("bm25_ndcg@10") is not None:
+        scores = (f" On the test split this fusion scored NDCG@10 {hybrid['ndcg@10']:.4f} against BM25's "
+                  f"{hybrid['bm25_ndcg@10']:.4f}.")
+    if hybrid["weights"][0] == 0:
+        return ("## With BM25\n\nOn the val split BM25 alone ranked best (the dense side got weight 0): use BM25 "
+                "(jieba's search-mode tokens) for this domain, or fine-tune further." + scores + "\n")
+    return (f"## With BM25 (hybrid)\n\nWeights chosen on the val split: {fusion_recipe(hybrid)}; BM25 over jieba's "
+            f"search-mode tokens.{scores}\n")
 
 
 def test_table(test: dict) -> str:

@@ -24,7 +24,8 @@ GLOSSARY = [
     ("Recall@k", "share of a query's relevant passages found in the top k"),
     ("MRR@k", "1 / rank of the first relevant passage (0 when it is not in the top k), averaged over queries"),
     ("MAP@10", "mean of the precision at each relevant passage's rank in the top 10"),
-    ("hybrid", "the model's ranking fused with BM25's by reciprocal-rank fusion (RRF)"),
+    ("hybrid", "the model's ranking fused with BM25's: by reciprocal ranks (RRF), or by a weighted sum of the two "
+               "rankings' min-max normalised scores (convex; eval.hybrid.method)"),
     ("pair AUC", "chance a random relevant (query, passage) pair scores above a random unrelated one"),
     ("noise similarity", "how similar queries look to unrelated chit-chat (lower is better); 'as queries' asks the "
                          "chit-chat against the corpus"),
@@ -89,6 +90,8 @@ def significance_table(significance: dict) -> str:
 def verdicts(models: dict, significance: dict, details: dict) -> list[str]:
     """The sentences a reader needs first: did fine-tuning win over BM25 (and if not, why), what did merging cost
     and buy, and which retriever to deploy."""
+    from bgetune.modelcard import fusion_recipe
+
     lines = []
     tuned, bm25 = models.get("finetuned", {}), models.get("bm25", {})
     comparison = significance.get("finetuned_vs_bm25")
@@ -133,9 +136,17 @@ def verdicts(models: dict, significance: dict, details: dict) -> list[str]:
         advice = f"Deploy: {best} (NDCG@10 {candidates[best]:.3f})."
         if "hybrid" in best:
             hybrid = (details.get(f"eval_{best.split(' ')[0]}") or {}).get("hybrid", {})
-            advice += (f" Fuse the dense and BM25 rankings by RRF with k = {hybrid.get('rrf_k', 60)} and weights "
-                       f"{hybrid.get('weights', [1.0, 1.0])} (dense, BM25); tokenise Chinese for BM25 with jieba's "
-                       "search mode, as bgetune does.")
+            weights = hybrid.get("weights", [1.0, 1.0])
+            advice += (f" Fuse the dense and BM25 rankings by {fusion_recipe({**hybrid, 'weights': weights})}, "
+                       f"weights {weights} (dense, BM25); tokenise Chinese for BM25 with jieba's search mode, as "
+                       "bgetune does.")
+            lead = significance.get(f"{best.split(' ')[0]}_hybrid_vs_bm25")
+            if lead:
+                noise = lead["ci_low"] <= 0 <= lead["ci_high"]
+                advice += (f" Its lead over BM25 alone is {lead['difference']:+.3f} (95% interval "
+                           f"[{lead['ci_low']:+.3f}, {lead['ci_high']:+.3f}])"
+                           + (f": within the noise of {lead['queries']} test queries, so BM25 alone serves as well "
+                              "until a larger test set says otherwise." if noise else "."))
         lines.append(advice)
     return lines
 

@@ -12,15 +12,18 @@ Example::
 """
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
-# (model, reference) pairs the report compares when both have per-query files.
+# (model, reference) pairs the report compares when both have per-query files; "<model>_hybrid" is the model's
+# BM25-fused ranking (its per-query hybrid_ndcg@10), compared when the evaluation fused one.
+HYBRID_SUFFIX = "_hybrid"
 COMPARISONS = (("finetuned", "base"), ("merged", "base"), ("merged", "finetuned"), ("finetuned", "bm25"),
-               ("merged", "bm25"))
+               ("merged", "bm25"), ("finetuned_hybrid", "bm25"), ("merged_hybrid", "bm25"))
 
 
 def paired_bootstrap(scores_a: Sequence[float], scores_b: Sequence[float], samples: int = 2000, seed: int = 0,
@@ -79,9 +82,19 @@ def compare_per_query(metrics_dir: str | Path, comparisons=COMPARISONS, samples:
     folder = Path(metrics_dir) / "per_query"
     rows = []
     for model, reference in comparisons:
-        if not (folder / f"{model}.jsonl").exists() or not (folder / f"{reference}.jsonl").exists():
+        hybrid = model.endswith(HYBRID_SUFFIX)
+        file = folder / f"{model[:-len(HYBRID_SUFFIX)] if hybrid else model}.jsonl"
+        if not file.exists() or not (folder / f"{reference}.jsonl").exists():
+            continue
+        if hybrid and not _has_hybrid(file):
             continue
         rows.append({"model": model, "reference": reference,
-                     **compare_files(folder / f"{reference}.jsonl", folder / f"{model}.jsonl", "ndcg@10", samples,
-                                     seed)})
+                     **compare_files(folder / f"{reference}.jsonl", file, "hybrid_ndcg@10" if hybrid else "ndcg@10",
+                                     samples, seed)})
     return rows
+
+
+def _has_hybrid(path: Path) -> bool:
+    with open(path, encoding="utf-8") as handle:
+        first = handle.readline()
+    return bool(first.strip()) and "hybrid_rank" in json.loads(first)

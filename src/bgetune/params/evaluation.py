@@ -50,9 +50,12 @@ class MergeParams(Section):
 # ------------------------------------------------------------------------------------------------------------ eval
 class HybridParams(Section):
     enabled: bool = True
+    # convex: a weighted sum of min-max normalised scores (won over rrf on meddialog and CMRC, docs/benchmarks.md);
+    # rrf: reciprocal-rank fusion
+    method: Literal["rrf", "convex"] = "convex"
     rrf_k: int = Field(60, ge=1)
     weights: list[float] = [1.0, 1.0]          # [dense, bm25]
-    tune: bool = True                          # choose the dense weight on the val split
+    tune: bool = True                          # choose the weights on the val split
 
     @field_validator("weights")
     @classmethod

@@ -141,16 +141,18 @@ def dense_results(params, name: str, root: Path, test, k: int, progress: bool, e
         **noise_as_queries(encode(model, noise, batch, instruction, False, kind="query", precision=precision),
                            ranked.passage_vectors, best_positive)}
     hybrid = None
-    if eval_params.hybrid.enabled:
-        weights = list(eval_params.hybrid.weights)
+    settings = eval_params.hybrid
+    if settings.enabled:
+        weights = list(settings.weights)
         tuning = None
-        if eval_params.hybrid.tune:
+        if settings.tune:
             weights, tuning = tuned_hybrid_weights(params, root, model, instruction, device, precision)
-        hybrid = fuse_all(ranked.ids, test.bm25, weights, eval_params.hybrid.rrf_k, k)
+        hybrid = fuse_all(ranked.ids, test.bm25, weights, settings.rrf_k, k, settings.method, ranked.scores,
+                          test.bm25_scores)
         fused_levels = level_metrics(hybrid, None, test, eval_params)
         fused_levels.pop("document_rankings", None)
-        results["hybrid"] = {"weights": weights, "rrf_k": eval_params.hybrid.rrf_k, "tuning": tuning,
-                             **fused_levels}
+        results["hybrid"] = {"method": settings.method, "weights": weights, "rrf_k": settings.rrf_k,
+                             "tuning": tuning, **fused_levels}
     general = load_general_set(eval_params.general, params.seed)
     if general is not None:
         results["general"] = general_metrics(model, instruction, general, eval_params.k_values, batch, False,
@@ -161,16 +163,18 @@ def dense_results(params, name: str, root: Path, test, k: int, progress: bool, e
 
 
 def tuned_hybrid_weights(params, root: Path, model, instruction: str, device: str, precision: str):
-    """The dense weight of the RRF fusion chosen on the val split (BM25's weight 1)."""
-    from bgetune.evaluation.hybrid import tune_dense_weight
+    """The [dense, bm25] weights of ``eval.hybrid.method``'s fusion chosen on the val split."""
+    from bgetune.evaluation.hybrid import FUSION_POOL, tune_weights
     from bgetune.evaluation.retrieval import dense_rankings
     from bgetune.evaluation.testset import load_test_set
 
-    val = load_test_set(root, params.eval, 100, split="val")
-    ranked = dense_rankings(model, val.texts, val.ids, val.queries, 100, instruction, params.eval.encode_batch_size,
-                            False, device=device, precision=precision)
-    weights, trials = tune_dense_weight(ranked.ids, val.bm25, val.relevant, params.eval.hybrid.rrf_k)
-    log.info("hybrid weights chosen on val: dense %.2f, bm25 1.0", weights[0])
+    val = load_test_set(root, params.eval, FUSION_POOL, split="val")
+    ranked = dense_rankings(model, val.texts, val.ids, val.queries, FUSION_POOL, instruction,
+                            params.eval.encode_batch_size, False, device=device, precision=precision)
+    settings = params.eval.hybrid
+    weights, trials = tune_weights(settings.method, ranked.ids, val.bm25, val.relevant, settings.rrf_k,
+                                   ranked.scores, val.bm25_scores)
+    log.info("hybrid (%s) weights chosen on val: dense %.2f, bm25 %.2f", settings.method, *weights)
     return weights, {"val_queries": len(val.pairs), "trials": trials}
 
 

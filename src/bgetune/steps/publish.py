@@ -50,6 +50,7 @@ def run(params, root: str | Path = ".", progress: bool = True) -> dict:
             facts.update(_card_runtime(train))
             facts["path"] = f"models/publish/{name}"
             facts["tokens_added"] = (read_json(root / "results/vocab.json") or {}).get("tokens_added", 0)
+            facts["hybrid"] = hybrid_facts(root, name)
             if name == "merged":
                 facts.update({"title": "Merged embedding model",
                               "description": "Weighted average of " + ", ".join(
@@ -61,6 +62,19 @@ def run(params, root: str | Path = ".", progress: bool = True) -> dict:
             written[name] = str(target)
     log.info("publish: %s", ", ".join(f"models/publish/{n}" for n in written))
     return written
+
+
+def hybrid_facts(root: Path, name: str) -> dict | None:
+    """The BM25 fusion the evaluate stage chose for ``name`` (method, weights) and what it scored, or None."""
+    evaluation = root / "results" / "eval" / f"{name}.json"
+    hybrid = (read_json(evaluation) or {}).get("hybrid") if evaluation.exists() else None
+    if not hybrid:
+        return None
+    metrics = read_json(root / "metrics" / f"{name}.json") or {}
+    bm25 = root / "metrics" / "bm25.json"
+    return {"method": hybrid.get("method", "rrf"), "weights": hybrid["weights"], "rrf_k": hybrid.get("rrf_k", 60),
+            "ndcg@10": metrics.get("hybrid_ndcg@10"),
+            "bm25_ndcg@10": (read_json(bm25) or {}).get("ndcg@10") if bm25.exists() else None}
 
 
 def link_tree(source: Path, target: Path) -> None:

@@ -73,8 +73,15 @@ class GroupLoss(nn.Module):
         return self.loss_from_embeddings(embeddings, label)
 
     def loss_from_embeddings(self, embeddings: list[torch.Tensor], label: dict) -> torch.Tensor:
-        queries, candidates = embeddings[0], embeddings[1]
-        noise = embeddings[2] if len(embeddings) > 2 else None
+        # The encoder may run under bf16/fp16 autocast; the score matrix may not: at temperature 0.02 bf16's
+        # rounding of a cosine (steps of 0.004 near 0.8) moves a logit by 0.2. The matrix is small (queries ×
+        # candidates), so it is computed in fp32 at no measurable cost.
+        with torch.autocast(embeddings[0].device.type, enabled=False):
+            return self._loss(*[e.float() for e in embeddings[:2]],
+                              embeddings[2].float() if len(embeddings) > 2 else None, label)
+
+    def _loss(self, queries: torch.Tensor, candidates: torch.Tensor, noise: torch.Tensor | None,
+              label: dict) -> torch.Tensor:
         if self.gather_across_devices:
             candidates, label = gather_candidates(candidates, label, len(queries))
         if self.kind in ("infonce", "cached_infonce"):

@@ -1,0 +1,11 @@
+from bgetune.modelcard import hybrid_section
+
+
+def test_the_card_says_how_to_fuse_with_bm25_as_val_chose():
+    convex = hybrid_section({"method": "convex", "weights": [0.2, 0.8], "ndcg@10": 0.8078, "bm25_ndcg@10": 0.8019})
+    assert "## With BM25 (hybrid)" in convex and "score = 0.2 × dense + 0.8 × BM25" in convex
+    assert "min-max normalised" in convex and "NDCG@10 0.8078 against BM25's 0.8019" in convex
+    rrf = hybrid_section({"method": "rrf", "weights": [2.0, 1.0], "rrf_k": 60})
+    assert "2.0 / (60 + dense rank) + 1.0 / (60 + BM25 rank)" in rrf and "NDCG@10" not in rrf
+    bm25_only = hybrid_section({"method": "convex", "weights": [0.0, 1.0], "ndcg@10": 0.8, "bm25_ndcg@10": 0.8})
+    assert "BM25 alone ranked best" in bm25_only and "(hybrid)" not in bm25_only
