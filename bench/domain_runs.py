@@ -17,8 +17,9 @@ bootstrap of per-query NDCG@10 (95% intervals), and its CPU minutes are recorded
     python bench/domain_runs.py --dataset meddialog --suite vocab_init --untrained-only
 
 Data is read from $BGETUNE_SHARED_DATA (default ../shared/data); results go to
-bench/results/<dataset>_<suite>.json and .md. Each variant runs the stage modules (vocab, mine-negatives, train,
-evaluate, and merge when asked) in its own folder under --workdir.
+bench/results/<dataset>_<suite>.json and .md, and each model's per-query scores to
+bench/results/per_query/<dataset>_<suite>/ (what a later --append pairs new variants against). Each variant runs the
+stage modules (vocab, mine-negatives, train, evaluate, and merge when asked) in its own folder under --workdir.
 """
 from __future__ import annotations
 
@@ -105,6 +106,17 @@ SUITES = {
         # steps (--steps 600 → 1,000): about the same training seconds as fast_distill's 600 steps of a group of 4.
         "fast_distill_group2": {**FAST_DISTILL, "train": {**FAST_DISTILL["train"], "train_group_size": 2},
                                 "steps_factor": 5 / 3},
+        # ... trained under bf16 autocast (the CPU has AVX512-BF16): 1.2x the steps per second on this recipe
+        # (bench/results/step_speed_meddialog_bf16.md), so 1.3x the steps (--steps 600 → 780) in the same seconds.
+        "fast_distill_bf16": {**FAST_DISTILL, "train": {**FAST_DISTILL["train"], "precision": "bf16"},
+                              "steps_factor": 1.3},
+        # ... with one key-sentence query per training passage added to the pairs (qa_gen's heuristic source: the
+        # passage's rarest-worded sentence → the passage). The hour's val curve flattens by step 450 on 4,120
+        # questions: more (synthetic) questions are the usual remedy, and they teach the new rows which characters
+        # of a question and of its answer belong together. The variant runs qa-gen in its own folder.
+        "fast_distill_key_sentences": {**FAST_DISTILL, "qa_gen": {
+            "sources": ["existing", "heuristic"],
+            "heuristic": {"title_queries": False, "key_sentence_queries": True, "key_sentences_per_passage": 1}}},
     },
     # Issue 15: passage- and document-level scores of one trained model (documents span several passages).
     "levels": {"default": {}},
@@ -126,6 +138,11 @@ SUITES = {
 OTHER = {"meddialog": "cmrc2018", "cmrc2018": "meddialog"}
 SHARED_FILES = ("data/corpus.jsonl", "data/existing_pairs.jsonl", "data/splits.json", "data/pairs",
                 "results/data.json", "results/qa_gen.json")
+# What a variant with its own qa_gen params makes in its folder instead of linking the shared run's.
+QA_GEN_FILES = ("data/pairs", "results/qa_gen.json")
+# Per-query scores kept beside the tables (qid and the scores the paired bootstrap resamples, not the query texts):
+# a later --append pairs new variants with old ones without re-running them after --workdir is gone.
+PER_QUERY_KEYS = ("qid", "rank", "ndcg@10", "hybrid_rank", "hybrid_ndcg@10")
 
 
 def deep_update(base: dict, extra: dict) -> dict:
@@ -216,6 +233,7 @@ def main() -> None:
     qa_gen.run(params, shared, progress=False)
     results = {"bm25": evaluate.run(params, "bm25", shared, progress=False),
                "base": evaluate.run(params, "base", shared, progress=False)}
+    keep_per_query(work, args, ["bm25", "base"])
     full = {name: json.loads((shared / "results" / "eval" / f"{name}.json").read_text()) for name in results}
     details = {}
     if args.append:
@@ -233,9 +251,17 @@ def main() -> None:
         variant = params_from_dict(variant_dict(base, overrides))
         root = work / name
         shutil.rmtree(root, ignore_errors=True)
+        own_pairs = variant.qa_gen != params.qa_gen
         for item in SHARED_FILES:
+            if own_pairs and item in QA_GEN_FILES:
+                continue
             (root / item).parent.mkdir(parents=True, exist_ok=True)
             (root / item).symlink_to(shared / item)
+        if own_pairs:
+            # Val and test pairs come out the same (synthetic queries go to the splits qa_gen's params name, the
+            # bench's to train only); compare() checks that the test queries match before pairing.
+            details_qa = qa_gen.run(variant, root, progress=False)
+            logging.info("%s: its own qa-gen: %s", name, details_qa)
         summaries = run_variant(variant, root, args, untrained_done)
         results.update(summaries["headline"])
         full.update(summaries["full"])
@@ -244,8 +270,9 @@ def main() -> None:
                          "cpu_minutes": round((cpu_seconds() - cpu) / 60, 1),
                          "commit": commit, "date": time.strftime("%Y-%m-%d")}
         logging.info("%s: %s", name, {k: v.get("ndcg@10") for k, v in summaries["headline"].items()})
+        keep_per_query(work, args, [name] + ([f"{name}+merged"] if args.merge else []))
         # Written after every variant: a long suite cut short still leaves the variants it finished.
-        compare(work, results, details)
+        compare(work, results, details, args)
         write_results(args, data_summary, results, full, details, time.perf_counter() - started, started_at)
 
 
@@ -325,14 +352,34 @@ def run_variant(params, root: Path, args, untrained_done: set[str]) -> dict:
     return {"headline": headline, "full": full, "details": details}
 
 
-def per_query(work: Path, name: str) -> Path:
+def per_query(work: Path, name: str, args=None) -> Path:
+    """The run's per-query file for ``name``; when its work folder is gone, the copy kept in bench/results."""
     if name in ("bm25", "base"):
-        return work / "shared" / "results" / "per_query" / f"{name}.jsonl"
-    variant, _, kind = name.partition("+")
-    return work / variant / "results" / "per_query" / ("merged.jsonl" if kind == "merged" else "finetuned.jsonl")
+        path = work / "shared" / "results" / "per_query" / f"{name}.jsonl"
+    else:
+        variant, _, kind = name.partition("+")
+        path = work / variant / "results" / "per_query" / ("merged.jsonl" if kind == "merged" else "finetuned.jsonl")
+    return path if path.exists() or args is None else kept_per_query(args, name)
 
 
-def compare(work: Path, results: dict, details: dict) -> None:
+def kept_per_query(args, name: str) -> Path:
+    return Path(args.out) / "per_query" / f"{args.dataset}_{args.suite}" / f"{name}.jsonl"
+
+
+def keep_per_query(work: Path, args, names: list[str]) -> None:
+    """Copies the scores of ``names``' per-query files (PER_QUERY_KEYS only) into bench/results/per_query/."""
+    for name in names:
+        source = per_query(work, name)
+        if not source.exists():
+            continue
+        target = kept_per_query(args, name)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        rows = [json.loads(line) for line in source.read_text(encoding="utf-8").splitlines() if line.strip()]
+        target.write_text("".join(json.dumps({k: row[k] for k in PER_QUERY_KEYS if k in row}) + "\n"
+                                  for row in rows), encoding="utf-8")
+
+
+def compare(work: Path, results: dict, details: dict, args=None) -> None:
     """Each trained model against BM25 and against the suite's default, paired over the same test queries."""
     from bgetune.evaluation.significance import compare_files
 
@@ -345,7 +392,7 @@ def compare(work: Path, results: dict, details: dict) -> None:
             for key, prefix in (("ndcg@10", ""), ("hybrid_ndcg@10", "hybrid_")):
                 if key not in metrics:
                     continue
-                files = (per_query(work, reference), per_query(work, name))
+                files = (per_query(work, reference, args), per_query(work, name, args))
                 if not all(f.exists() for f in files):
                     # A variant kept by --append whose work folder is gone: its stored interval stands.
                     continue

@@ -100,3 +100,26 @@ def test_steps_factor_scales_the_suites_steps_and_is_not_a_param(domain_runs):
     default = params_from_dict(domain_runs.variant_dict(base, domain_runs.SUITES["levers"]["default"]))
     assert default.train.max_steps == 150
     assert "steps_factor" in domain_runs.SUITES["levers"]["group2"]   # the suite itself is not changed
+
+
+def test_per_query_scores_are_kept_and_found_once_the_work_folder_is_gone(domain_runs, tmp_path):
+    from bgetune.evaluation.significance import compare_files
+
+    work, args = tmp_path / "work", _args(tmp_path / "out")
+    rows = {"default": [(1, 1.0), (3, 0.5), (None, 0.0)], "group2": [(1, 1.0), (1, 1.0), (2, 0.63093)]}
+    for name, scores in rows.items():
+        folder = work / name / "results" / "per_query"
+        folder.mkdir(parents=True)
+        (folder / "finetuned.jsonl").write_text("".join(json.dumps(
+            {"qid": f"q{i}", "query": "secret text", "rank": rank, "ndcg@10": ndcg, "top3": [{"id": "p"}]}) + "\n"
+            for i, (rank, ndcg) in enumerate(scores)), encoding="utf-8")
+    domain_runs.keep_per_query(work, args, ["default", "group2", "bm25"])   # bm25's file does not exist: skipped
+    kept = tmp_path / "out" / "per_query" / "meddialog_levers"
+    assert sorted(p.name for p in kept.iterdir()) == ["default.jsonl", "group2.jsonl"]
+    first = json.loads((kept / "default.jsonl").read_text().splitlines()[0])
+    assert first == {"qid": "q0", "rank": 1, "ndcg@10": 1.0}            # scores only: no query text, no passages
+    import shutil
+    shutil.rmtree(work)
+    assert domain_runs.per_query(work, "group2", args) == kept / "group2.jsonl"
+    result = compare_files(domain_runs.per_query(work, "default", args), domain_runs.per_query(work, "group2", args))
+    assert result["difference"] == pytest.approx((0.5 + 0.63093) / 3, abs=1e-6)
