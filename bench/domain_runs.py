@@ -260,8 +260,7 @@ def main() -> None:
         if own_pairs:
             # Val and test pairs come out the same (synthetic queries go to the splits qa_gen's params name, the
             # bench's to train only); compare() checks that the test queries match before pairing.
-            details_qa = qa_gen.run(variant, root, progress=False)
-            logging.info("%s: its own qa-gen: %s", name, details_qa)
+            qa_gen.run(variant, root, progress=False)   # logs its pairs per split and source
         summaries = run_variant(variant, root, args, untrained_done)
         results.update(summaries["headline"])
         full.update(summaries["full"])
@@ -368,15 +367,16 @@ def kept_per_query(args, name: str) -> Path:
 
 def keep_per_query(work: Path, args, names: list[str]) -> None:
     """Copies the scores of ``names``' per-query files (PER_QUERY_KEYS only) into bench/results/per_query/."""
+    from bgetune.records import read_jsonl
+
     for name in names:
         source = per_query(work, name)
         if not source.exists():
             continue
         target = kept_per_query(args, name)
         target.parent.mkdir(parents=True, exist_ok=True)
-        rows = [json.loads(line) for line in source.read_text(encoding="utf-8").splitlines() if line.strip()]
         target.write_text("".join(json.dumps({k: row[k] for k in PER_QUERY_KEYS if k in row}) + "\n"
-                                  for row in rows), encoding="utf-8")
+                                  for row in read_jsonl(source)), encoding="utf-8")
 
 
 def compare(work: Path, results: dict, details: dict, args=None) -> None:

@@ -92,3 +92,17 @@ def test_a_model_s_hybrid_is_compared_with_bm25_when_it_was_fused(tmp_path):
     rows = {(r["model"], r["reference"]): r for r in compare_per_query(tmp_path, seed=1)}
     assert rows[("finetuned_hybrid", "bm25")]["difference"] == pytest.approx(0.3)   # 0.8 − 0.5
     assert rows[("finetuned", "bm25")]["difference"] == pytest.approx(-0.2)
+
+
+def test_a_hybrid_can_be_compared_with_the_reference_s_own_hybrid(tmp_path):
+    from bgetune.evaluation.significance import compare_files
+
+    write = per_query_writer(tmp_path)
+    write("a", [{"qid": f"q{i}", "ndcg@10": 0.2, "hybrid_ndcg@10": 0.5, "pos_ids": ["p"]} for i in range(20)])
+    write("b", [{"qid": f"q{i}", "ndcg@10": 0.1, "hybrid_ndcg@10": 0.6, "pos_ids": ["p"]} for i in range(20)])
+    folder = tmp_path / "per_query"
+    hybrid_vs_dense = compare_files(folder / "a.jsonl", folder / "b.jsonl", "hybrid_ndcg@10")
+    hybrid_vs_hybrid = compare_files(folder / "a.jsonl", folder / "b.jsonl", "hybrid_ndcg@10",
+                                     reference_key="hybrid_ndcg@10")
+    assert hybrid_vs_dense["difference"] == pytest.approx(0.4)     # 0.6 − the reference's dense 0.2
+    assert hybrid_vs_hybrid["difference"] == pytest.approx(0.1)    # 0.6 − the reference's hybrid 0.5

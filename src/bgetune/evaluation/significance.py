@@ -66,10 +66,11 @@ def per_query_scores(path: str | Path, key: str = "ndcg@10") -> dict[str, float]
 
 
 def compare_files(reference: str | Path, model: str | Path, model_key: str = "ndcg@10", samples: int = 2000,
-                  seed: int = 0) -> dict:
+                  seed: int = 0, reference_key: str = "ndcg@10") -> dict:
     """Paired bootstrap of ``model`` − ``reference`` over two per-query files, which must hold the same queries:
-    the model's ``model_key`` (``hybrid_ndcg@10`` for its BM25-fused ranking) against the reference's NDCG@10."""
-    a, b = per_query_scores(reference), per_query_scores(model, model_key)
+    the model's ``model_key`` (``hybrid_ndcg@10`` for its BM25-fused ranking) against the reference's
+    ``reference_key`` (its NDCG@10, or its own hybrid's)."""
+    a, b = per_query_scores(reference, reference_key), per_query_scores(model, model_key)
     if set(a) != set(b):
         raise ValueError(f"{model} and {reference} were evaluated on different queries ({len(b)} vs {len(a)}); "
                          "re-run the evaluate stages")
