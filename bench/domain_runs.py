@@ -96,12 +96,15 @@ SUITES = {
         "group2": {**TERMS, "train": {**TERMS["train"], "train_group_size": 2}, "steps_factor": 2},
         # The new rows start from the corpus's co-occurrence (PPMI + SVD) instead of seeded noise.
         "cooc_init": {**TERMS, "vocab": {**TERMS["vocab"], "init": "cooccurrence"}},
+        # The new rows start from their English senses in CC-CEDICT (肝 → "liver"), which the English body can read.
+        "dict_init": {**TERMS, "vocab": {**TERMS["vocab"], "init": "dictionary"}},
     },
     "hour": {
         "fast_distill": FAST_DISTILL,
         # ... with the new rows at 3x the embedding lr (+0.009 [-0.001, +0.020] at 150 steps in the levers suite).
         "fast_distill_embedding_lr_3e-3": {**FAST_DISTILL, "train": {**FAST_DISTILL["train"], "embedding_lr": 3e-3}},
         "fast_distill_cooc_init": {**FAST_DISTILL, "vocab": {**FAST_DISTILL["vocab"], "init": "cooccurrence"}},
+        "fast_distill_dict_init": {**FAST_DISTILL, "vocab": {**FAST_DISTILL["vocab"], "init": "dictionary"}},
         # ... with a group of 2 (+0.024 [+0.012, +0.037] at 150 → 300 steps in the levers suite) for 5/3 of the
         # steps (--steps 600 → 1,000): about the same training seconds as fast_distill's 600 steps of a group of 4.
         "fast_distill_group2": {**FAST_DISTILL, "train": {**FAST_DISTILL["train"], "train_group_size": 2},
@@ -126,7 +129,10 @@ SUITES = {
         "random_only": {"mining": {"hard_ratio": 0.0, "weights": {}}},
         "default": {"mining": {"hard_ratio": 0.7, "weights": {"dense": 0.5, "bm25": 0.5}}},
     },
-    "vocab_init": {f"init_noise_{x}": {"vocab": {"init_noise": x}} for x in (0.1, 0.5, 1.0, 2.0)},
+    "vocab_init": {**{f"init_noise_{x}": {"vocab": {"init_noise": x}} for x in (0.1, 0.5, 1.0, 2.0)},
+                   # the levers' vocabulary (characters + 500 terms) started three ways
+                   **{f"terms_{init}": {"vocab": {**TERMS["vocab"], "init": init}}
+                      for init in ("noise", "cooccurrence", "dictionary")}},
     "training": {
         "default": {},
         "chars_full_emb_lr": {"train": {"embedding_lr": 1e-3}},

@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 from bgetune.vocab import expand_vocabulary, missing_characters, unk_rate
@@ -117,3 +118,79 @@ def test_cooccurrence_init_is_deterministic_and_noise_init_has_no_such_structure
     a, p = _centred(noise_only, animals, old), _centred(noise_only, plants, old)
     within = ((a @ a.T).sum() - len(animals)) / (len(animals) ** 2 - len(animals))
     assert abs(within.item() - (a @ p.T).mean().item()) < 0.1
+
+
+DICTIONARY = """# CC-CEDICT-format lines: TRAD SIMP [pinyin] /gloss/.../
+貓 猫 [mao1] /cat/(slang) a kitty/
+狗 狗 [gou3] /surname Gou/dog/
+魚 鱼 [yu2] /fish/CL:條|条[tiao2]/red/
+紅 红 [hong2] /red/
+了 了 [le5] /(completed action marker)/
+"""
+
+
+def test_english_senses_keep_everyday_meanings_as_plain_words():
+    from bgetune.vocab import english_senses
+
+    glosses = ["to catch cold", "(common) cold", "CL:場|场[chang2],次[ci4]", "(coll.) to be interested in",
+               "(Tw) to detest", "see 感到[gan3 dao4]", "variant of 冒[mao4]"]
+    assert english_senses(glosses) == ["catch cold", "cold"]
+    assert english_senses(["(completed action marker)"]) == ["completed action marker"]
+    assert english_senses(["head", "hair style", "the top", "end"], max_senses=2) == ["head", "hair style"]
+    assert english_senses(["surname Wang"]) == []
+
+
+def test_dictionary_init_points_each_new_row_at_its_english_senses(tiny_model, tmp_path):
+    from bgetune.vocab import dictionary_init, read_dictionary
+
+    path = tmp_path / "cedict.txt"
+    path.write_text(DICTIONARY, encoding="utf-8")
+    glosses = read_dictionary(str(path))
+    assert glosses["貓"] == glosses["猫"] == ["cat", "(slang) a kitty"]   # traditional and simplified headwords
+    tok = tiny_model.tokenizer
+    old = tiny_model[0].auto_model.get_input_embeddings().weight.detach().clone()
+    expand_vocabulary(tiny_model, ["猫", "狗", "鱼", "红", "鸟", "红猫"], init_noise=1.0, seed=0)
+    bird_row = tiny_model[0].auto_model.get_input_embeddings().weight.detach()[tok.convert_tokens_to_ids("鸟")].clone()
+    report = dictionary_init(tiny_model, glosses, old_vocab_size=old.shape[0], max_senses=3, scale=1.0)
+    # 猫 狗 鱼 红 from their own entries; 红猫 (no entry) from 红 + 猫; 鸟 (no entry, one character) kept.
+    assert report == {"rows_from_entry": 4, "rows_from_parts": 1, "rows_kept": 1}
+    weight = tiny_model[0].auto_model.get_input_embeddings().weight.detach()
+    assert torch.equal(weight[: old.shape[0]], old)
+    assert torch.equal(weight[tok.convert_tokens_to_ids("鸟")], bird_row)
+    mean = old.mean(dim=0)
+    radius = (old - mean).norm(dim=1).mean()
+
+    def row(token):
+        return weight[tok.convert_tokens_to_ids(token)]
+
+    def expected(vector):   # the old rows' mean plus the average distance, towards the meaning
+        return mean + radius * torch.nn.functional.normalize(vector - mean, dim=0)
+
+    word = {w: old[tok.convert_tokens_to_ids(w)] for w in ("cat", "dog", "fish", "red")}
+    assert torch.allclose(row("猫"), expected(word["cat"]), atol=1e-5)     # the slang sense is not used
+    assert torch.allclose(row("狗"), expected(word["dog"]), atol=1e-5)     # "surname Gou" is not a meaning
+    assert torch.allclose(row("鱼"), expected((word["fish"] + 0.5 * word["red"]) / 1.5), atol=1e-5)   # 2nd sense ½
+    assert torch.allclose(row("红猫"), expected((word["red"] + word["cat"]) / 2), atol=1e-5)
+    assert not torch.allclose(row("猫"), row("狗"), atol=1e-3)
+
+
+def test_a_dictionary_line_in_another_format_is_named(tmp_path):
+    from bgetune.records import InputError
+    from bgetune.vocab import read_dictionary, resolve_dictionary_path
+
+    path = tmp_path / "words.txt"
+    path.write_text(DICTIONARY + "猫 cat\n", encoding="utf-8")
+    with pytest.raises(InputError, match=r"words.txt: line 7: not a CC-CEDICT entry"):
+        read_dictionary(str(path))
+    with pytest.raises(ValueError, match="unknown bundled dictionary 'nope'"):
+        resolve_dictionary_path("bundled:nope")
+    assert resolve_dictionary_path("data/mine.txt") == "data/mine.txt"
+
+
+def test_bundled_cc_cedict_gives_medical_words_their_english_meaning():
+    from bgetune.vocab import english_senses, read_dictionary, resolve_dictionary_path
+
+    glosses = read_dictionary(resolve_dictionary_path("bundled:cc-cedict"))
+    assert len(glosses) > 100_000
+    assert english_senses(glosses["高血压"]) == ["high blood pressure", "hypertension"]
+    assert english_senses(glosses["肝"])[0] == "liver" and english_senses(glosses["咳嗽"]) == ["cough"]

@@ -262,6 +262,15 @@ def expand_for_corpus(model, passage_texts: list[str], vocab_params, seed: int) 
                                            vocab_params.init_window, vocab_params.init_noise, seed)
         log.info("vocabulary: %d new rows started from corpus co-occurrence (%d kept: not in the corpus's tokens)",
                  report["init"]["rows_from_cooccurrence"], report["init"]["rows_kept"])
+    if vocab_params.init == "dictionary":
+        from bgetune.vocab import dictionary_init, read_dictionary, resolve_dictionary_path
+
+        glosses = read_dictionary(resolve_dictionary_path(vocab_params.dictionary))
+        report["init"] = dictionary_init(model, glosses, report["vocab_size_before"], vocab_params.dictionary_senses,
+                                         vocab_params.init_noise)
+        log.info("vocabulary: new rows from %s: %d from their own entry, %d from the entries of their parts, "
+                 "%d kept (no entry)", vocab_params.dictionary, report["init"]["rows_from_entry"],
+                 report["init"]["rows_from_parts"], report["init"]["rows_kept"])
     report["vocab_size_after"] = len(model.tokenizer)
     report["tokens_added"] = report["vocab_size_after"] - report["vocab_size_before"]
     report["unk_rate_after"] = round(unk_rate(model.tokenizer, sample), 5)

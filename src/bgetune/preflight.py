@@ -35,6 +35,16 @@ def check_files(params, root: Path) -> list[str]:
 
     need("data.raw_dir", params.data.raw_dir, "any")
     need("vocab.term_file", params.vocab.term_file)
+    if params.vocab.init == "dictionary":
+        if params.vocab.dictionary.startswith("bundled:"):
+            from bgetune.vocab import resolve_dictionary_path
+
+            try:
+                resolve_dictionary_path(params.vocab.dictionary)
+            except ValueError as err:
+                problems.append(f"vocab.dictionary: {err}")
+        else:
+            need("vocab.dictionary", params.vocab.dictionary)
     need("train.noise_texts", params.train.noise_texts)
     need("eval.noise_texts", params.eval.noise_texts)
     need("eval.general.data.raw_dir", params.eval.general.data.raw_dir, "any")

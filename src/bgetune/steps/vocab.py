@@ -43,6 +43,8 @@ def run(params, root: str | Path = ".", progress: bool = True) -> dict:
     vocab = params.vocab
     if vocab.term_file:
         vocab = vocab.model_copy(update={"term_file": str(project_path(root, vocab.term_file))})
+    if vocab.init == "dictionary" and not vocab.dictionary.startswith("bundled:"):
+        vocab = vocab.model_copy(update={"dictionary": str(project_path(root, vocab.dictionary))})
     summary = {"base": params.model.base, **expand_for_corpus(model, texts, vocab, params.seed)}
     if params.vocab.warmup_steps:
         from bgetune.warmup import masked_lm_warmup
