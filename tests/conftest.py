@@ -126,6 +126,8 @@ def write_project(root: Path, model_dir: Path, with_code: bool = False, **sectio
     (root / "data" / "raw" / "tiny.json").write_text(json.dumps(tiny_squad(), ensure_ascii=False))
     (root / "data" / "stage2").mkdir(exist_ok=True)
     (root / "data" / "stage2" / "README.md").write_text("stage-2 pairs go here\n")
+    (root / "data" / "vocab").mkdir(exist_ok=True)
+    (root / "data" / "vocab" / "README.md").write_text("word lists and dictionaries go here\n")
     (root / "params.yaml").write_text(yaml.safe_dump(tiny_params(model_dir, **sections), allow_unicode=True))
     if with_code:
         for name in ("dvc.yaml", "stages", "src"):

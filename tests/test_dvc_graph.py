@@ -171,6 +171,19 @@ def test_editing_a_stage_module_reruns_that_stage_and_its_descendants_only(proje
 
 
 @pytest.mark.integration
+def test_a_word_list_or_dictionary_in_data_vocab_reruns_the_vocab_stage(project):
+    root, env, _ = project
+    word_list = root / "data" / "vocab" / "terms.txt"
+    try:
+        word_list.write_text("红猫\n", encoding="utf-8")   # unused until vocab.term_file names it, but a dep
+        status = json.loads(run(["dvc", "status", "--json"], root, env))
+        assert set(status) == {"vocab"} and "data/vocab" in str(status["vocab"])
+    finally:
+        word_list.unlink()
+    assert "up to date" in run(["dvc", "status"], root, env)
+
+
+@pytest.mark.integration
 def test_a_queued_sweep_of_two_trials_runs_and_shows_only_what_changed(project):
     root, env, _ = project
     for lr in ("1e-4", "2e-4"):

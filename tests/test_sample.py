@@ -19,6 +19,7 @@ def sample(tmp_path_factory):
     root = tmp_path_factory.mktemp("sample")
     shutil.copytree(REPO / "data" / "raw", root / "data" / "raw")
     shutil.copytree(REPO / "data" / "stage2", root / "data" / "stage2")
+    shutil.copytree(REPO / "data" / "vocab", root / "data" / "vocab")
     shutil.copy(REPO / "params.yaml", root / "params.yaml")
     params = load_params(root / "params.yaml")
     run_steps(root, params, ("split", "qa_gen", "vocab", "mine_negatives", "train", "merge"))

@@ -74,6 +74,8 @@ def test_lora_two_stages_validation_terms_and_searched_merge(tmp_path, tiny_mode
     init = vocab["init"]   # rows from co-occurrence + rows kept (tokens absent from the corpus) = every new token
     assert init["rows_from_cooccurrence"] >= 2 and init["rows_from_cooccurrence"] + init["rows_kept"] == \
         vocab["tokens_added"]
+    card = (root / "models" / "base" / "README.md").read_text(encoding="utf-8")
+    assert f"co-occurrence (PPMI + SVD): {init['rows_from_cooccurrence']} rows" in card
     train = summaries["train"]
     assert train["method"] == "lora" and train["lora"]["adapter_saved"]
     assert (root / "models" / "finetuned" / "lora_adapter" / "adapter_config.json").exists()
@@ -102,6 +104,20 @@ def test_lora_two_stages_validation_terms_and_searched_merge(tmp_path, tiny_mode
     assert abs(sum(r["hybrid_ndcg@10"] for r in per_query) / len(per_query) - result["hybrid_ndcg@10"]) < 1e-5
     extra = evaluate.run(params, "extra_tiny", root, progress=False, extra_reference=str(tiny_model_dir))
     assert (root / "metrics" / "extra_tiny.json").exists() and 0 <= extra["ndcg@10"] <= 1
+
+
+def test_vocab_stage_starts_new_rows_from_a_project_dictionary_and_says_so_on_the_card(tmp_path, tiny_model_dir):
+    root = tmp_path / "p"
+    write_project(root, tiny_model_dir, vocab={"init": "dictionary", "dictionary": "data/vocab/cedict.txt"})
+    # The tiny tokenizer lacks two of the corpus's characters: 。 (an entry) and . (none); 猫 is not in the corpus.
+    (root / "data" / "vocab" / "cedict.txt").write_text("。 。 [ju4 hao4] /full stop/period/\n貓 猫 [mao1] /cat/\n",
+                                                         encoding="utf-8")
+    params = load_params(root / "params.yaml")
+    vocab = run_steps(root, params, ("split", "qa_gen", "vocab"))["vocab"]
+    assert vocab["tokens_added"] == 2 and vocab["init"] == {"rows_from_entry": 1, "rows_from_parts": 0,
+                                                            "rows_kept": 1}
+    card = (root / "models" / "base" / "README.md").read_text(encoding="utf-8")
+    assert "English senses in `data/vocab/cedict.txt`: 1 from their own entry" in card
 
 
 def test_document_level_evaluation_ranks_documents_by_their_best_passage(mined_project, tmp_path):

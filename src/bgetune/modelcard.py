@@ -67,10 +67,22 @@ def _table(rows: list[tuple[str, object]]) -> str:
     return "| | |\n| --- | --- |\n" + "".join(f"| {k} | {v} |\n" for k, v in rows)
 
 
+def _row_start(vocab, counts: dict | None) -> str:
+    """How the new embedding rows began, in words (vocab.init and what it managed)."""
+    if vocab.init == "dictionary" and counts:
+        return (f"English senses in `{vocab.dictionary}`: {counts['rows_from_entry']} from their own entry, "
+                f"{counts['rows_from_parts']} from their parts', {counts['rows_kept']} without one (noise)")
+    if vocab.init == "cooccurrence" and counts:
+        return (f"the corpus's co-occurrence (PPMI + SVD): {counts['rows_from_cooccurrence']} rows, "
+                f"{counts['rows_kept']} not in the corpus (noise)")
+    return "the mean of their old pieces, else seeded noise"
+
+
 def base_card(params, vocab_summary: dict, passages: int) -> str:
     language = ["zh"] if vocab_summary.get("characters_added") else ["en"]
     rows = [("base", f"`{params.model.base}`"), ("characters added", vocab_summary.get("characters_added", 0)),
             ("terms added", vocab_summary.get("terms_added", 0)),
+            ("new rows started from", _row_start(params.vocab, vocab_summary.get("init"))),
             ("[UNK] rate on the corpus", f"{vocab_summary.get('unk_rate_before')} → "
                                          f"{vocab_summary.get('unk_rate_after')}"),
             ("corpus passages", passages)]
