@@ -93,6 +93,18 @@ def test_report_explains_a_loss_to_bm25_and_says_what_to_deploy(tmp_path):
     assert "general set 0.340 vs 0.300 (+0.040)" in verdict   # what merging bought
 
 
+def test_a_tie_with_bm25_is_called_one_and_dictionary_started_rows_are_named(tmp_path):
+    metrics, significance, per_query = write_results(tmp_path, significance={
+        "finetuned_vs_bm25": {"difference": -0.07, "ci_low": -0.17, "ci_high": 0.03, "p_b_not_better": 0.9}})
+    (tmp_path / "results" / "vocab.json").write_text(json.dumps(
+        {"unk_rate_before": 0.7, "tokens_added": 863, "init": {"rows_from_entry": 861, "rows_from_parts": 0,
+                                                               "rows_kept": 2}}))
+    html = build_report(tmp_path, {}, significance, per_query, {})
+    verdict = html[html.index("<h2>Verdict</h2>"):html.index("<h2>Test-split metrics</h2>")]
+    assert "The fine-tuned model shows no clear difference from BM25 here" in verdict
+    assert "863 tokens, started from their dictionary senses, had to be learned" in verdict
+
+
 def test_a_hybrid_that_val_gave_no_dense_weight_is_not_recommended_over_bm25(tmp_path):
     """Val tuned the fine-tuned model's RRF weight to 0: its "hybrid" is BM25's ranking, so BM25 is the advice."""
     metrics, significance, per_query = write_results(tmp_path)

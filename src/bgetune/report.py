@@ -104,13 +104,15 @@ def verdicts(models: dict, significance: dict, details: dict) -> list[str]:
             vocab = details.get("vocab") or {}
             data = details.get("data") or {}
             queries = (data.get("corpus") or {}).get("existing_pairs_per_split", {}).get("train")
+            started = (", started from their dictionary senses," if (vocab.get("init") or {}).get("rows_from_entry")
+                       else "")
             why = (f"the base model could not read this language before training ({vocab.get('unk_rate_before', 0):.0%}"
-                   f" of tokens were unknown, {vocab.get('tokens_added', 0)} tokens had to be learned from "
+                   f" of tokens were unknown, {vocab.get('tokens_added', 0)} tokens{started} had to be learned from "
                    f"{queries or 'few'} training queries)" if vocab.get("unk_rate_before", 0) > 0.2 else
                    "the test queries share many words with their passages, which is where lexical matching is "
                    "strongest, and the training set is small")
-            state = "no clear difference from" if comparison["ci_high"] >= 0 else "below"
-            lines.append(f"The fine-tuned model is {state} BM25 here (NDCG@10 {tuned['ndcg@10']:.3f} vs "
+            state = "shows no clear difference from" if comparison["ci_high"] >= 0 else "is below"
+            lines.append(f"The fine-tuned model {state} BM25 here (NDCG@10 {tuned['ndcg@10']:.3f} vs "
                          f"{bm25['ndcg@10']:.3f}) because {why}; a base model that already knows the language "
                          "(e.g. bge-base-zh-v1.5) or more training queries close the gap.")
     merge = details.get("merge") or {}

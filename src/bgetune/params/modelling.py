@@ -45,8 +45,8 @@ class VocabParams(Section):
     expand_chars: bool = True
     min_char_count: int = Field(1, ge=1)
     init_noise: float = Field(1.0, ge=0.0)   # new rows = mean + init_noise · std · N(0, 1), seeded
-    # cooccurrence: new rows from the corpus's PPMI + SVD; dictionary: from the English senses of each token
-    init: Literal["noise", "cooccurrence", "dictionary"] = "noise"
+    # dictionary: new rows from each token's English senses; noise: seeded noise; cooccurrence: corpus PPMI + SVD
+    init: Literal["noise", "cooccurrence", "dictionary"] = "dictionary"
     init_window: int = Field(5, ge=1)        # ± tokens counted as context by init: cooccurrence
     dictionary: str = "bundled:cc-cedict"    # init: dictionary: a CC-CEDICT-format file, or the bundled CC-CEDICT
     dictionary_senses: int = Field(3, ge=1)  # senses per entry used by init: dictionary (the k-th weighted 1/k)
