@@ -172,6 +172,8 @@ CASES = [
     Case("missing term file", "split", params_case(vocab={"term_file": "data/terms.txt"}), "vocab.term_file"),
     Case("missing dictionary", "split", params_case(vocab={"init": "dictionary", "dictionary": "data/cedict.txt"}),
          "vocab.dictionary: data/cedict.txt does not exist"),
+    Case("unknown bundled dictionary", "vocab", params_case(vocab={"init": "dictionary", "dictionary": "bundled:nope"}),
+         "vocab.dictionary: unknown bundled dictionary 'nope'", level="done"),
     Case("dictionary line in another format", "vocab",
          lambda r: (corrupt("data/cedict.txt", "貓 猫 [mao1] /cat/\n猫 = cat\n")(r),
                     set_params(r, vocab={"init": "dictionary", "dictionary": "data/cedict.txt"})),

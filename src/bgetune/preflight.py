@@ -41,8 +41,8 @@ def check_files(params, root: Path) -> list[str]:
 
             try:
                 resolve_dictionary_path(params.vocab.dictionary)
-            except ValueError as err:
-                problems.append(f"vocab.dictionary: {err}")
+            except ValueError as err:   # InputError: the message names the param
+                problems.append(str(err))
         else:
             need("vocab.dictionary", params.vocab.dictionary)
     need("train.noise_texts", params.train.noise_texts)

