@@ -41,7 +41,7 @@ def check_files(params, root: Path) -> list[str]:
 
             try:
                 resolve_dictionary_path(params.vocab.dictionary)
-            except ValueError as err:   # InputError: the message names the param
+            except InputError as err:   # the message names the param
                 problems.append(str(err))
         else:
             need("vocab.dictionary", params.vocab.dictionary)

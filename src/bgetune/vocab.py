@@ -245,12 +245,12 @@ def read_dictionary(path: str) -> dict[str, list[str]]:
     form. A line in any other shape is an InputError naming the file and line."""
     import re
 
-    from bgetune.records import InputError, read_bytes
+    from bgetune.records import InputError, read_text
 
-    data = read_bytes(path)   # gunzipped when the name ends in .gz
     entry = re.compile(r"^(\S+) (\S+) \[[^\]]*\] /(.*)/\s*$")
     glosses: dict[str, list[str]] = {}
-    for number, line in enumerate(data.decode("utf-8").splitlines(), start=1):
+    # read_text gunzips a .gz name and names the line of bytes that are not UTF-8.
+    for number, line in enumerate(read_text(path).splitlines(), start=1):
         if not line.strip() or line.startswith("#"):
             continue
         match = entry.match(line)
@@ -325,25 +325,24 @@ def dictionary_init(model, glosses: dict[str, list[str]], old_vocab_size: int, m
     weight = model[0].auto_model.get_input_embeddings().weight
     unk = tokenizer.unk_token_id
     new_tokens = tokenizer.convert_ids_to_tokens(list(range(old_vocab_size, weight.shape[0])))
+    old = weight.detach()[:old_vocab_size].float()
     sense_rows: dict[str, torch.Tensor | None] = {}
 
     def meaning(word: str):
         """The mean row of a headword's senses, or None when it has no usable sense."""
         if word not in sense_rows:
-            vectors, weights = [], []
+            total, weights = 0, 0.0
             for rank, sense in enumerate(english_senses(glosses.get(word, []), max_senses), start=1):
                 ids = [i for i in tokenizer(sense, add_special_tokens=False)["input_ids"]
                        if i != unk and i < old_vocab_size]
-                if ids:
-                    vectors.append(old[ids].mean(dim=0))
-                    weights.append(1.0 / rank)   # dictionaries list the everyday sense first
-            sense_rows[word] = (torch.stack(vectors) * torch.tensor(weights)[:, None]).sum(dim=0) / sum(weights) \
-                if vectors else None
+                if ids:   # dictionaries list the everyday sense first: the k-th counts 1/k
+                    total = total + old[ids].mean(dim=0) / rank
+                    weights += 1.0 / rank
+            sense_rows[word] = total / weights if weights else None
         return sense_rows[word]
 
     counts = {"rows_from_entry": 0, "rows_from_parts": 0, "rows_kept": 0}
     with torch.no_grad():
-        old = weight[:old_vocab_size].float()
         mean = old.mean(dim=0)
         radius = (old - mean).norm(dim=1).mean()
         for row, token in enumerate(new_tokens, start=old_vocab_size):
