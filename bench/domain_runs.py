@@ -100,6 +100,12 @@ SUITES = {
         "cooc_init": {**TERMS, "vocab": {**TERMS["vocab"], "init": "cooccurrence"}},
         # The new rows start from their English senses in CC-CEDICT (肝 → "liver"), which the English body can read.
         "dict_init": {**TERMS, "vocab": {**TERMS["vocab"], "init": "dictionary"}},
+        # ... with a group of 2 for twice the steps (the same passages encoded, twice the questions seen).
+        "dict_init_group2": {**TERMS, "vocab": {**TERMS["vocab"], "init": "dictionary"},
+                             "train": {**TERMS["train"], "train_group_size": 2}, "steps_factor": 2},
+        # ... and 2,000 terms: more whole words whose rows start from their English senses, and shorter sequences.
+        "dict_init_terms2000_group2": {**TERMS, "vocab": {**TERMS["vocab"], "init": "dictionary", "top_terms": 2000},
+                                       "train": {**TERMS["train"], "train_group_size": 2}, "steps_factor": 2},
     },
     "hour": {
         "fast_distill": FAST_DISTILL,
