@@ -197,3 +197,31 @@ def test_the_report_names_the_commit_and_only_code_or_params_edits_make_it_uncom
     assert git_commit(tmp_path) == head
     (tmp_path / "params.yaml").write_text("a: 2\n")
     assert git_commit(tmp_path) == f"{head} (with uncommitted changes)"
+
+
+def test_hybrid_tuning_reuses_the_corpus_vectors_the_test_split_encoded(mined_project, tmp_path, monkeypatch):
+    root = copy_project(mined_project, tmp_path / "p")
+    params = load_params(root / "params.yaml")
+    assert params.eval.hybrid.enabled and params.eval.hybrid.tune
+    from sentence_transformers import SentenceTransformer
+
+    from bgetune.records import read_passages
+    from bgetune.steps import evaluate
+
+    encoded = []
+    plain_encode = SentenceTransformer.encode_document
+
+    def counting_encode(self, texts, *args, **kwargs):
+        encoded.extend(texts)
+        return plain_encode(self, texts, *args, **kwargs)
+
+    monkeypatch.setattr(SentenceTransformer, "encode_document", counting_encode)
+    evaluate.run(params, "base", root, progress=False)
+    corpus = [p.text for p in read_passages(root / "data" / "corpus.jsonl")]
+    # The corpus once (test ranking; val's hybrid tuning reuses it), noise texts aside.
+    assert sorted(t for t in encoded if t in set(corpus)) == sorted(corpus)
+    # The reused vectors choose the weights a fresh encode would.
+    full = read_json(root / "results" / "eval" / "base.json")
+    model, instruction, _ = evaluate.model_for(params, "base", root, "cpu", None)
+    weights, tuning = evaluate.tuned_hybrid_weights(params, root, model, instruction, "cpu", "fp32")
+    assert weights == full["hybrid"]["weights"] and tuning["trials"] == full["hybrid"]["tuning"]["trials"]

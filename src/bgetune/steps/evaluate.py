@@ -146,7 +146,8 @@ def dense_results(params, name: str, root: Path, test, k: int, progress: bool, e
         weights = list(settings.weights)
         tuning = None
         if settings.tune:
-            weights, tuning = tuned_hybrid_weights(params, root, model, instruction, device, precision)
+            weights, tuning = tuned_hybrid_weights(params, root, model, instruction, device, precision,
+                                                   (test.ids, ranked.passage_vectors))
         hybrid = fuse_all(ranked.ids, test.bm25, weights, settings.rrf_k, k, settings.method, ranked.scores,
                           test.bm25_scores)
         fused_levels = level_metrics(hybrid, None, test, eval_params)
@@ -162,15 +163,22 @@ def dense_results(params, name: str, root: Path, test, k: int, progress: bool, e
     return results, ranked.ids, ranked.scores, hybrid, pair_scores
 
 
-def tuned_hybrid_weights(params, root: Path, model, instruction: str, device: str, precision: str):
-    """The [dense, bm25] weights of ``eval.hybrid.method``'s fusion chosen on the val split."""
+def tuned_hybrid_weights(params, root: Path, model, instruction: str, device: str, precision: str,
+                         encoded_corpus: tuple[list[str], object] | None = None):
+    """The [dense, bm25] weights of ``eval.hybrid.method``'s fusion chosen on the val split. ``encoded_corpus``:
+    (passage ids, their vectors) the test split already encoded with this model; val ranks the same corpus, so
+    they are reused when the ids match (one corpus encode per evaluation instead of two)."""
     from bgetune.evaluation.hybrid import FUSION_POOL, tune_weights
     from bgetune.evaluation.retrieval import dense_rankings
     from bgetune.evaluation.testset import load_test_set
 
     val = load_test_set(root, params.eval, FUSION_POOL, split="val")
+    vectors = None
+    if encoded_corpus is not None and list(encoded_corpus[0]) == list(val.ids):
+        vectors = encoded_corpus[1]
     ranked = dense_rankings(model, val.texts, val.ids, val.queries, FUSION_POOL, instruction,
-                            params.eval.encode_batch_size, False, device=device, precision=precision)
+                            params.eval.encode_batch_size, False, passage_vectors=vectors, device=device,
+                            precision=precision)
     settings = params.eval.hybrid
     weights, trials = tune_weights(settings.method, ranked.ids, val.bm25, val.relevant, settings.rrf_k,
                                    ranked.scores, val.bm25_scores)
