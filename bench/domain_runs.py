@@ -189,13 +189,18 @@ def variant_dict(base: dict, overrides: dict) -> dict:
     return out
 
 
-def bench_params(dataset: str, steps: int, epochs: int, batch_size: int, eval_every: int = 0) -> dict:
-    """The params every variant of a suite starts from: the dataset's, with the bench's training schedule."""
-    return deep_update(DATASETS[dataset], {
+def bench_params(dataset: str, steps: int, epochs: int, batch_size: int, eval_every: int = 0,
+                 chunk_chars: int = 0) -> dict:
+    """The params every variant of a suite starts from: the dataset's, with the bench's training schedule
+    (``chunk_chars``: chunk.max_chars, 0 keeps the dataset's)."""
+    params = deep_update(DATASETS[dataset], {
         "train": {"epochs": epochs, "max_steps": steps, "batch_size": batch_size, "lr": 5e-5,
                   "checkpoint_every": 0, "log_every": 10, "eval_every": eval_every},
         "eval": {"k_values": [1, 5, 10, 100]},
     })
+    if chunk_chars:
+        params["chunk"]["max_chars"] = chunk_chars
+    return params
 
 
 def git_commit() -> str:
@@ -238,9 +243,7 @@ def main() -> None:
     for noisy in ("httpx", "sentence_transformers", "transformers", "urllib3", "filelock", "dvclive", "faiss",
                   "datasets", "accelerate", "bm25s"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    base = bench_params(args.dataset, args.steps, args.epochs, args.batch_size, args.eval_every)
-    if args.chunk_chars:
-        base["chunk"]["max_chars"] = args.chunk_chars
+    base = bench_params(args.dataset, args.steps, args.epochs, args.batch_size, args.eval_every, args.chunk_chars)
     if args.general:
         base["eval"]["general"] = {"data": DATASETS[OTHER[args.dataset]]["data"], "max_queries": 300,
                                    "max_passages": 2000}

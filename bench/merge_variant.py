@@ -33,9 +33,7 @@ def variant_params(args, settings: dict):
     from bgetune.params import params_from_dict
 
     base = runs.bench_params(args.dataset, settings["steps"], settings["epochs"], settings["batch_size"],
-                             settings.get("eval_every", 0))
-    if settings.get("chunk_chars"):
-        base["chunk"]["max_chars"] = settings["chunk_chars"]
+                             settings.get("eval_every", 0), settings.get("chunk_chars", 0))
     overrides = runs.deep_update(runs.SUITES[args.suite][args.variant], {
         "merge": {"search": "grid", "keep_in_domain": args.keep_in_domain},
         "eval": {"general": {"data": runs.DATASETS[runs.OTHER[args.dataset]]["data"],
