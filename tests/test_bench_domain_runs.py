@@ -123,3 +123,20 @@ def test_per_query_scores_are_kept_and_found_once_the_work_folder_is_gone(domain
     assert domain_runs.per_query(work, "group2", args) == kept / "group2.jsonl"
     result = compare_files(domain_runs.per_query(work, "default", args), domain_runs.per_query(work, "group2", args))
     assert result["difference"] == pytest.approx((0.5 + 0.63093) / 3, abs=1e-6)
+
+
+def test_the_bf16_variants_train_under_autocast_for_the_steps_their_speed_buys(domain_runs, tmp_path):
+    from bgetune.params import params_from_dict
+
+    cmrc = params_from_dict(domain_runs.variant_dict(domain_runs.bench_params("cmrc2018", 40, 1, 16),
+                                                     domain_runs.SUITES["levers"]["dict_init_terms2000_group2_bf16"]))
+    assert (cmrc.train.precision, cmrc.train.attention_dropout, cmrc.train.max_steps) == ("bf16", 0.0, 200)
+    assert (cmrc.vocab.init, cmrc.vocab.top_terms, cmrc.train.train_group_size) == ("dictionary", 2000, 2)
+    med = params_from_dict(domain_runs.variant_dict(domain_runs.bench_params("meddialog", 600, 3, 16),
+                                                    domain_runs.SUITES["hour"]["fast_distill_dict_init_300_bf16_batch32"]))
+    assert (med.train.precision, med.train.batch_size, med.train.max_steps, med.train.distill_weight) == \
+        ("bf16", 32, 300, 1.0)
+    details = {"x": {"overrides": domain_runs.SUITES["levers"]["dict_init_terms2000_group2_bf16"], "train_steps": 200,
+                     "round2": None}}
+    (line,) = [x for x in domain_runs.training_notes(_args(tmp_path, steps=40), details) if x]
+    assert line == "Schedules other than the title's: x: 200 steps × batch 16, group of 2, bf16 autocast."
