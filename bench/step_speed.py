@@ -38,14 +38,25 @@ sys.path.insert(0, str(ROOT / "bench"))
 import domain_runs as runs  # noqa: E402  (the bench's datasets, suites and base params)
 
 INPUTS = ("data/corpus.jsonl", "data/splits.json", "data/pairs", "data/train.jsonl", "results/vocab.json")
+# Each setting names all three knobs it is about, so that it means the same on any variant (a bf16 variant timed
+# under "chunks_16" runs fp32 with the model's attention dropout, as the name says).
+FP32 = {"attention_dropout": None, "precision": "auto"}    # auto: fp32 on a CPU
 SETTINGS = {
-    "one_pass": {"length_chunk_size": 0},
-    "chunks_8": {"length_chunk_size": 8},
-    "chunks_16": {"length_chunk_size": 16},
-    "chunks_32": {"length_chunk_size": 32},
-    "chunks_16_attention_dropout_0": {"length_chunk_size": 16, "attention_dropout": 0.0},
+    "one_pass": {"length_chunk_size": 0, **FP32},
+    "chunks_8": {"length_chunk_size": 8, **FP32},
+    "chunks_16": {"length_chunk_size": 16, **FP32},
+    "chunks_32": {"length_chunk_size": 32, **FP32},
+    "chunks_16_attention_dropout_0": {"length_chunk_size": 16, "attention_dropout": 0.0, "precision": "auto"},
     "chunks_16_attention_dropout_0_bf16": {"length_chunk_size": 16, "attention_dropout": 0.0, "precision": "bf16"},
 }
+
+
+def setting_params(dataset: str, suite: str, variant: str, setting: str, steps: int, batch_size: int) -> dict:
+    """The params one timed run trains with: the variant's, its train section overridden by the setting, for
+    ``steps`` steps (a variant's ``steps_factor`` sets how long it trains in the suite, not how long it is timed)."""
+    variant_overrides = {k: v for k, v in runs.SUITES[suite][variant].items() if k != "steps_factor"}
+    base = runs.bench_params(dataset, steps, 1, batch_size)
+    return runs.deep_update(base, runs.deep_update(variant_overrides, {"train": SETTINGS[setting]}))
 
 
 def one_process(args) -> None:
@@ -54,9 +65,8 @@ def one_process(args) -> None:
     from bgetune.steps import train
     from bgetune.training import trainer
 
-    base = runs.bench_params(args.dataset, args.steps, 1, args.batch_size)
-    overrides = runs.deep_update(runs.SUITES[args.suite][args.variant], {"train": SETTINGS[args.setting]})
-    params = params_from_dict(runs.deep_update(base, overrides))
+    params = params_from_dict(setting_params(args.dataset, args.suite, args.variant, args.setting, args.steps,
+                                             args.batch_size))
     source, root = Path(args.source), Path(args.root)
     runs.project_from_variant(source, root, INPUTS)
     # Time the Trainer's training_step (forward, backward) plus the optimizer step that follows it: the interval
