@@ -133,9 +133,9 @@ def test_the_bf16_variants_train_under_autocast_for_the_steps_their_speed_buys(d
     assert (cmrc.train.precision, cmrc.train.attention_dropout, cmrc.train.max_steps) == ("bf16", 0.0, 200)
     assert (cmrc.vocab.init, cmrc.vocab.top_terms, cmrc.train.train_group_size) == ("dictionary", 2000, 2)
     med = params_from_dict(domain_runs.variant_dict(domain_runs.bench_params("meddialog", 600, 3, 16),
-                                                    domain_runs.SUITES["hour"]["fast_distill_dict_init_300_bf16_batch32"]))
+                                                    domain_runs.SUITES["hour"]["fast_distill_dict_init_bf16_batch32"]))
     assert (med.train.precision, med.train.batch_size, med.train.max_steps, med.train.distill_weight) == \
-        ("bf16", 32, 300, 1.0)
+        ("bf16", 32, 240, 1.0)
     details = {"x": {"overrides": domain_runs.SUITES["levers"]["dict_init_terms2000_group2_bf16"], "train_steps": 200,
                      "round2": None}}
     (line,) = [x for x in domain_runs.training_notes(_args(tmp_path, steps=40), details) if x]
