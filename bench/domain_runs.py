@@ -108,8 +108,8 @@ SUITES = {
                                        "train": {**TERMS["train"], "train_group_size": 2}, "steps_factor": 2},
         # ... trained under bf16 autocast without attention dropout, for 5x the steps (--steps 40 → 200): on a CPU
         # with AMX (Intel Xeon, Sapphire Rapids on) bf16 matrix products run natively, and dropout-free attention
-        # takes the fused kernel (a step: 2.27 s against the fp32 row's 11.6 on the same Xeon); the steps the 30
-        # minutes hold rather than the steps fp32 affords.
+        # takes the fused kernel (2.57x the fp32 step with dropout: bench/results/step_speed_cmrc2018_amx.md); the
+        # steps the 30 minutes hold rather than the steps fp32 affords.
         "dict_init_terms2000_group2_bf16": {
             **TERMS, "vocab": {**TERMS["vocab"], "init": "dictionary", "top_terms": 2000},
             "train": {**TERMS["train"], "train_group_size": 2, "attention_dropout": 0.0, "precision": "bf16"},
