@@ -64,6 +64,10 @@ TERMS = {"vocab": {"expand_terms": True, "top_terms": 500, "init": "noise"}, "tr
 # (hybrid distillation), for as many steps as the hour holds (--epochs 3 --steps 600 --eval-every 150).
 FAST_DISTILL = {**TERMS, "mining": {"teacher": "hybrid"},
                 "train": {**TERMS["train"], "attention_dropout": 0.0, "distill_weight": 1.0}}
+# CMRC's bf16 recipe on a CPU with AMX: the dictionary start with 2,000 terms, no attention dropout (the fused
+# attention kernel), bf16 autocast; its variants change only the group, the questions and the steps.
+DICT2000_BF16 = {**TERMS, "vocab": {**TERMS["vocab"], "init": "dictionary", "top_terms": 2000},
+                 "train": {**TERMS["train"], "attention_dropout": 0.0, "precision": "bf16"}}
 SUITES = {
     # Issue 16: each lever alone on top of the best recipe so far (characters + terms, embedding lr 1e-3).
     "levers": {
@@ -110,36 +114,28 @@ SUITES = {
         # with AMX (Intel Xeon, Sapphire Rapids on) bf16 matrix products run natively, and dropout-free attention
         # takes the fused kernel (2.57x the fp32 step with dropout: bench/results/step_speed_cmrc2018_amx.md); the
         # steps the 30 minutes hold rather than the steps fp32 affords.
-        "dict_init_terms2000_group2_bf16": {
-            **TERMS, "vocab": {**TERMS["vocab"], "init": "dictionary", "top_terms": 2000},
-            "train": {**TERMS["train"], "train_group_size": 2, "attention_dropout": 0.0, "precision": "bf16"},
-            "steps_factor": 5},
+        "dict_init_terms2000_group2_bf16": {**DICT2000_BF16, "train": {**DICT2000_BF16["train"], "train_group_size": 2},
+                                            "steps_factor": 5},
         # ... for 480 steps (--steps 40 → 480; 2.6 epochs of the 2,944 training questions): 200 steps took 9.7 of
         # the 30 minutes, so the rest of the half hour goes to training.
-        "dict_init_terms2000_group2_bf16_480": {
-            **TERMS, "vocab": {**TERMS["vocab"], "init": "dictionary", "top_terms": 2000},
-            "train": {**TERMS["train"], "train_group_size": 2, "attention_dropout": 0.0, "precision": "bf16"},
-            "steps_factor": 12},
+        "dict_init_terms2000_group2_bf16_480": {**DICT2000_BF16,
+                                                "train": {**DICT2000_BF16["train"], "train_group_size": 2},
+                                                "steps_factor": 12},
         # The 480 steps bought nothing over 200 (the training loss reached 1e-5: 2,944 questions learnt by heart), so
         # the next levers make each of the 200 steps teach more: three hard negatives per question instead of one ...
-        "dict_init_terms2000_group4_bf16": {
-            **TERMS, "vocab": {**TERMS["vocab"], "init": "dictionary", "top_terms": 2000},
-            "train": {**TERMS["train"], "attention_dropout": 0.0, "precision": "bf16"}, "steps_factor": 5},
+        "dict_init_terms2000_group4_bf16": {**DICT2000_BF16, "steps_factor": 5},
         # ... or more questions: one key-sentence query per training passage (its rarest-worded sentence), which on
         # CMRC reads much like the human questions that copy their answer's words.
         "dict_init_terms2000_group2_bf16_key_sentences": {
-            **TERMS, "vocab": {**TERMS["vocab"], "init": "dictionary", "top_terms": 2000},
-            "train": {**TERMS["train"], "train_group_size": 2, "attention_dropout": 0.0, "precision": "bf16"},
+            **DICT2000_BF16, "train": {**DICT2000_BF16["train"], "train_group_size": 2},
             "qa_gen": {"sources": ["existing", "heuristic"],
                        "heuristic": {"title_queries": False, "key_sentence_queries": True,
                                      "key_sentences_per_passage": 1}},
             "steps_factor": 5},
         # A group of 4 won over 2 (0.8801 against 0.8748) and key sentences lost (0.8691): harder negatives, not more
         # questions. A group of 8 (seven hard negatives per question) for 150 steps, which the half hour holds.
-        "dict_init_terms2000_group8_bf16": {
-            **TERMS, "vocab": {**TERMS["vocab"], "init": "dictionary", "top_terms": 2000},
-            "train": {**TERMS["train"], "train_group_size": 8, "attention_dropout": 0.0, "precision": "bf16"},
-            "steps_factor": 3.75},
+        "dict_init_terms2000_group8_bf16": {**DICT2000_BF16, "train": {**DICT2000_BF16["train"], "train_group_size": 8},
+                                            "steps_factor": 3.75},
     },
     "hour": {
         "fast_distill": FAST_DISTILL,

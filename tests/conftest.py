@@ -1,7 +1,9 @@
 """Shared test set-up: one torch thread, no hub, and tiny random-initialised BERT models built in seconds."""
 from __future__ import annotations
 
+import importlib.util
 import os
+import sys
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -15,6 +17,24 @@ import pytest
 import torch
 
 torch.set_num_threads(1)
+
+BENCH = Path(__file__).resolve().parents[1] / "bench"
+
+
+@pytest.fixture(scope="session")
+def load_bench():
+    """Import a ``bench/`` script as a module: ``load_bench("step_speed")``. bench/ is not a package and its scripts
+    import each other by name (``import domain_runs as runs``), so bench/ goes on sys.path and the module is
+    registered under its own name."""
+    def load(name: str):
+        if str(BENCH) not in sys.path:
+            sys.path.insert(0, str(BENCH))
+        spec = importlib.util.spec_from_file_location(name, BENCH / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+        return module
+    return load
 
 SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 # A small vocabulary: ASCII letters and digits, some words, and a few CJK characters (the rest will be [UNK]).

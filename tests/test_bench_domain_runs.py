@@ -1,24 +1,16 @@
 """bench/domain_runs.py --append: earlier variants are kept only when the runs are comparable."""
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from argparse import Namespace
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-
 
 @pytest.fixture(scope="module")
-def domain_runs():
-    spec = importlib.util.spec_from_file_location("domain_runs", ROOT / "bench" / "domain_runs.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["domain_runs"] = module
-    spec.loader.exec_module(module)
-    return module
+def domain_runs(load_bench):
+    return load_bench("domain_runs")
 
 
 def _args(tmp_path, **overrides):

@@ -1,23 +1,14 @@
 """bench/merge_variant.py: the merge runs on the variant's own params, with the grid and the other data set."""
 from __future__ import annotations
 
-import importlib.util
-import sys
 from argparse import Namespace
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-
 
 @pytest.fixture(scope="module")
-def merge_variant():
-    sys.path.insert(0, str(ROOT / "bench"))
-    spec = importlib.util.spec_from_file_location("merge_variant", ROOT / "bench" / "merge_variant.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def merge_variant(load_bench):
+    return load_bench("merge_variant")
 
 
 def test_variant_params_are_the_variants_with_the_merge_grid_and_the_other_set(merge_variant):

@@ -1,22 +1,12 @@
 """bench/step_speed.py: a setting means the same training precision and dropout whatever the variant sets."""
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import pytest
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
-def step_speed():
-    sys.path.insert(0, str(ROOT / "bench"))
-    spec = importlib.util.spec_from_file_location("step_speed", ROOT / "bench" / "step_speed.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def step_speed(load_bench):
+    return load_bench("step_speed")
 
 
 @pytest.mark.parametrize("setting, dropout, precision, chunk", [
