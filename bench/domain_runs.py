@@ -175,6 +175,17 @@ SUITES = {
             "sources": ["existing", "heuristic"],
             "heuristic": {"title_queries": False, "key_sentence_queries": True, "key_sentences_per_passage": 1}}},
     },
+    # Issue 16, a model soup (Wortsman et al. 2022): two runs of CMRC's bf16 group-of-2 recipe that differ only in
+    # the seed of mining and training (the same expanded base: a soup averages runs from one starting point),
+    # and their uniform average made by the merge stage (merge.models). CMRC's 200 steps already learn the
+    # training questions by heart (480 steps score the same), so a second run's seconds buy nothing as more steps;
+    # the soup asks whether they buy something as a second opinion, in one model of the same size.
+    # Run with --steps 200.
+    "soup": {
+        "default": {**DICT2000_BF16, "train": {**DICT2000_BF16["train"], "train_group_size": 2}},
+        "seed_7": {**DICT2000_BF16, "train": {**DICT2000_BF16["train"], "train_group_size": 2}, "train_seed": 7},
+        "soup_default_seed_7": {"soup_of": ["default", "seed_7"]},
+    },
     # Issue 15: passage- and document-level scores of one trained model (documents span several passages).
     "levels": {"default": {}},
     "mining": {
@@ -215,9 +226,15 @@ def deep_update(base: dict, extra: dict) -> dict:
     return out
 
 
+# Bench-only keys of a variant, not params: ``steps_factor`` multiplies the suite's steps; ``train_seed`` is the
+# seed of mining and training (the vocabulary keeps the suite's, so the expanded base is the same); ``soup_of``
+# names the variants whose fine-tuned models the variant averages instead of training.
+BENCH_KEYS = ("steps_factor", "train_seed", "soup_of")
+
+
 def variant_dict(base: dict, overrides: dict) -> dict:
     """A variant's params: ``base`` updated with its overrides; ``steps_factor`` multiplies the suite's steps."""
-    overrides = dict(overrides)
+    overrides = {key: value for key, value in overrides.items() if key not in BENCH_KEYS[1:]}
     factor = overrides.pop("steps_factor", None)
     out = deep_update(base, overrides)
     if factor is not None:
@@ -311,6 +328,9 @@ def main() -> None:
     for name, overrides in variants.items():
         # The commit is read when the variant starts: one made while it runs (results, docs) is not the code it ran.
         clock, cpu, commit = time.perf_counter(), cpu_seconds(), git_commit()
+        soup_of = overrides.get("soup_of")
+        if soup_of:
+            overrides = {**soup_recipe(SUITES[args.suite], soup_of, work), "soup_of": soup_of}
         variant = params_from_dict(variant_dict(base, overrides))
         root = work / name
         shutil.rmtree(root, ignore_errors=True)
@@ -324,12 +344,18 @@ def main() -> None:
             # Val and test pairs come out the same (synthetic queries go to the splits qa_gen's params name, the
             # bench's to train only); compare() checks that the test queries match before pairing.
             qa_gen.run(variant, root, progress=False)   # logs its pairs per split and source
-        summaries = run_variant(variant, root, args, untrained_done)
+        if soup_of:
+            summaries = run_soup(variant, root, work, soup_of)
+            # A soup costs its ingredients' training too: its minutes are theirs plus the merge and its evaluation.
+            spent = {key: sum(details[n][key] for n in soup_of) for key in ("minutes", "cpu_minutes")}
+        else:
+            summaries = run_variant(variant, root, args, untrained_done, overrides.get("train_seed"))
+            spent = {"minutes": 0.0, "cpu_minutes": 0.0}
         results.update(summaries["headline"])
         full.update(summaries["full"])
         details[name] = {"overrides": overrides, **summaries["details"],
-                         "minutes": round((time.perf_counter() - clock) / 60, 1),
-                         "cpu_minutes": round((cpu_seconds() - cpu) / 60, 1),
+                         "minutes": round((time.perf_counter() - clock) / 60 + spent["minutes"], 1),
+                         "cpu_minutes": round((cpu_seconds() - cpu) / 60 + spent["cpu_minutes"], 1),
                          "commit": commit, "date": time.strftime("%Y-%m-%d")}
         logging.info("%s: %s", name, {k: v.get("ndcg@10") for k, v in summaries["headline"].items()})
         keep_per_query(work, args, [name] + ([f"{name}+merged"] if args.merge else []))
@@ -382,12 +408,46 @@ def previous_results(args, rerun: list[str]) -> dict:
     return {"results": results, "full": full, "details": details}
 
 
-def run_variant(params, root: Path, args, untrained_done: set[str]) -> dict:
+def soup_recipe(suite: dict, ingredients: list[str], work: Path) -> dict:
+    """A soup's overrides: its first ingredient's recipe, with the merge stage set to the uniform average of the
+    ingredients' fine-tuned models (``merge.models``; the expanded base at weight 0), as a user would soup runs."""
+    missing = [n for n in ingredients if n not in suite or "soup_of" in suite[n]]
+    if missing:
+        raise SystemExit(f"soup_of: {missing} are not trained variants of this suite")
+    first, *others = ingredients
+    recipe = {k: v for k, v in suite[first].items() if k not in BENCH_KEYS}
+    return deep_update(recipe, {"merge": {"search": "off", "weights": [0.0, 1.0], "models": [
+        {"path": str(work / n / "models" / "finetuned"), "weight": 1.0} for n in others]}})
+
+
+def run_soup(params, root: Path, work: Path, ingredients: list[str]) -> dict:
+    """The merge stage over the ingredients' fine-tuned models (trained earlier in the same --workdir), evaluated
+    as the variant's model."""
+    from bgetune.steps import evaluate, merge
+
+    name, first = root.name, ingredients[0]
+    for ingredient in ingredients:
+        if not (work / ingredient / "models" / "finetuned").is_dir():
+            raise SystemExit(f"soup {name}: {work / ingredient / 'models/finetuned'} is missing; run the variant "
+                             f"{ingredient} first (the same --workdir)")
+    for item in ("models/base", "models/finetuned"):
+        (root / item).parent.mkdir(parents=True, exist_ok=True)
+        (root / item).symlink_to((work / first / item).resolve())
+    summary = merge.run(params, root, progress=False)
+    headline = {name: evaluate.run(params, "merged", root, progress=False)}
+    full = {name: json.loads((root / "results" / "eval" / "merged.json").read_text())}
+    return {"headline": headline, "full": full,
+            "details": {"soup_of": ingredients, "merge_weights": summary["weights"], "train_steps": None}}
+
+
+def run_variant(params, root: Path, args, untrained_done: set[str], train_seed: int | None = None) -> dict:
     from bgetune.steps import evaluate, merge, mine_negatives, train, vocab
 
     name = root.name
     headline, full, details = {}, {}, {}
     vocab_summary = vocab.run(params, root, progress=False)
+    # Mining and training under their own seed (the vocabulary and the evaluation keep the suite's).
+    trained = params if train_seed is None else params.model_copy(update={"seed": train_seed})
     # The expanded base before training, once per vocabulary setting (variants that share it share its row).
     key = vocab_key(params)
     if (params.vocab.expand_chars or params.vocab.expand_terms) and key not in untrained_done:
@@ -397,8 +457,8 @@ def run_variant(params, root: Path, args, untrained_done: set[str]) -> dict:
     details["tokens_added"] = vocab_summary["tokens_added"]
     if args.untrained_only:
         return {"headline": headline, "full": full, "details": details}
-    mining = mine_negatives.run(params, root, progress=False)
-    training = train.run(params, root, progress=False)
+    mining = mine_negatives.run(trained, root, progress=False)
+    training = train.run(trained, root, progress=False)
     headline[name] = evaluate.run(params, "finetuned", root, progress=False)
     full[name] = json.loads((root / "results" / "eval" / "finetuned.json").read_text())
     if args.merge:
@@ -420,7 +480,10 @@ def per_query(work: Path, name: str, args=None) -> Path:
         path = work / "shared" / "results" / "per_query" / f"{name}.jsonl"
     else:
         variant, _, kind = name.partition("+")
-        path = work / variant / "results" / "per_query" / ("merged.jsonl" if kind == "merged" else "finetuned.jsonl")
+        folder = work / variant / "results" / "per_query"
+        # A soup's model is its merge: it has merged.jsonl and no finetuned.jsonl of its own.
+        soup = not (folder / "finetuned.jsonl").exists() and (folder / "merged.jsonl").exists()
+        path = folder / ("merged.jsonl" if kind == "merged" or soup else "finetuned.jsonl")
     return path if path.exists() or args is None else kept_per_query(args, name)
 
 
@@ -562,6 +625,9 @@ def training_notes(args, details: dict) -> list[str]:
     """One line naming the variants trained on another schedule than the table's title says."""
     notes = []
     for name, d in details.items():
+        if d.get("soup_of"):
+            notes.append(f"{name}: the uniform average of {' and '.join(d['soup_of'])} (merge.models)")
+            continue
         train = d.get("overrides", {}).get("train", {})
         batch = train.get("batch_size", args.batch_size)
         group = train.get("train_group_size")
