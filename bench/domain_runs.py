@@ -185,6 +185,13 @@ SUITES = {
         "default": {**DICT2000_BF16, "train": {**DICT2000_BF16["train"], "train_group_size": 2}},
         "seed_7": {**DICT2000_BF16, "train": {**DICT2000_BF16["train"], "train_group_size": 2}, "train_seed": 7},
         "soup_default_seed_7": {"soup_of": ["default", "seed_7"]},
+        # ... a third seed (does a soup keep gaining with its ingredients?), and two runs of the group of 4
+        # (CMRC's best single run, 0.8801) and their soup.
+        "seed_11": {**DICT2000_BF16, "train": {**DICT2000_BF16["train"], "train_group_size": 2}, "train_seed": 11},
+        "soup_of_three": {"soup_of": ["default", "seed_7", "seed_11"]},
+        "group4": DICT2000_BF16,
+        "group4_seed_7": {**DICT2000_BF16, "train_seed": 7},
+        "soup_group4": {"soup_of": ["group4", "group4_seed_7"]},
     },
     # Issue 15: passage- and document-level scores of one trained model (documents span several passages).
     "levels": {"default": {}},

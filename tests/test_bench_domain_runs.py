@@ -132,3 +132,68 @@ def test_the_bf16_variants_train_under_autocast_for_the_steps_their_speed_buys(d
                      "round2": None}}
     (line,) = [x for x in domain_runs.training_notes(_args(tmp_path, steps=40), details) if x]
     assert line == "Schedules other than the title's: x: 200 steps × batch 16, group of 2, bf16 autocast."
+
+
+def test_a_seed_variant_keeps_the_suites_vocabulary_and_params(domain_runs):
+    from bgetune.params import params_from_dict
+
+    base = domain_runs.bench_params("cmrc2018", 200, 1, 16)
+    suite = domain_runs.SUITES["soup"]
+    default = params_from_dict(domain_runs.variant_dict(base, suite["default"]))
+    seeded = params_from_dict(domain_runs.variant_dict(base, suite["seed_7"]))
+    # train_seed is not a param: the two runs have equal params (seed 42 included) and so one expanded base;
+    # run_variant gives mining and training the other seed
+    assert seeded == default and seeded.seed == 42
+    assert domain_runs.vocab_key(seeded) == domain_runs.vocab_key(default)
+    assert suite["seed_7"]["train_seed"] == 7 and (default.train.train_group_size, default.train.precision) == (2, "bf16")
+
+
+def test_a_soup_refuses_ingredients_that_are_not_trained_variants(domain_runs, tmp_path):
+    suite = {"default": {}, "seed_7": {"train_seed": 7}, "soup": {"soup_of": ["default", "seed_7"]}}
+    with pytest.raises(SystemExit, match=r"\['nope'\] are not trained variants"):
+        domain_runs.soup_recipe(suite, ["default", "nope"], tmp_path)
+    with pytest.raises(SystemExit, match=r"\['soup'\] are not trained variants"):
+        domain_runs.soup_recipe(suite, ["default", "soup"], tmp_path)
+
+
+def test_a_soup_is_the_merge_stages_uniform_average_of_its_ingredients(domain_runs, mined_project, tmp_path):
+    import shutil
+
+    import torch
+    import yaml
+
+    from bgetune.models import load_model
+    from bgetune.params import params_from_dict
+    from conftest import copy_project
+
+    work = tmp_path / "work"
+    first = copy_project(mined_project, work / "default")
+    shutil.copytree(first / "models" / "base", first / "models" / "finetuned")
+    second = work / "seed_7" / "models" / "finetuned"
+    model = load_model(str(first / "models" / "base"))
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.add_(0.5)        # the second run moved every weight by +0.5
+    model.save(str(second))
+    root = copy_project(mined_project, work / "soup")
+    shutil.rmtree(root / "models")     # a soup trains nothing: its models are linked from the first ingredient
+
+    suite = {"default": {}, "seed_7": {"train_seed": 7}, "soup": {"soup_of": ["default", "seed_7"]}}
+    raw = yaml.safe_load((root / "params.yaml").read_text())
+    params = params_from_dict(domain_runs.deep_update(raw, domain_runs.soup_recipe(suite, ["default", "seed_7"],
+                                                                                   work)))
+    with pytest.raises(SystemExit, match="run the variant seed_8 first"):
+        domain_runs.run_soup(params, root, work, ["default", "seed_8"])
+    out = domain_runs.run_soup(params, root, work, ["default", "seed_7"])
+
+    merged = load_model(str(root / "models" / "merged")).state_dict()
+    base = load_model(str(first / "models" / "base")).state_dict()
+    key = next(k for k in merged if k.endswith("word_embeddings.weight"))
+    assert torch.allclose(merged[key], base[key] + 0.25, atol=1e-6)       # (θ + (θ + 0.5)) / 2
+    assert out["details"]["merge_weights"] == {"base": 0.0, "finetuned": 0.5, str(second): 0.5}
+    assert out["details"]["soup_of"] == ["default", "seed_7"]
+    assert 0.0 <= out["headline"]["soup"]["ndcg@10"] <= 1.0 and out["full"]["soup"]["queries"] > 0
+    # the soup's per-query scores are its merge's: what compare() pairs against the default
+    assert domain_runs.per_query(work, "soup") == root / "results" / "per_query" / "merged.jsonl"
+    line = domain_runs.training_notes(_args(tmp_path, steps=200), {"soup": out["details"]})[-1]
+    assert line == "Schedules other than the title's: soup: the uniform average of default and seed_7 (merge.models)."
