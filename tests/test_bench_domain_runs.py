@@ -134,22 +134,26 @@ def test_the_bf16_variants_train_under_autocast_for_the_steps_their_speed_buys(d
     assert line == "Schedules other than the title's: x: 200 steps × batch 16, group of 2, bf16 autocast."
 
 
-def test_a_seed_variant_keeps_the_suites_vocabulary_and_params(domain_runs):
+def test_a_seed_variant_keeps_the_suites_split_and_vocabulary(domain_runs):
     from bgetune.params import params_from_dict
 
     base = domain_runs.bench_params("cmrc2018", 200, 1, 16)
     suite = domain_runs.SUITES["soup"]
     default = params_from_dict(domain_runs.variant_dict(base, suite["default"]))
     seeded = params_from_dict(domain_runs.variant_dict(base, suite["seed_7"]))
-    # train_seed is not a param: the two runs have equal params (seed 42 included) and so one expanded base;
-    # run_variant gives mining and training the other seed
-    assert seeded == default and seeded.seed == 42
+    # only the draws of mining and training change: the top-level seed (the split) and the vocabulary do not
+    assert (seeded.mining.seed, seeded.train.seed, seeded.seed) == (7, 7, 42)
+    assert (default.mining.seed, default.train.seed) == (None, None)
+    assert seeded.model_copy(update={"mining": default.mining, "train": default.train}) == default
     assert domain_runs.vocab_key(seeded) == domain_runs.vocab_key(default)
-    assert suite["seed_7"]["train_seed"] == 7 and (default.train.train_group_size, default.train.precision) == (2, "bf16")
+    assert (default.train.train_group_size, default.train.precision) == (2, "bf16")
+    # a record of the runs made with the bench key train_seed still rebuilds the same params
+    legacy = {**suite["default"], "train_seed": 7}
+    assert params_from_dict(domain_runs.variant_dict(base, legacy)) == seeded
 
 
 def test_a_soup_refuses_ingredients_that_are_not_trained_variants(domain_runs, tmp_path):
-    suite = {"default": {}, "seed_7": {"train_seed": 7}, "soup": {"soup_of": ["default", "seed_7"]}}
+    suite = {"default": {}, "seed_7": {"train": {"seed": 7}}, "soup": {"soup_of": ["default", "seed_7"]}}
     with pytest.raises(SystemExit, match=r"\['nope'\] are not trained variants"):
         domain_runs.soup_recipe(suite, ["default", "nope"], tmp_path)
     with pytest.raises(SystemExit, match=r"\['soup'\] are not trained variants"):
@@ -178,7 +182,7 @@ def test_a_soup_is_the_merge_stages_uniform_average_of_its_ingredients(domain_ru
     root = copy_project(mined_project, work / "soup")
     shutil.rmtree(root / "models")     # a soup trains nothing: its models are linked from the first ingredient
 
-    suite = {"default": {}, "seed_7": {"train_seed": 7}, "soup": {"soup_of": ["default", "seed_7"]}}
+    suite = {"default": {}, "seed_7": {"train": {"seed": 7}}, "soup": {"soup_of": ["default", "seed_7"]}}
     raw = yaml.safe_load((root / "params.yaml").read_text())
     params = params_from_dict(domain_runs.deep_update(raw, domain_runs.soup_recipe(suite, ["default", "seed_7"],
                                                                                    work)))

@@ -225,3 +225,24 @@ def test_hybrid_tuning_reuses_the_corpus_vectors_the_test_split_encoded(mined_pr
     model, instruction, _ = evaluate.model_for(params, "base", root, "cpu", None)
     weights, tuning = evaluate.tuned_hybrid_weights(params, root, model, instruction, "cpu", "fp32")
     assert weights == full["hybrid"]["weights"] and tuning["trials"] == full["hybrid"]["tuning"]["trials"]
+
+
+def test_mining_and_training_seeds_make_a_second_run_on_the_same_split(mined_project, tmp_path):
+    """mining.seed and train.seed: unset they are the top-level seed (same outputs); set, they re-draw the negatives
+    and the data order of a second run (an ingredient of a model soup) while the split stays the top-level seed's."""
+    from bgetune.models import load_model
+
+    runs = {}
+    for name, seed in (("unset", None), ("explicit", 42), ("other", 7)):
+        root = copy_project(mined_project, tmp_path / name, mining={"seed": seed},
+                            train={"seed": seed, "max_steps": 2})
+        run_steps(root, load_params(root / "params.yaml"), ("mine_negatives", "train"))
+        weights = load_model(str(root / "models" / "finetuned")).state_dict()
+        runs[name] = ((root / "data" / "train.jsonl").read_bytes(), weights,
+                      (root / "data" / "splits.json").read_bytes())
+    key = next(k for k in runs["unset"][1] if k.endswith("word_embeddings.weight"))
+    assert runs["explicit"][0] == runs["unset"][0]                       # seed 42 written out is the default
+    assert torch.equal(runs["explicit"][1][key], runs["unset"][1][key])
+    assert runs["other"][0] != runs["unset"][0]                          # other negatives drawn ...
+    assert not torch.equal(runs["other"][1][key], runs["unset"][1][key])  # ... and other weights
+    assert runs["other"][2] == runs["unset"][2]                          # on the same split

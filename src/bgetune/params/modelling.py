@@ -133,6 +133,9 @@ class MiningParams(Section):
     teacher: str = ""
     rounds: int = Field(1, ge=1, le=2)   # 2: re-mine with the round-1 fine-tuned model and train again (ANCE)
     encode_batch_size: int = Field(32, gt=0)
+    # The seed of the negatives' draws; None: the top-level seed. Another value re-draws them without touching the
+    # split (which the top-level seed draws): a second run for a model soup.
+    seed: int | None = None
 
     @field_validator("model")
     @classmethod
@@ -230,6 +233,9 @@ class TrainParams(Section):
     log_every: int = Field(5, ge=1)
     checkpoint_every: int = Field(50, ge=0)
     dataloader_workers: int = Field(0, ge=0)
+    # The seed of data order and initialisation; None: the top-level seed. Another value trains a second run on the
+    # same split (which the top-level seed draws): an ingredient of a model soup (merge.models).
+    seed: int | None = None
 
     @model_validator(mode="after")
     def _checkpoints_for_selection(self):

@@ -5,8 +5,9 @@ results/plots/mining_scores.png shows how similar each strategy's negatives are 
 Candidates are scored by the vocabulary-expanded base (models/base) or ``mining.model``, on the GPU when there is
 one (encoding in bf16/fp16, faiss on the GPU with faiss-gpu).
 
-Reads params: seed, mining, model.device, model.precision, model.base, model.query_instruction,
-model.eval_instruction, model.pooling, model.trust_remote_code, model.query_max_length, model.passage_max_length.
+Reads params: seed, mining (mining.seed, when set, draws instead of seed), model.device, model.precision, model.base,
+model.query_instruction, model.eval_instruction, model.pooling, model.trust_remote_code, model.query_max_length,
+model.passage_max_length.
 
 Example::
 
@@ -39,7 +40,8 @@ def run(params, root: str | Path = ".", progress: bool = True) -> dict:
     pairs = read_pairs(root / "data/pairs/train.jsonl")
     check_pairs_in_corpus(pairs, passages, root / "data/pairs/train.jsonl", root / "data/corpus.jsonl")
     model, instruction, scorer = scoring_model(params, root, device)
-    examples, report = mine(passages, pairs, model, params.mining, params.seed, instruction, progress, device,
+    seed = params.seed if params.mining.seed is None else params.mining.seed
+    examples, report = mine(passages, pairs, model, params.mining, seed, instruction, progress, device,
                             precision)
     if params.mining.teacher:
         from bgetune.negatives.teacher import teacher_scores

@@ -11,7 +11,7 @@ in bf16/fp16 there, on every GPU of ``train.devices`` (this stage launches torch
 Each part checkpoints into models/checkpoints/train/<part>/ and is skipped when a re-run finds it finished, so a
 run killed anywhere resumes and ends with the weights of an uninterrupted run.
 
-Reads params: seed, train, model, mining (re-mined in round 2).
+Reads params: seed, train (train.seed: data order and initialisation), model, mining (re-mined in round 2).
 
 Example::
 
@@ -54,7 +54,8 @@ def run(params, root: str | Path = ".", progress: bool = True) -> dict:
     examples = read_train_examples(root / "data/train.jsonl")
     check_examples_in_corpus(examples, passages, root / "data/train.jsonl", root / "data/corpus.jsonl")
     train_instruction, eval_instruction = instructions(params.model, params.model.base)
-    torch.manual_seed(params.seed)
+    seed = train_seed(params)
+    torch.manual_seed(seed)
     model = load_model(str(root / "models/base"), device, params.model.query_max_length,
                        params.model.passage_max_length, key="models/base")
     tokens_added = len(model.tokenizer) - (read_json(root / "results/vocab.json").get("vocab_size_before")
@@ -65,12 +66,12 @@ def run(params, root: str | Path = ".", progress: bool = True) -> dict:
     if params.train.method == "lora":
         from bgetune.training.lora import add_lora
 
-        lora = add_lora(model, params.train.lora, len(model.tokenizer) - tokens_added, params.seed)
+        lora = add_lora(model, params.train.lora, len(model.tokenizer) - tokens_added, seed)
     evaluator = validation_evaluator(params, root, passages, eval_instruction)
     noise = noise_texts(params.train.noise_texts, root) if params.train.noise_weight > 0 else []
     stage2_files = sorted((root / params.train.stage2.folder).glob("*.jsonl")) if params.train.stage2.enabled else []
     fingerprint = fingerprint_of(params, root, stage2_files)
-    common = dict(seed=params.seed, instruction=train_instruction, device=device, precision=precision,
+    common = dict(seed=seed, instruction=train_instruction, device=device, precision=precision,
                   evaluator=evaluator, progress=progress, processes=processes)
     checkpoints = root / CHECKPOINTS
     parts: list[tuple[str, dict]] = []
@@ -93,7 +94,7 @@ def run(params, root: str | Path = ".", progress: bool = True) -> dict:
             freeze_embeddings(model)
         stage2_noise = noise_texts(params.train.noise_texts, root) if stage2.noise_weight > 0 else []
         part = run_part(model, "stage2", stage2_examples, view, fingerprint, checkpoints, noise=stage2_noise,
-                        **{**common, "seed": params.seed + 1})
+                        **{**common, "seed": seed + 1})
         part["files"] = [str(p.relative_to(root)) for p in stage2_files]
         parts.append(("stage2", part))
 
@@ -132,6 +133,13 @@ def run(params, root: str | Path = ".", progress: bool = True) -> dict:
              first["first_loss"], first["final_loss"], first["loss_window_steps"], precision, device,
              result["seconds"])
     return result
+
+
+
+def train_seed(params) -> int:
+    """``train.seed``, or the top-level seed when it is unset (the top-level seed also draws the split, so a second
+    run for a model soup changes ``train.seed`` and keeps the split)."""
+    return params.seed if params.train.seed is None else params.train.seed
 
 
 def run_part(model, name: str, examples, train_params, fingerprint: str, checkpoints: Path, **options) -> dict:
@@ -176,8 +184,8 @@ def remine(params, root: Path, model, passages, instruction: str, device: str, p
 
     pairs = read_pairs(root / "data/pairs/train.jsonl")
     model.eval()
-    examples, report = mine(passages, pairs, model, params.mining, params.seed + 2, instruction, progress, device,
-                            precision)
+    examples, report = mine(passages, pairs, model, params.mining, train_seed(params) + 2, instruction, progress,
+                            device, precision)
     model.train()
     log.info("round 2: re-mined negatives with the round-1 model: %s", report["negatives_per_strategy"])
     return examples, {"round2_mining": {k: report[k] for k in ("negatives_per_strategy", "drops",
@@ -213,7 +221,8 @@ def noise_texts(path: str, root: Path) -> list[str]:
 def fingerprint_of(params, root: Path, extra_files: list[Path]) -> str:
     """Params and input files a checkpoint depends on: a checkpoint from other ones is never resumed."""
     digest = hashlib.sha256()
-    digest.update(json.dumps({"seed": params.seed, "train": params.train.model_dump(), "model": params.model.model_dump(),
+    digest.update(json.dumps({"seed": train_seed(params), "train": params.train.model_dump(),
+                              "model": params.model.model_dump(),
                               "mining": params.mining.model_dump() if params.mining.rounds > 1 else None},
                              sort_keys=True, default=str).encode())
     files = [root / "data/train.jsonl", root / "data/corpus.jsonl", root / "data/pairs/val.jsonl",
