@@ -178,10 +178,10 @@ SUITES = {
     # Issue 16, a model soup (Wortsman et al. 2022): two runs of CMRC's bf16 group-of-2 recipe that differ only in
     # the seed of mining and training (mining.seed, train.seed; measured at 754f177 and 563c78b through a bench-only
     # key that set the same seeds; the split, the vocabulary and so the expanded base are the same: a soup averages
-    # runs from one starting point),
-    # and their uniform average made by the merge stage (merge.models). CMRC's 200 steps already learn the
-    # training questions by heart (480 steps score the same), so a second run's seconds buy nothing as more steps;
-    # the soup asks whether they buy something as a second opinion, in one model of the same size.
+    # runs from one starting point), and their uniform average made by the merge stage (merge.models). CMRC's 200
+    # steps already learn the training questions by heart (480 steps score the same), so a second run's seconds buy
+    # nothing as more steps; the soup asks whether they buy something as a second opinion, in one model of the same
+    # size.
     # Run with --steps 200.
     "soup": {
         "default": {**DICT2000_BF16, "train": {**DICT2000_BF16["train"], "train_group_size": 2}},
@@ -237,13 +237,9 @@ def deep_update(base: dict, extra: dict) -> dict:
     return out
 
 
-# Bench-only keys of a variant, not params: ``steps_factor`` multiplies the suite's steps; ``soup_of`` names the
-# variants whose fine-tuned models the variant averages instead of training.
-BENCH_KEYS = ("steps_factor", "soup_of")
-
-
 def variant_dict(base: dict, overrides: dict) -> dict:
-    """A variant's params: ``base`` updated with its overrides; ``steps_factor`` multiplies the suite's steps."""
+    """A variant's params: ``base`` updated with its overrides. Bench-only keys, not params: ``steps_factor``
+    multiplies the suite's steps; ``soup_of`` names the variants whose fine-tuned models the variant averages."""
     overrides = {key: value for key, value in overrides.items() if key != "soup_of"}
     factor = overrides.pop("steps_factor", None)
     legacy_seed = overrides.pop("train_seed", None)
@@ -430,8 +426,7 @@ def soup_recipe(suite: dict, ingredients: list[str], work: Path) -> dict:
     if missing:
         raise SystemExit(f"soup_of: {missing} are not trained variants of this suite")
     first, *others = ingredients
-    recipe = {k: v for k, v in suite[first].items() if k not in BENCH_KEYS}
-    return deep_update(recipe, {"merge": {"search": "off", "weights": [0.0, 1.0], "models": [
+    return deep_update(suite[first], {"merge": {"search": "off", "weights": [0.0, 1.0], "models": [
         {"path": str(work / n / "models" / "finetuned"), "weight": 1.0} for n in others]}})
 
 

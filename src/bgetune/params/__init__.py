@@ -49,6 +49,12 @@ class Params(Section):
     merge: MergeParams = MergeParams()
     eval: EvalParams = EvalParams()
 
+    def seed_of(self, section: str) -> int:
+        """The seed of ``mining`` or ``train``: its own ``seed`` when set, else the top-level one (which also draws
+        the split, so a second run for a model soup sets these and keeps the split)."""
+        own = getattr(self, section).seed
+        return self.seed if own is None else own
+
     @model_validator(mode="after")
     def _across_sections(self):
         if self.split.train <= 0:

@@ -40,9 +40,8 @@ def run(params, root: str | Path = ".", progress: bool = True) -> dict:
     pairs = read_pairs(root / "data/pairs/train.jsonl")
     check_pairs_in_corpus(pairs, passages, root / "data/pairs/train.jsonl", root / "data/corpus.jsonl")
     model, instruction, scorer = scoring_model(params, root, device)
-    seed = params.seed if params.mining.seed is None else params.mining.seed
-    examples, report = mine(passages, pairs, model, params.mining, seed, instruction, progress, device,
-                            precision)
+    examples, report = mine(passages, pairs, model, params.mining, params.seed_of("mining"), instruction, progress,
+                            device, precision)
     if params.mining.teacher:
         from bgetune.negatives.teacher import teacher_scores
 

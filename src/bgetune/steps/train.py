@@ -54,7 +54,7 @@ def run(params, root: str | Path = ".", progress: bool = True) -> dict:
     examples = read_train_examples(root / "data/train.jsonl")
     check_examples_in_corpus(examples, passages, root / "data/train.jsonl", root / "data/corpus.jsonl")
     train_instruction, eval_instruction = instructions(params.model, params.model.base)
-    seed = train_seed(params)
+    seed = params.seed_of("train")
     torch.manual_seed(seed)
     model = load_model(str(root / "models/base"), device, params.model.query_max_length,
                        params.model.passage_max_length, key="models/base")
@@ -135,13 +135,6 @@ def run(params, root: str | Path = ".", progress: bool = True) -> dict:
     return result
 
 
-
-def train_seed(params) -> int:
-    """``train.seed``, or the top-level seed when it is unset (the top-level seed also draws the split, so a second
-    run for a model soup changes ``train.seed`` and keeps the split)."""
-    return params.seed if params.train.seed is None else params.train.seed
-
-
 def run_part(model, name: str, examples, train_params, fingerprint: str, checkpoints: Path, **options) -> dict:
     """One training part, resumable: skipped (weights reloaded) when a re-run finds it finished."""
     from safetensors.torch import load_model as load_weights
@@ -184,7 +177,7 @@ def remine(params, root: Path, model, passages, instruction: str, device: str, p
 
     pairs = read_pairs(root / "data/pairs/train.jsonl")
     model.eval()
-    examples, report = mine(passages, pairs, model, params.mining, train_seed(params) + 2, instruction, progress,
+    examples, report = mine(passages, pairs, model, params.mining, params.seed_of("train") + 2, instruction, progress,
                             device, precision)
     model.train()
     log.info("round 2: re-mined negatives with the round-1 model: %s", report["negatives_per_strategy"])
@@ -221,7 +214,7 @@ def noise_texts(path: str, root: Path) -> list[str]:
 def fingerprint_of(params, root: Path, extra_files: list[Path]) -> str:
     """Params and input files a checkpoint depends on: a checkpoint from other ones is never resumed."""
     digest = hashlib.sha256()
-    digest.update(json.dumps({"seed": train_seed(params), "train": params.train.model_dump(),
+    digest.update(json.dumps({"seed": params.seed_of("train"), "train": params.train.model_dump(),
                               "model": params.model.model_dump(),
                               "mining": params.mining.model_dump() if params.mining.rounds > 1 else None},
                              sort_keys=True, default=str).encode())

@@ -55,7 +55,7 @@ def flagembedding_command(params, model_dir: str | Path, train_file: str | Path,
         "--warmup_steps", str(train.warmup_ratio),   # transformers 5: a float below 1 is a ratio
         "--max_grad_norm", str(train.max_grad_norm),
         "--gradient_accumulation_steps", str(train.gradient_accumulation_steps),
-        "--seed", str(params.seed if params.train.seed is None else params.train.seed),
+        "--seed", str(params.seed_of("train")),
         "--logging_steps", str(train.log_every),
         "--save_strategy", "no",
         "--report_to", "none",
