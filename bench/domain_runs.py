@@ -196,6 +196,15 @@ SUITES = {
         "group4": DICT2000_BF16,
         "group4_seed_7": {**DICT2000_BF16, "train": {**DICT2000_BF16["train"], "seed": 7}, "mining": {"seed": 7}},
         "soup_group4": {"soup_of": ["group4", "group4_seed_7"]},
+        # ... and soups of short runs: half the steps each (--steps 200 → 100). A soup gains from its
+        # ingredients' differences, not from their length (200 steps score as 480 do), so three runs of 100 steps
+        # cost 1.5 runs' training: do they soup to what three runs of 200 do?
+        **{f"short_{seed}": {**DICT2000_BF16, "train": {**DICT2000_BF16["train"], "train_group_size": 2,
+                                                          **({"seed": seed} if seed != 42 else {})},
+                             **({"mining": {"seed": seed}} if seed != 42 else {}), "steps_factor": 0.5}
+           for seed in (42, 7, 11)},
+        "soup_short_two": {"soup_of": ["short_42", "short_7"]},
+        "soup_short_three": {"soup_of": ["short_42", "short_7", "short_11"]},
     },
     # Issue 15: passage- and document-level scores of one trained model (documents span several passages).
     "levels": {"default": {}},

@@ -150,6 +150,16 @@ def test_a_seed_variant_keeps_the_suites_split_and_vocabulary(domain_runs):
     # a record of the runs made with the bench key train_seed still rebuilds the same params
     legacy = {**suite["default"], "train_seed": 7}
     assert params_from_dict(domain_runs.variant_dict(base, legacy)) == seeded
+    # the short runs are the default's recipe for half the steps, seed 42 being the default itself
+    short = params_from_dict(domain_runs.variant_dict(base, suite["short_42"]))
+    assert short.train.max_steps == 100 and short.model_copy(
+        update={"train": default.train}) == default and short.train.model_copy(update={"max_steps": 200}) == default.train
+    short_7 = params_from_dict(domain_runs.variant_dict(base, suite["short_7"]))
+    assert (short_7.mining.seed, short_7.train.seed, short_7.train.max_steps) == (7, 7, 100)
+    # every soup of the suite names variants it trains
+    for name, variant in suite.items():
+        if "soup_of" in variant:
+            assert all(n in suite and "soup_of" not in suite[n] for n in variant["soup_of"]), name
 
 
 def test_a_soup_refuses_ingredients_that_are_not_trained_variants(domain_runs, tmp_path):
