@@ -205,6 +205,14 @@ SUITES = {
            for seed in (42, 7, 11)},
         "soup_short_two": {"soup_of": ["short_42", "short_7"]},
         "soup_short_three": {"soup_of": ["short_42", "short_7", "short_11"]},
+        # ... and an average inside one run: Schedule-Free AdamW (train.optimizer) keeps a running average of the
+        # weights, at a constant learning rate after the warm-up, in place of the linear decay; at the recipe's
+        # learning rates, and at twice them (the method's authors find it wants larger ones).
+        "schedule_free": {**DICT2000_BF16, "train": {**DICT2000_BF16["train"], "train_group_size": 2,
+                                                     "optimizer": "schedule_free_adamw"}},
+        "schedule_free_lr_x2": {**DICT2000_BF16, "train": {**DICT2000_BF16["train"], "train_group_size": 2,
+                                                           "optimizer": "schedule_free_adamw", "lr": 1e-4,
+                                                           "embedding_lr": 2e-3}},
     },
     # Issue 15: passage- and document-level scores of one trained model (documents span several passages).
     "levels": {"default": {}},

@@ -1,4 +1,5 @@
-from bgetune.modelcard import hybrid_section
+from bgetune.modelcard import finetuned_card, hybrid_section
+from bgetune.params import params_from_dict
 
 
 def test_the_card_says_how_to_fuse_with_bm25_as_val_chose():
@@ -9,3 +10,10 @@ def test_the_card_says_how_to_fuse_with_bm25_as_val_chose():
     assert "2.0 / (60 + dense rank) + 1.0 / (60 + BM25 rank)" in rrf and "NDCG@10" not in rrf
     bm25_only = hybrid_section({"method": "convex", "weights": [0.0, 1.0], "ndcg@10": 0.8, "bm25_ndcg@10": 0.8})
     assert "BM25 alone ranked best" in bm25_only and "(hybrid)" not in bm25_only
+
+
+def test_the_card_names_the_optimizer_and_the_seed_the_training_drew_from():
+    params = params_from_dict({"seed": 42, "train": {"seed": 7, "optimizer": "schedule_free_adamw"}})
+    card = finetuned_card(params, {"stage1": {"steps": 10}}, {"train_queries": 4, "passages": 8})
+    assert "optimizer schedule_free_adamw, seed 7" in card
+    assert "seed 42" in finetuned_card(params_from_dict({"seed": 42}), {"stage1": {}}, {})

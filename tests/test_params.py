@@ -43,6 +43,8 @@ def test_schema_defaults_equal_params_yaml_key_by_key():
     ({"merge": {"weights": [0.5]}}, "merge.weights"),
     ({"qa_gen": {"llm": {"base_url": "ftp://x"}}}, "qa_gen.llm.base_url"),
     ({"train": {"eval_every": 20, "checkpoint_every": 30}}, "train"),
+    ({"train": {"optimizer": "lion"}}, "train.optimizer"),
+    ({"train": {"optimizer": "schedule_free_adamw", "backend": "flagembedding"}}, "train"),
     ({"colour": "blue"}, "colour"),
 ])
 def test_bad_params_name_the_key(raw, key):

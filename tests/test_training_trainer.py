@@ -53,12 +53,14 @@ def test_the_curve_is_the_mean_loss_of_each_logging_window(tiny_model, monkeypat
     assert summary["final_loss"] == pytest.approx(sum(seen[3:]) / 3, rel=1e-3)
 
 
-def test_interrupted_training_resumes_to_identical_weights(tiny_model_dir, tmp_path):
+@pytest.mark.parametrize("optimizer", ["adamw", "schedule_free_adamw"])
+def test_interrupted_training_resumes_to_identical_weights(tiny_model_dir, tmp_path, optimizer):
     from transformers import TrainerCallback
 
     from bgetune.models import load_model
 
-    run = params(epochs=3, batch_size=2, lr=1e-3, warmup_ratio=0.2, train_group_size=3, checkpoint_every=2)
+    run = params(epochs=3, batch_size=2, lr=1e-3, warmup_ratio=0.2, train_group_size=3, checkpoint_every=2,
+                 optimizer=optimizer)
     straight = load_model(str(tiny_model_dir))
     fit(straight, learnable_examples(), run, seed=5, progress=False)
 
@@ -113,10 +115,11 @@ class Scripted:
         self.evaluator.primary_metric = "val_cosine_ndcg@10"
 
 
-def test_validation_keeps_the_best_weights_and_stops_early(tiny_model, tmp_path):
+@pytest.mark.parametrize("optimizer", ["adamw", "schedule_free_adamw"])
+def test_validation_keeps_the_best_weights_and_stops_early(tiny_model, tmp_path, optimizer):
     scripted = Scripted([0.30, 0.50, 0.40, 0.45, 0.20, 0.9])
     summary = fit(tiny_model, learnable_examples(), params(epochs=20, lr=1e-3, train_group_size=2, eval_every=2,
-                                                           early_stopping_patience=2),
+                                                           early_stopping_patience=2, optimizer=optimizer),
                   seed=0, progress=False, evaluator=scripted.evaluator, checkpoint_dir=tmp_path / "c", fingerprint="f")
     validation = summary["validation"]
     assert [h["step"] for h in validation["history"]] == [2, 4, 6, 8] and summary["steps"] == 8
@@ -124,6 +127,31 @@ def test_validation_keeps_the_best_weights_and_stops_early(tiny_model, tmp_path)
     assert validation["restored_best"]
     # The model ends with the weights evaluated at step 4, not step 8's.
     assert next(iter(tiny_model.state_dict().values())).sum().item() == pytest.approx(scripted.seen[1][1], rel=1e-6)
+
+
+def test_schedule_free_learns_at_a_constant_rate_and_ends_on_its_average(tiny_model):
+    from transformers import TrainerCallback
+
+    class KeepOptimizer(TrainerCallback):
+        def on_train_end(self, args, state, control, optimizer=None, **kwargs):
+            self.optimizer = optimizer
+
+    kept = KeepOptimizer()
+    summary = fit(tiny_model, learnable_examples(), params(optimizer="schedule_free_adamw", warmup_ratio=0.2),
+                  seed=0, progress=False, callbacks=[kept])
+    assert summary["optimizer"] == "schedule_free_adamw"
+    assert summary["final_loss"] < 0.7 * summary["first_loss"], summary["loss_curve"]
+    # no decay: after the 2 warm-up steps the Trainer's learning rate stays at train.lr
+    rates = [p["learning_rate"] for p in summary["lr_curve"]]
+    assert rates[0] < 5e-3 and rates[2:] == pytest.approx([5e-3] * (len(rates) - 2))
+    # the model holds the optimizer's average, not the point where the last gradient was taken
+    averaged = weights(tiny_model)
+    kept.optimizer.train()
+    training_point = weights(tiny_model)
+    assert any(not torch.equal(averaged[k], training_point[k]) for k in averaged)
+    kept.optimizer.eval()
+    for name, value in weights(tiny_model).items():
+        assert torch.allclose(value, averaged[name], atol=1e-6), name
 
 
 def test_out_of_memory_names_the_knobs(tiny_model, monkeypatch):

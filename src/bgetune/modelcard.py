@@ -109,7 +109,8 @@ def finetuned_card(params, summary: dict, facts: dict, test: dict | None = None)
             ("hyperparameters", f"lr {train.lr}" + (f" (embeddings {train.embedding_lr})" if train.embedding_lr
                                                     else "") + f", batch {train.batch_size} per device, "
                                 f"{train.epochs} epoch(s), warm-up {train.warmup_ratio}, weight decay "
-                                f"{train.weight_decay}, seed {params.seed}"),
+                                f"{train.weight_decay}, optimizer {train.optimizer}, seed "
+                                f"{params.seed_of('train')}"),
             ("steps", stage.get("steps")),
             ("precision / device", f"{facts.get('precision')} / {facts.get('device')}"),
             ("query instruction", f"`{facts.get('instruction')}`" if facts.get("instruction") else "none"),

@@ -227,6 +227,9 @@ class TrainParams(Section):
     embedding_lr: float = Field(0.0, ge=0)
     weight_decay: float = Field(0.01, ge=0)
     warmup_ratio: float = Field(0.1, ge=0.0, lt=1.0)
+    # adamw: AdamW under a linear decay; schedule_free_adamw: Schedule-Free AdamW (Defazio et al. 2024), a constant
+    # learning rate after the warm-up and the weights' running average as the result (the Trainer's integration).
+    optimizer: Literal["adamw", "schedule_free_adamw"] = "adamw"
     temperature: float = Field(0.02, gt=0)
     train_group_size: int = Field(4, ge=1)
     max_grad_norm: float = Field(1.0, gt=0)
@@ -236,6 +239,13 @@ class TrainParams(Section):
     # The seed of data order and initialisation; None: the top-level seed. Another value trains a second run on the
     # same split (which the top-level seed draws): an ingredient of a model soup (merge.models).
     seed: int | None = None
+
+    @model_validator(mode="after")
+    def _optimizer_on_its_backend(self):
+        if self.optimizer != "adamw" and self.backend == "flagembedding":
+            raise ValueError(f"train.optimizer: {self.optimizer} runs on the sentence_transformers backend only "
+                             "(FlagEmbedding saves the model itself, before the average is taken); use adamw")
+        return self
 
     @model_validator(mode="after")
     def _checkpoints_for_selection(self):

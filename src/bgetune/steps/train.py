@@ -129,9 +129,9 @@ def run(params, root: str | Path = ".", progress: bool = True) -> dict:
 
     clear_checkpoints(checkpoints)
     first = result["stage1"]
-    log.info("train: %d steps, loss %s → %s (mean per %d-step window), %s on %s, %.0f s", first["steps"],
-             first["first_loss"], first["final_loss"], first["loss_window_steps"], precision, device,
-             result["seconds"])
+    log.info("train: %d steps, loss %s → %s (mean per %d-step window), %s, %s on %s, %.0f s", first["steps"],
+             first["first_loss"], first["final_loss"], first["loss_window_steps"], first["optimizer"], precision,
+             device, result["seconds"])
     return result
 
 

@@ -110,6 +110,7 @@ def fit(model, examples, params, seed: int, instruction: str = "", checkpoint_di
         if _rank() != 0:
             resume = last_complete_checkpoint(output_dir)
     selecting = evaluator is not None and params.eval_every > 0
+    schedule_free = params.optimizer == "schedule_free_adamw"
     keep_best = selecting and params.keep_best
     metric, greater = metric_key(params.select_by)
     if params.checkpoint_every and output_dir:
@@ -129,8 +130,11 @@ def fit(model, examples, params, seed: int, instruction: str = "", checkpoint_di
         learning_rate_mapping={r"word_embeddings": params.embedding_lr} if params.embedding_lr else {},
         weight_decay=params.weight_decay,
         warmup_steps=float(params.warmup_ratio),   # transformers 5: a float below 1 is a share of the steps
-        lr_scheduler_type="linear",
-        optim="adamw_torch",
+        # Schedule-Free AdamW replaces the decay by its average: the Trainer's scheduler only warms up. (The
+        # Trainer also hands the optimizer warmup_steps, as this ratio, which it reads as under one step: no
+        # second warm-up.)
+        lr_scheduler_type="constant_with_warmup" if schedule_free else "linear",
+        optim="schedule_free_adamw" if schedule_free else "adamw_torch",
         max_grad_norm=params.max_grad_norm,
         logging_steps=params.log_every,
         eval_strategy="steps" if selecting else "no",
@@ -193,6 +197,12 @@ def fit(model, examples, params, seed: int, instruction: str = "", checkpoint_di
         if "out of memory" in str(err).lower():
             raise TrainingError(OOM_HINT) from None
         raise
+    restored_best = keep_best and trainer.state.best_model_checkpoint is not None
+    if schedule_free and not restored_best:
+        # The Trainer leaves Schedule-Free's training point in the model; its result is the running average,
+        # which the optimizer swaps in on eval() (as the Trainer does before each evaluation). Best val weights
+        # restored from a checkpoint were saved right after an evaluation: already the average.
+        trainer.optimizer.eval()
     summary = summarize(trainer.state.log_history, metric, params.log_every, trainer.state.max_steps)
     if not all(torch.isfinite(p).all() for p in model.parameters()):
         raise TrainingError(f"{stage}: the weights became non-finite (a loss overflow): lower train.lr "
@@ -210,9 +220,10 @@ def fit(model, examples, params, seed: int, instruction: str = "", checkpoint_di
         "examples_left_out_for_even_shards": getattr(inner, "left_out", 0),
         "resumed_from": resume,
         "loss": params.loss,
+        "optimizer": params.optimizer,
         "selected_by": params.select_by if selecting else None,
     })
-    if keep_best and trainer.state.best_model_checkpoint:
+    if restored_best:
         summary["validation"]["restored_best"] = True
     return summary
 
