@@ -181,3 +181,14 @@ def test_the_hybrid_advice_says_when_its_lead_over_bm25_is_noise(tmp_path):
     significance["finetuned_hybrid_vs_bm25"].update(ci_low=0.01)
     verdict = build_report(tmp_path, {}, significance, per_query, {})
     assert "[+0.010, +0.030])." in verdict and "within the noise" not in verdict
+
+
+def test_the_provenance_seed_names_the_stages_own_seeds_where_a_run_sets_them():
+    from bgetune.params import params_from_dict
+    from bgetune.steps.report import seed_line
+
+    assert seed_line(params_from_dict({"seed": 42})) == "42"
+    assert seed_line(params_from_dict({"seed": 42, "train": {"seed": 7}})) == "42 (training 7)"
+    assert seed_line(params_from_dict({"seed": 3, "mining": {"seed": 7}, "train": {"seed": 7}})) == \
+        "3 (mining 7, training 7)"
+    assert seed_line(params_from_dict({"seed": 42, "train": {"seed": 42}})) == "42"

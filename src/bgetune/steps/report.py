@@ -49,11 +49,12 @@ def run(params, root: str | Path = ".", progress: bool = True) -> Path:
                   "test queries / passages": f"{test.get('queries')} / {test.get('passages')}",
                   "evaluation level": params.eval.level,
                   "training": f"{params.train.method}, {params.train.loss} (temperature {params.train.temperature}), "
-                              f"lr {params.train.lr}, batch {params.train.batch_size}, {params.train.epochs} epoch(s)",
+                              f"lr {params.train.lr}, batch {params.train.batch_size}, {params.train.epochs} epoch(s), "
+                              f"{params.train.optimizer}",
                   "vocabulary": f"characters {'on' if params.vocab.expand_chars else 'off'}, terms "
                                 f"{'on' if params.vocab.expand_terms else 'off'}",
                   "negatives": json.dumps(params.mining.weights), "merge search": params.merge.search,
-                  "seed": params.seed}
+                  "seed": seed_line(params)}
     with StageOutputs("report", OUTS, root) as out:
         write_json(out.path("results/significance.json"), significance)
         series = {}
@@ -89,3 +90,11 @@ def git_commit(root: Path) -> str:
     except (OSError, subprocess.SubprocessError):
         return "unknown (no git)"
     return (commit or "unknown") + (" (with uncommitted changes)" if dirty else "")
+
+
+def seed_line(params) -> str:
+    """The top-level seed, and the stages' own where a run sets them (a soup's second run: same split, other
+    negatives and data order)."""
+    own = {name: params.seed_of(stage) for name, stage in (("mining", "mining"), ("training", "train"))
+           if params.seed_of(stage) != params.seed}
+    return str(params.seed) + (" (" + ", ".join(f"{k} {v}" for k, v in own.items()) + ")" if own else "")
