@@ -95,6 +95,6 @@ def git_commit(root: Path) -> str:
 def seed_line(params) -> str:
     """The top-level seed, and the stages' own where a run sets them (a soup's second run: same split, other
     negatives and data order)."""
-    own = {name: params.seed_of(stage) for name, stage in (("mining", "mining"), ("training", "train"))
-           if params.seed_of(stage) != params.seed}
-    return str(params.seed) + (" (" + ", ".join(f"{k} {v}" for k, v in own.items()) + ")" if own else "")
+    own = [f"{label} {seed}" for label, seed in (("mining", params.seed_of("mining")),
+                                                  ("training", params.seed_of("train"))) if seed != params.seed]
+    return f"{params.seed} ({', '.join(own)})" if own else str(params.seed)
