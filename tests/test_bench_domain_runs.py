@@ -128,6 +128,13 @@ def test_the_bf16_variants_train_under_autocast_for_the_steps_their_speed_buys(d
                                                     domain_runs.SUITES["hour"]["fast_distill_dict_init_bf16_batch32"]))
     assert (med.train.precision, med.train.batch_size, med.train.max_steps, med.train.distill_weight) == \
         ("bf16", 32, 240, 1.0)
+    remine = params_from_dict(domain_runs.variant_dict(
+        domain_runs.bench_params("meddialog", 600, 3, 16),
+        domain_runs.SUITES["hour"]["fast_distill_dict_init_bf16_batch32_remine"]))
+    # two rounds of half the steps: the same 240 steps, the same recipe otherwise
+    assert (remine.mining.rounds, remine.mining.teacher, remine.train.max_steps) == (2, "hybrid", 120)
+    assert remine.model_copy(update={"mining": med.mining, "train": med.train}) == med
+    assert remine.train.model_copy(update={"max_steps": 240}) == med.train
     details = {"x": {"overrides": domain_runs.SUITES["levers"]["dict_init_terms2000_group2_bf16"], "train_steps": 200,
                      "round2": None}}
     (line,) = [x for x in domain_runs.training_notes(_args(tmp_path, steps=40), details) if x]

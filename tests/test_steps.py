@@ -139,6 +139,37 @@ def test_round_two_remines_with_the_round_one_model(mined_project, tmp_path):
     assert train["round2"]["steps"] > 0 and train["rounds"]["round2_mining"]["negatives_per_strategy"]
 
 
+def test_round_two_distils_from_the_hybrid_teacher_over_the_round_one_model(mined_project, tmp_path):
+    import numpy as np
+
+    from bgetune.lexical import BM25Index
+    from bgetune.models import load_model
+    from bgetune.negatives.teacher import hybrid_scores
+    from bgetune.records import read_passages
+    from bgetune.steps.train import remine
+
+    root = copy_project(mined_project, tmp_path / "p", mining={"rounds": 2, "teacher": "hybrid"})
+    params = load_params(root / "params.yaml")
+    passages = read_passages(root / "data" / "corpus.jsonl")
+    model = load_model(str(root / "models" / "base"))   # stands in for the round-1 model
+    taught, rounds = remine(params, root, model, passages, "", "cpu", "fp32", False)
+    assert rounds["round2_mining"]["teacher"]["teacher"] == "hybrid"
+    # The same re-mining without a teacher gives the model's cosines; the hybrid teacher maps BM25 onto their range.
+    plain = params.model_copy(update={"mining": params.mining.model_copy(update={"teacher": ""})})
+    cosine, _ = remine(plain, root, model, passages, "", "cpu", "fp32", False)
+    index = BM25Index([p.text for p in passages])
+    position = {p.id: i for i, p in enumerate(passages)}
+    changed = 0
+    for with_teacher, without in zip(taught, cosine):
+        assert with_teacher.neg_ids == without.neg_ids
+        cosines = np.asarray(without.pos_scores + without.neg_scores)
+        lexical = np.asarray(index.scores(without.query, [position[i] for i in without.pos_ids + without.neg_ids]))
+        expected = hybrid_scores(cosines, lexical)
+        np.testing.assert_allclose(with_teacher.pos_scores + with_teacher.neg_scores, expected, atol=1e-5)
+        changed += not np.allclose(expected, cosines, atol=1e-4)
+    assert changed > len(taught) // 2   # the teacher is not the cosines under another name
+
+
 def test_merge_examples_and_original_base(mined_project, tmp_path):
     root = copy_project(mined_project, tmp_path / "p", merge={"search": "examples", "base": "original",
                                                               "examples": 4})
