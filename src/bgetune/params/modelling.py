@@ -131,7 +131,7 @@ class MiningParams(Section):
     # hub id (a reranker or a stronger embedder); "hybrid": the mean of the scoring model's cosine and BM25 (mapped
     # onto the cosine range), as a teacher where no reranker exists; "bm25": BM25 alone, mapped the same way.
     teacher: str = ""
-    rounds: int = Field(1, ge=1, le=2)   # 2: re-mine with the round-1 fine-tuned model and train again (ANCE)
+    rounds: int = Field(1, ge=1, le=2)   # 2: re-mine (and rescore the teacher) with the round-1 model, train again
     encode_batch_size: int = Field(32, gt=0)
     # The seed of the negatives' draws; None: the top-level seed. Another value re-draws them without touching the
     # split (which the top-level seed draws): a second run for a model soup.
