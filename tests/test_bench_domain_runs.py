@@ -135,6 +135,17 @@ def test_the_bf16_variants_train_under_autocast_for_the_steps_their_speed_buys(d
     assert (remine.mining.rounds, remine.mining.teacher, remine.train.max_steps) == (2, "hybrid", 120)
     assert remine.model_copy(update={"mining": med.mining, "train": med.train}) == med
     assert remine.train.model_copy(update={"max_steps": 240}) == med.train
+    longer = params_from_dict(domain_runs.variant_dict(
+        domain_runs.bench_params("meddialog", 600, 3, 16),
+        domain_runs.SUITES["hour"]["fast_distill_dict_init_bf16_batch32_remine_480"]))
+    assert longer == remine.model_copy(update={"train": med.train})   # two rounds of the one-round run's 240 steps
+    cmrc_base = domain_runs.bench_params("cmrc2018", 200, 1, 16)
+    soup_default = params_from_dict(domain_runs.variant_dict(cmrc_base, domain_runs.SUITES["soup"]["default"]))
+    cmrc_remine = params_from_dict(domain_runs.variant_dict(cmrc_base, domain_runs.SUITES["soup"]["remine"]))
+    assert (cmrc_remine.mining.rounds, cmrc_remine.mining.teacher, cmrc_remine.train.max_steps) == (2, "", 100)
+    assert cmrc_remine.model_copy(update={"mining": soup_default.mining,
+                                          "train": soup_default.train}) == soup_default
+    assert cmrc_remine.train.model_copy(update={"max_steps": 200}) == soup_default.train
     details = {"x": {"overrides": domain_runs.SUITES["levers"]["dict_init_terms2000_group2_bf16"], "train_steps": 200,
                      "round2": None}}
     (line,) = [x for x in domain_runs.training_notes(_args(tmp_path, steps=40), details) if x]
