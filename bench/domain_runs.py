@@ -513,7 +513,8 @@ def run_variant(params, root: Path, args, untrained_done: set[str]) -> dict:
     details.update({"negatives_per_strategy": mining["negatives_per_strategy"], "drops": mining["drops"],
                     "train_steps": stage["steps"], "final_loss": stage["final_loss"],
                     "train_seconds": training["seconds"], "validation": stage.get("validation"),
-                    "round2": training.get("round2", {}).get("steps")})
+                    "round2": training.get("round2", {}).get("steps"),
+                    "round2_validation": training.get("round2", {}).get("validation")})
     return {"headline": headline, "full": full, "details": details}
 
 
