@@ -174,10 +174,20 @@ def test_a_seed_variant_keeps_the_suites_split_and_vocabulary(domain_runs):
         update={"train": default.train}) == default and short.train.model_copy(update={"max_steps": 200}) == default.train
     short_7 = params_from_dict(domain_runs.variant_dict(base, suite["short_7"]))
     assert (short_7.mining.seed, short_7.train.seed, short_7.train.max_steps) == (7, 7, 100)
-    # every soup of the suite names variants it trains
-    for name, variant in suite.items():
-        if "soup_of" in variant:
-            assert all(n in suite and "soup_of" not in suite[n] for n in variant["soup_of"]), name
+    # every soup of every suite names variants that suite trains
+    for suite in domain_runs.SUITES.values():
+        for name, variant in suite.items():
+            if "soup_of" in variant:
+                assert all(n in suite and "soup_of" not in suite[n] for n in variant["soup_of"]), name
+    # meddialog's hour: the seed-7 two-round run is the two-round recipe with other draws only
+    hour, med = domain_runs.SUITES["hour"], domain_runs.bench_params("meddialog", 600, 3, 16, eval_every=150)
+    remine = params_from_dict(domain_runs.variant_dict(med, hour["fast_distill_dict_init_bf16_batch32_remine"]))
+    remine_7 = params_from_dict(domain_runs.variant_dict(med, hour["fast_distill_dict_init_bf16_batch32_remine_seed_7"]))
+    assert (remine_7.mining.seed, remine_7.train.seed, remine_7.seed) == (7, 7, 42)
+    assert (remine_7.mining.rounds, remine_7.mining.teacher, remine_7.train.max_steps) == (2, "hybrid", 120)
+    assert remine_7.mining.model_copy(update={"seed": None}) == remine.mining
+    assert remine_7.train.model_copy(update={"seed": None}) == remine.train
+    assert remine_7.model_copy(update={"mining": remine.mining, "train": remine.train}) == remine
 
 
 def test_a_soup_refuses_ingredients_that_are_not_trained_variants(domain_runs, tmp_path):
