@@ -174,6 +174,14 @@ def test_a_seed_variant_keeps_the_suites_split_and_vocabulary(domain_runs):
         update={"train": default.train}) == default and short.train.model_copy(update={"max_steps": 200}) == default.train
     short_7 = params_from_dict(domain_runs.variant_dict(base, suite["short_7"]))
     assert (short_7.mining.seed, short_7.train.seed, short_7.train.max_steps) == (7, 7, 100)
+    # InfoNCE's terms: the seed-42 recipe with only the loss's terms changed
+    for name, changed in [("symmetric", {"directions": ["query_to_doc", "doc_to_query"],
+                                         "partition_mode": "per_direction"}),
+                          ("gte_loss", {"directions": ["query_to_doc", "query_to_query", "doc_to_query", "doc_to_doc"]}),
+                          ("hardness_in_batch", {"hardness_mode": "in_batch_negatives", "hardness_strength": 9.0})]:
+        term = params_from_dict(domain_runs.variant_dict(base, suite[name]))
+        assert term.train.model_dump() == {**default.train.model_dump(), **changed}, name
+        assert term.model_copy(update={"train": default.train}) == default, name
     # every soup of every suite names variants that suite trains
     for suite in domain_runs.SUITES.values():
         for name, variant in suite.items():

@@ -49,6 +49,102 @@ def test_a_candidate_that_is_another_positive_of_the_query_is_masked():
         infonce(q, c[:2], without, 0.05).item()
 
 
+def st_and_ours(batch: int = 4, negatives: int = 2, dim: int = 16, seed: int = 0):
+    """Random embeddings in sentence-transformers' column layout (queries, positives, negatives_1, ...) and in ours
+    (every positive, then each query's group of hard negatives), with the label our collator would give."""
+    torch.manual_seed(seed)
+    q = torch.randn(batch, dim)
+    columns = [torch.randn(batch, dim) for _ in range(1 + negatives)]
+    ours = [columns[0]] + [columns[1 + n][i:i + 1] for i in range(batch) for n in range(negatives)]
+    ids = [f"p{i}" for i in range(batch)] + [f"n{i}_{n}" for i in range(batch) for n in range(negatives)]
+    label = label_for(batch, ids, [[f"p{i}"] for i in range(batch)])
+    label["group_columns"] = torch.tensor([[i] + [batch + i * negatives + n for n in range(negatives)]
+                                           for i in range(batch)])
+    return [q, *columns], q, torch.cat(ours), label
+
+
+@pytest.mark.parametrize("directions, partition_mode", [
+    (("query_to_doc", "doc_to_query"), "per_direction"),
+    (("query_to_doc", "doc_to_query"), "joint"),
+    (("query_to_doc", "query_to_query", "doc_to_query", "doc_to_doc"), "joint"),
+    (("query_to_doc", "doc_to_doc"), "joint"),
+])
+def test_infonce_directions_equal_sentence_transformers_mnrl(directions, partition_mode):
+    from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
+
+    st_embeddings, q, c, label = st_and_ours()
+    mnrl = MultipleNegativesRankingLoss(None, scale=1 / 0.05, directions=directions, partition_mode=partition_mode)
+    expected = mnrl.compute_loss_from_embeddings(st_embeddings, None).item()
+    ours = infonce(q, c, label, 0.05, directions=directions, partition_mode=partition_mode).item()
+    assert ours == pytest.approx(expected, rel=1e-5)
+    assert ours != pytest.approx(infonce(q, c, label, 0.05).item(), rel=1e-3)   # the terms change the loss
+
+
+@pytest.mark.parametrize("mode, alpha", [("in_batch_negatives", 9.0), ("hard_negatives", 5.0),
+                                         ("all_negatives", 3.0)])
+def test_infonce_hardness_weighting_equals_sentence_transformers_mnrl(mode, alpha):
+    from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
+
+    st_embeddings, q, c, label = st_and_ours(seed=3)
+    mnrl = MultipleNegativesRankingLoss(None, scale=1 / 0.05, hardness_mode=mode, hardness_strength=alpha)
+    expected = mnrl.compute_loss_from_embeddings(st_embeddings, None).item()
+    assert infonce(q, c, label, 0.05, hardness_mode=mode, hardness_strength=alpha).item() == \
+        pytest.approx(expected, rel=1e-5)
+    # the penalty carries no gradient: only the cosines / temperature do
+    q.requires_grad_(True)
+    infonce(q, c, label, 0.05, hardness_mode=mode, hardness_strength=alpha).backward()
+    weighted = q.grad.clone()
+    q.grad = None
+    infonce(q, c, label, 0.05).backward()
+    assert not torch.allclose(weighted, q.grad)
+
+
+def test_same_side_terms_never_use_a_paraphrase_or_the_own_group_as_a_negative():
+    # queries 0 and 1 share the positive "a" (a duplicate question): neither is the other's negative in
+    # query_to_query, neither's passage copy is the other's negative in doc_to_query; in doc_to_doc a passage
+    # meets only other queries' candidates, never its own group or a copy of its own positive.
+    torch.manual_seed(5)
+    q, c = torch.randn(3, 8), torch.randn(5, 8)
+    label = label_for(3, ["a", "a", "c", "x", "y"], [["a"], ["a"], ["c"]])
+    label["group_columns"] = torch.tensor([[0, 3], [1, 4], [2, -1]])
+    t = 0.1
+    qn, cn = F.normalize(q, dim=-1), F.normalize(c, dim=-1)
+    qc, qq, pq, pc = qn @ cn.T / t, qn @ qn.T / t, cn[:3] @ qn.T / t, cn[:3] @ cn.T / t
+    allowed = {  # per query: the scores in its partition (query_to_doc masks the copy of "a" already)
+        0: [qc[0, 0], qc[0, 2], qc[0, 3], qc[0, 4], qq[0, 2], pq[0, 0], pq[0, 2], pc[0, 2], pc[0, 4]],
+        1: [qc[1, 1], qc[1, 2], qc[1, 3], qc[1, 4], qq[1, 2], pq[1, 1], pq[1, 2], pc[1, 2], pc[1, 3]],
+        2: [qc[2, 0], qc[2, 1], qc[2, 2], qc[2, 3], qc[2, 4], qq[2, 0], qq[2, 1], pq[2, 0], pq[2, 1], pq[2, 2],
+            pc[2, 0], pc[2, 1], pc[2, 3], pc[2, 4]],
+    }
+    expected = sum(torch.logsumexp(torch.stack(allowed[i]), 0) - qc[i, i] for i in range(3)) / 3
+    loss = infonce(q, c, label, t, directions=("query_to_doc", "query_to_query", "doc_to_query", "doc_to_doc"))
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
+
+
+def test_infonce_terms_reach_the_loss_from_params_and_bad_combinations_are_refused(tiny_model):
+    from pydantic import ValidationError
+
+    tiny_model.eval()
+    features, label = batch_for(tiny_model)
+    plain = build_loss(tiny_model, TrainParams(temperature=0.05))(features, label).item()
+    symmetric_params = TrainParams(temperature=0.05, directions=["query_to_doc", "doc_to_query"],
+                                   partition_mode="per_direction")
+    loss_fn = build_loss(tiny_model, symmetric_params)
+    assert loss_fn.infonce_terms == {"directions": ("query_to_doc", "doc_to_query"), "partition_mode": "per_direction",
+                                     "hardness_mode": "off", "hardness_strength": 0.0}
+    assert loss_fn(features, label).item() != pytest.approx(plain, rel=1e-4)
+    cached = build_loss(tiny_model, symmetric_params.model_copy(update={"loss": "cached_infonce", "mini_batch_size": 3}))
+    assert cached(features, label).item() == pytest.approx(loss_fn(features, label).item(), rel=1e-5)
+    for bad, message in [({"directions": ["doc_to_query"]}, "must include query_to_doc"),
+                         ({"directions": ["query_to_doc", "doc_to_doc"], "partition_mode": "per_direction"},
+                          "per_direction needs"),
+                         ({"hardness_mode": "hard_negatives"}, "set both"),
+                         ({"hardness_strength": 5.0}, "set both"),
+                         ({"directions": ["query_to_doc", "doc_to_query"], "loss": "cosine"}, "train.loss is cosine")]:
+        with pytest.raises(ValidationError, match=message):
+            TrainParams(**bad)
+
+
 def batch_for(model, group_size=3, noise=()):
     examples = [TrainExample(query=a, pos=[f"{a} {a}"], pos_ids=[a], neg=[f"{a} one", f"{a} two"],
                              neg_ids=[f"{a}1", f"{a}2"], pos_scores=[0.9], neg_scores=[0.5, 0.1]) for a in ANIMALS]

@@ -231,6 +231,13 @@ class TrainParams(Section):
     # learning rate after the warm-up and the weights' running average as the result (the Trainer's integration).
     optimizer: Literal["adamw", "schedule_free_adamw"] = "adamw"
     temperature: float = Field(0.02, gt=0)
+    # InfoNCE's terms, as sentence-transformers' MultipleNegativesRankingLoss names them (training/losses/infonce.py):
+    # the directions scored (query_to_doc always), one softmax over them all (joint) or one each (per_direction),
+    # and hardness weighting (α · cos added to the chosen negatives' logits).
+    directions: list[Literal["query_to_doc", "query_to_query", "doc_to_query", "doc_to_doc"]] = ["query_to_doc"]
+    partition_mode: Literal["joint", "per_direction"] = "joint"
+    hardness_mode: Literal["off", "in_batch_negatives", "hard_negatives", "all_negatives"] = "off"
+    hardness_strength: float = Field(0.0, ge=0.0)
     train_group_size: int = Field(4, ge=1)
     max_grad_norm: float = Field(1.0, gt=0)
     log_every: int = Field(5, ge=1)
@@ -245,6 +252,23 @@ class TrainParams(Section):
         if self.optimizer != "adamw" and self.backend == "flagembedding":
             raise ValueError(f"train.optimizer: {self.optimizer} runs on the sentence_transformers backend only "
                              "(FlagEmbedding saves the model itself, before the average is taken); use adamw")
+        return self
+
+    @model_validator(mode="after")
+    def _infonce_terms(self):
+        terms = self.directions != ["query_to_doc"] or self.hardness_mode != "off"
+        if "query_to_doc" not in self.directions:
+            raise ValueError(f"train.directions: {self.directions} must include query_to_doc (the positive pair)")
+        if len(set(self.directions)) != len(self.directions):
+            raise ValueError(f"train.directions: {self.directions} names a direction twice")
+        if self.partition_mode == "per_direction" and {"query_to_query", "doc_to_doc"} & set(self.directions):
+            raise ValueError("train.partition_mode: per_direction needs every direction to hold the positive pair; "
+                             "query_to_query and doc_to_doc do not (use joint)")
+        if (self.hardness_mode == "off") != (self.hardness_strength == 0):
+            raise ValueError(f"train.hardness_mode: {self.hardness_mode} with train.hardness_strength: "
+                             f"{self.hardness_strength}; set both (a mode and α > 0) or neither")
+        if terms and self.loss not in ("infonce", "cached_infonce"):
+            raise ValueError(f"train.directions and train.hardness_mode shape InfoNCE; train.loss is {self.loss}")
         return self
 
     @model_validator(mode="after")

@@ -92,10 +92,11 @@ def run_flagembedding(params, root: Path, runner=None) -> dict:
     train = params.train
     if train.method != "full" or train.loss != "infonce" or train.stage2.enabled or train.embedding_lr \
             or params.mining.rounds > 1 or train.noise_weight or train.distill_weight \
-            or train.attention_dropout is not None:
+            or train.attention_dropout is not None or train.directions != ["query_to_doc"] \
+            or train.hardness_mode != "off":
         raise FlagEmbeddingError("train.backend: flagembedding supports method: full, loss: infonce and no stage2, "
-                                 "embedding_lr, noise penalty, distillation, attention_dropout or second mining "
-                                 "round; use the sentence_transformers backend for those")
+                                 "embedding_lr, noise penalty, distillation, attention_dropout, InfoNCE directions or "
+                                 "hardness weighting, or second mining round; use the sentence_transformers backend for those")
     started = time.perf_counter()
     device = resolve_device(params.model.device)
     precision = resolve_precision(train.precision, device)

@@ -4,6 +4,7 @@
 collator's features (queries, candidates, optionally noise texts) and ``label`` dict:
 
     loss = objective(q, c, label)                               # infonce | cosine | online_contrastive
+                                                                # (infonce: train.directions, hardness_mode)
          + noise_weight   · noise_penalty(q, noise)             # when train.noise_weight > 0
          + distill_weight · KL(teacher ‖ student over groups)   # when train.distill_weight > 0
 
@@ -49,11 +50,14 @@ class GroupLoss(nn.Module):
 
     def __init__(self, model, kind: str, temperature: float = 0.02, noise_weight: float = 0.0,
                  noise_margin: float = 0.3, distill_weight: float = 0.0, distill_temperature: float = 0.02,
-                 contrastive_margin: float = 0.5, gather_across_devices: bool = False, length_chunk_size: int = 0):
+                 contrastive_margin: float = 0.5, gather_across_devices: bool = False, length_chunk_size: int = 0,
+                 infonce_terms: dict | None = None):
         super().__init__()
         if kind not in OBJECTIVES:
             raise ValueError(f"unknown loss {kind!r}; known: {sorted(OBJECTIVES)}")
         self.model, self.kind, self.temperature = model, kind, temperature
+        # directions, partition_mode, hardness_mode, hardness_strength (infonce's keywords)
+        self.infonce_terms = infonce_terms or {}
         self.noise_weight, self.noise_margin = noise_weight, noise_margin
         self.distill_weight, self.distill_temperature = distill_weight, distill_temperature
         self.gather_across_devices = gather_across_devices and kind in ("infonce", "cached_infonce")
@@ -85,7 +89,7 @@ class GroupLoss(nn.Module):
         if self.gather_across_devices:
             candidates, label = gather_candidates(candidates, label, len(queries))
         if self.kind in ("infonce", "cached_infonce"):
-            loss = infonce(queries, candidates, label, self.temperature)
+            loss = infonce(queries, candidates, label, self.temperature, **self.infonce_terms)
         else:
             loss = OBJECTIVES[self.kind](queries, candidates, label, self.st_loss)
         if noise is not None and self.noise_weight > 0:
@@ -123,6 +127,10 @@ def build_loss(model, params, processes: int = 1) -> nn.Module:
     options = dict(temperature=params.temperature, noise_weight=params.noise_weight, noise_margin=params.noise_margin,
                    distill_weight=params.distill_weight, distill_temperature=params.distill_temperature,
                    contrastive_margin=params.contrastive_margin, gather_across_devices=processes > 1)
+    if params.loss in ("infonce", "cached_infonce"):
+        options["infonce_terms"] = {"directions": tuple(params.directions), "partition_mode": params.partition_mode,
+                                    "hardness_mode": params.hardness_mode,
+                                    "hardness_strength": params.hardness_strength}
     if params.loss == "cached_infonce":
         # GradCache embeds in its own mini-batches (of mini_batch_size texts, in batch order).
         return CachedGroupLoss(model, params.loss, params.mini_batch_size, **options)
