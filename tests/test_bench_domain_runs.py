@@ -182,6 +182,11 @@ def test_a_seed_variant_keeps_the_suites_split_and_vocabulary(domain_runs):
         term = params_from_dict(domain_runs.variant_dict(base, suite[name]))
         assert term.train.model_dump() == {**default.train.model_dump(), **changed}, name
         assert term.model_copy(update={"train": default.train}) == default, name
+    hardness = params_from_dict(domain_runs.variant_dict(base, suite["hardness_in_batch"]))
+    hardness_7 = params_from_dict(domain_runs.variant_dict(base, suite["hardness_in_batch_seed_7"]))
+    assert (hardness_7.mining.seed, hardness_7.train.seed) == (7, 7)
+    assert hardness_7.model_copy(update={"mining": hardness.mining,
+                                         "train": hardness_7.train.model_copy(update={"seed": None})}) == hardness
     # every soup of every suite names variants that suite trains
     for suite in domain_runs.SUITES.values():
         for name, variant in suite.items():
