@@ -135,6 +135,8 @@ def test_infonce_terms_reach_the_loss_from_params_and_bad_combinations_are_refus
     assert loss_fn(features, label).item() != pytest.approx(plain, rel=1e-4)
     cached = build_loss(tiny_model, symmetric_params.model_copy(update={"loss": "cached_infonce", "mini_batch_size": 3}))
     assert cached(features, label).item() == pytest.approx(loss_fn(features, label).item(), rel=1e-5)
+    # a bare `off` in YAML (as `-S train.hardness_mode=off` may write it) reads as false: it means off
+    assert TrainParams(hardness_mode=False).hardness_mode == "off"
     for bad, message in [({"directions": ["doc_to_query"]}, "must include query_to_doc"),
                          ({"directions": ["query_to_doc", "doc_to_doc"], "partition_mode": "per_direction"},
                           "per_direction needs"),

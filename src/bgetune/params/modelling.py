@@ -254,6 +254,11 @@ class TrainParams(Section):
                              "(FlagEmbedding saves the model itself, before the average is taken); use adamw")
         return self
 
+    @field_validator("hardness_mode", mode="before")
+    @classmethod
+    def _hardness_off(cls, value):
+        return "off" if value is False else value   # YAML reads a bare off as false
+
     @model_validator(mode="after")
     def _infonce_terms(self):
         terms = self.directions != ["query_to_doc"] or self.hardness_mode != "off"
