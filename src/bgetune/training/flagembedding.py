@@ -96,7 +96,8 @@ def run_flagembedding(params, root: Path, runner=None) -> dict:
             or train.hardness_mode != "off":
         raise FlagEmbeddingError("train.backend: flagembedding supports method: full, loss: infonce and no stage2, "
                                  "embedding_lr, noise penalty, distillation, attention_dropout, InfoNCE directions or "
-                                 "hardness weighting, or second mining round; use the sentence_transformers backend for those")
+                                 "hardness weighting, or second mining round; use the sentence_transformers backend "
+                                 "for those")
     started = time.perf_counter()
     device = resolve_device(params.model.device)
     precision = resolve_precision(train.precision, device)

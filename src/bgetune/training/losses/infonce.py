@@ -44,8 +44,13 @@ def false_negative_mask(query_positive_ids: torch.Tensor, candidate_ids: torch.T
     return mask
 
 
-DIRECTIONS = ("query_to_doc", "query_to_query", "doc_to_query", "doc_to_doc")
-HARDNESS_MODES = ("off", "in_batch_negatives", "hard_negatives", "all_negatives")
+def own_group_mask(label: dict) -> torch.Tensor:
+    """(B, C) True on each query's own group: its positive column and its hard negatives' columns."""
+    columns = label["group_columns"]
+    own = torch.zeros(len(columns), len(label["candidate_ids"]), dtype=torch.bool, device=columns.device)
+    rows = torch.arange(len(columns), device=columns.device).view(-1, 1).expand_as(columns)
+    own[rows[columns >= 0], columns[columns >= 0]] = True
+    return own
 
 
 def infonce(queries: torch.Tensor, candidates: torch.Tensor, label: dict, temperature: float,
@@ -82,14 +87,9 @@ def infonce(queries: torch.Tensor, candidates: torch.Tensor, label: dict, temper
         same[rows, rows] = True
         blocks["query_to_query"] = (q @ q.T / temperature).masked_fill(same, lowest)
     if "doc_to_doc" in directions:
-        # row i: query i's positive against every candidate but query i's own group and its positives' copies
-        own = torch.zeros_like(mask)
-        columns = label["group_columns"]
-        own[rows.view(-1, 1).expand_as(columns)[columns >= 0], columns[columns >= 0]] = True
-        own |= (query_positive_ids.unsqueeze(1) == label["candidate_ids"].view(1, -1, 1)).any(dim=2)
-        if "candidate_padding" in label:
-            own |= label["candidate_padding"].view(1, -1)
-        blocks["doc_to_doc"] = (positives @ c.T / temperature).masked_fill(own, lowest)
+        # row i: query i's positive against every candidate but query i's own group (its label column included)
+        # and what query_to_doc masks (copies of its positives, padding)
+        blocks["doc_to_doc"] = (positives @ c.T / temperature).masked_fill(own_group_mask(label) | mask, lowest)
     positive = blocks["query_to_doc"][rows, positive_column]
     if partition_mode == "joint":
         log_partition = torch.logsumexp(torch.cat(list(blocks.values()), dim=1), dim=1)
@@ -102,15 +102,12 @@ def infonce(queries: torch.Tensor, candidates: torch.Tensor, label: dict, temper
 def hardness_targets(label: dict, mode: str) -> torch.Tensor:
     """(B, C) 1.0 on the negatives ``mode`` penalises: other queries' candidates (in_batch_negatives), the query's
     own hard negatives (hard_negatives) or both (all_negatives); 0.0 elsewhere, and always on the positive."""
-    columns, positive_column = label["group_columns"], label["positive_column"]
-    own = torch.zeros(len(columns), len(label["candidate_ids"]), dtype=torch.bool, device=columns.device)
-    rows = torch.arange(len(columns), device=columns.device).view(-1, 1).expand_as(columns)
-    own[rows[columns >= 0], columns[columns >= 0]] = True
+    own = own_group_mask(label)
     if mode == "in_batch_negatives":
         chosen = ~own
     elif mode == "hard_negatives":
         chosen = own
     else:
         chosen = torch.ones_like(own)
-    chosen[torch.arange(len(columns), device=columns.device), positive_column] = False
+    chosen[torch.arange(len(own), device=own.device), label["positive_column"]] = False
     return chosen.float()
