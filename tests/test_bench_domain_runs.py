@@ -201,6 +201,16 @@ def test_a_seed_variant_keeps_the_suites_split_and_vocabulary(domain_runs):
     assert remine_7.mining.model_copy(update={"seed": None}) == remine.mining
     assert remine_7.train.model_copy(update={"seed": None}) == remine.train
     assert remine_7.model_copy(update={"mining": remine.mining, "train": remine.train}) == remine
+    # ... and the hardness runs are those two with hardness weighting only
+    hardness_terms = {"hardness_mode": "in_batch_negatives", "hardness_strength": 9.0}
+    for plain, weighted in [("fast_distill_dict_init_bf16_batch32_remine",
+                             "fast_distill_dict_init_bf16_batch32_remine_hardness"),
+                            ("fast_distill_dict_init_bf16_batch32_remine_seed_7",
+                             "fast_distill_dict_init_bf16_batch32_remine_hardness_seed_7")]:
+        plain_params = params_from_dict(domain_runs.variant_dict(med, hour[plain]))
+        weighted_params = params_from_dict(domain_runs.variant_dict(med, hour[weighted]))
+        assert weighted_params.train.model_dump() == {**plain_params.train.model_dump(), **hardness_terms}, weighted
+        assert weighted_params.model_copy(update={"train": plain_params.train}) == plain_params, weighted
 
 
 def test_a_soup_refuses_ingredients_that_are_not_trained_variants(domain_runs, tmp_path):
