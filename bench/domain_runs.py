@@ -279,6 +279,14 @@ SUITES = {
                                                                "hardness_strength": 9.0, "seed": 7},
                                      "mining": {"seed": 7}},
         "soup_hardness": {"soup_of": ["hardness_in_batch", "hardness_in_batch_seed_7"]},
+        # ... hardness weighting of every negative (all_negatives: the question's own mined negative too), and of
+        # the in-batch negatives with a group of 4 (three mined negatives per question, as the hour's recipe).
+        "hardness_all_negatives": {**DICT2000_BF16, "train": {**DICT2000_BF16["train"], "train_group_size": 2,
+                                                              "hardness_mode": "all_negatives",
+                                                              "hardness_strength": 9.0}},
+        "hardness_in_batch_group4": {**DICT2000_BF16, "train": {**DICT2000_BF16["train"],
+                                                                "hardness_mode": "in_batch_negatives",
+                                                                "hardness_strength": 9.0}},
     },
     # Issue 15: passage- and document-level scores of one trained model (documents span several passages).
     "levels": {"default": {}},

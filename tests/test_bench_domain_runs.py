@@ -178,11 +178,17 @@ def test_a_seed_variant_keeps_the_suites_split_and_vocabulary(domain_runs):
     for name, changed in [("symmetric", {"directions": ["query_to_doc", "doc_to_query"],
                                          "partition_mode": "per_direction"}),
                           ("gte_loss", {"directions": ["query_to_doc", "query_to_query", "doc_to_query", "doc_to_doc"]}),
-                          ("hardness_in_batch", {"hardness_mode": "in_batch_negatives", "hardness_strength": 9.0})]:
+                          ("hardness_in_batch", {"hardness_mode": "in_batch_negatives", "hardness_strength": 9.0}),
+                          ("hardness_all_negatives", {"hardness_mode": "all_negatives", "hardness_strength": 9.0})]:
         term = params_from_dict(domain_runs.variant_dict(base, suite[name]))
         assert term.train.model_dump() == {**default.train.model_dump(), **changed}, name
         assert term.model_copy(update={"train": default.train}) == default, name
     hardness = params_from_dict(domain_runs.variant_dict(base, suite["hardness_in_batch"]))
+    group4 = params_from_dict(domain_runs.variant_dict(base, suite["group4"]))
+    hardness_4 = params_from_dict(domain_runs.variant_dict(base, suite["hardness_in_batch_group4"]))
+    assert hardness_4.train.model_dump() == {**group4.train.model_dump(), "hardness_mode": "in_batch_negatives",
+                                             "hardness_strength": 9.0}
+    assert hardness_4.model_copy(update={"train": group4.train}) == group4
     hardness_7 = params_from_dict(domain_runs.variant_dict(base, suite["hardness_in_batch_seed_7"]))
     assert (hardness_7.mining.seed, hardness_7.train.seed) == (7, 7)
     assert hardness_7.model_copy(update={"mining": hardness.mining,
