@@ -287,6 +287,10 @@ SUITES = {
         "hardness_in_batch_group4": {**DICT2000_BF16, "train": {**DICT2000_BF16["train"],
                                                                 "hardness_mode": "in_batch_negatives",
                                                                 "hardness_strength": 9.0}},
+        # Soups of the hardness-weighted runs: the all-negatives run (seed 42) with the seed-7 in-batch run — two
+        # runs as soup_hardness, one of them another mode — and all three (a soup across seeds and settings).
+        "soup_hardness_all_seed_7": {"soup_of": ["hardness_all_negatives", "hardness_in_batch_seed_7"]},
+        "soup_hardness_three": {"soup_of": ["hardness_in_batch", "hardness_in_batch_seed_7", "hardness_all_negatives"]},
     },
     # Issue 15: passage- and document-level scores of one trained model (documents span several passages).
     "levels": {"default": {}},
