@@ -68,6 +68,12 @@ FAST_DISTILL = {**TERMS, "mining": {"teacher": "hybrid"},
 # attention kernel), bf16 autocast; its variants change only the group, the questions and the steps.
 DICT2000_BF16 = {**TERMS, "vocab": {**TERMS["vocab"], "init": "dictionary", "top_terms": 2000},
                  "train": {**TERMS["train"], "attention_dropout": 0.0, "precision": "bf16"}}
+# Hardness weighting of the in-batch negatives (Lan et al. 2025, α = 9): the train keys the hardness variants add.
+HARDNESS = {"hardness_mode": "in_batch_negatives", "hardness_strength": 9.0}
+# meddialog's hour as two rounds of 120 steps of bf16 batch 32 (the hour suite's ..._remine variant).
+REMINE_BF16_BATCH32 = {**FAST_DISTILL, "vocab": {**FAST_DISTILL["vocab"], "init": "dictionary"},
+                       "mining": {**FAST_DISTILL["mining"], "rounds": 2},
+                       "train": {**FAST_DISTILL["train"], "precision": "bf16", "batch_size": 32}, "steps_factor": 0.2}
 SUITES = {
     # Issue 16: each lever alone on top of the best recipe so far (characters + terms, embedding lr 1e-3).
     "levers": {
@@ -156,10 +162,7 @@ SUITES = {
         # ... as two rounds of 120 steps (mining.rounds: 2, ANCE-style; --steps 600 → 120 a round, the same 240 steps):
         # round 2's negatives re-mined and its hybrid teacher rescored with the round-1 model, whose hybrid ranks the
         # test 1.39x BM25 where the expanded base's ranked 1.09x: a better teacher, and negatives only it finds.
-        "fast_distill_dict_init_bf16_batch32_remine": {
-            **FAST_DISTILL, "vocab": {**FAST_DISTILL["vocab"], "init": "dictionary"},
-            "mining": {**FAST_DISTILL["mining"], "rounds": 2},
-            "train": {**FAST_DISTILL["train"], "precision": "bf16", "batch_size": 32}, "steps_factor": 0.2},
+        "fast_distill_dict_init_bf16_batch32_remine": REMINE_BF16_BATCH32,
         # ... and two rounds of 240 steps (--steps 600 → 240 a round): the hour's CPU spent on both rounds at the
         # one-round recipe's length (its round 2 reached val 0.378, the best val of these runs, at step 120).
         "fast_distill_dict_init_bf16_batch32_remine_480": {
@@ -170,27 +173,18 @@ SUITES = {
         # and the soup of the two (merge.models' uniform average): on CMRC a soup of two seeds won +0.011 over its
         # runs where no single-run lever did; the two runs and the merge fit in the hour.
         "fast_distill_dict_init_bf16_batch32_remine_seed_7": {
-            **FAST_DISTILL, "vocab": {**FAST_DISTILL["vocab"], "init": "dictionary"},
-            "mining": {**FAST_DISTILL["mining"], "rounds": 2, "seed": 7},
-            "train": {**FAST_DISTILL["train"], "precision": "bf16", "batch_size": 32, "seed": 7},
-            "steps_factor": 0.2},
+            **REMINE_BF16_BATCH32, "mining": {**REMINE_BF16_BATCH32["mining"], "seed": 7},
+            "train": {**REMINE_BF16_BATCH32["train"], "seed": 7}},
         "soup_remine_seeds_42_7": {"soup_of": ["fast_distill_dict_init_bf16_batch32_remine",
                                                "fast_distill_dict_init_bf16_batch32_remine_seed_7"]},
         # ... with hardness weighting (train.hardness_mode: in_batch_negatives, α 9): each in-batch negative's logit
         # raised by α times its cosine, so the negatives the model already confuses weigh more; on CMRC it won
         # +0.008 [+0.002, +0.015] at equal time. Its seed-7 twin and the soup of the two as above.
         "fast_distill_dict_init_bf16_batch32_remine_hardness": {
-            **FAST_DISTILL, "vocab": {**FAST_DISTILL["vocab"], "init": "dictionary"},
-            "mining": {**FAST_DISTILL["mining"], "rounds": 2},
-            "train": {**FAST_DISTILL["train"], "precision": "bf16", "batch_size": 32,
-                      "hardness_mode": "in_batch_negatives", "hardness_strength": 9.0},
-            "steps_factor": 0.2},
+            **REMINE_BF16_BATCH32, "train": {**REMINE_BF16_BATCH32["train"], **HARDNESS}},
         "fast_distill_dict_init_bf16_batch32_remine_hardness_seed_7": {
-            **FAST_DISTILL, "vocab": {**FAST_DISTILL["vocab"], "init": "dictionary"},
-            "mining": {**FAST_DISTILL["mining"], "rounds": 2, "seed": 7},
-            "train": {**FAST_DISTILL["train"], "precision": "bf16", "batch_size": 32, "seed": 7,
-                      "hardness_mode": "in_batch_negatives", "hardness_strength": 9.0},
-            "steps_factor": 0.2},
+            **REMINE_BF16_BATCH32, "mining": {**REMINE_BF16_BATCH32["mining"], "seed": 7},
+            "train": {**REMINE_BF16_BATCH32["train"], "seed": 7, **HARDNESS}},
         "soup_remine_hardness_seeds_42_7": {"soup_of": ["fast_distill_dict_init_bf16_batch32_remine_hardness",
                                                         "fast_distill_dict_init_bf16_batch32_remine_hardness_seed_7"]},
         # ... with 2,000 terms instead of 500, for 300 steps: with the dictionary start a whole-word row (高血压 →
@@ -270,13 +264,10 @@ SUITES = {
                                                 "directions": ["query_to_doc", "query_to_query", "doc_to_query",
                                                                "doc_to_doc"]}},
         # Hardness weighting of the in-batch negatives (Lan et al. 2025, α = 9): the closest ones weigh more.
-        "hardness_in_batch": {**DICT2000_BF16, "train": {**DICT2000_BF16["train"], "train_group_size": 2,
-                                                         "hardness_mode": "in_batch_negatives",
-                                                         "hardness_strength": 9.0}},
+        "hardness_in_batch": {**DICT2000_BF16, "train": {**DICT2000_BF16["train"], "train_group_size": 2, **HARDNESS}},
         # ... the best single run so far (0.8814): again with seed 7, and the soup of the two.
         "hardness_in_batch_seed_7": {**DICT2000_BF16, "train": {**DICT2000_BF16["train"], "train_group_size": 2,
-                                                               "hardness_mode": "in_batch_negatives",
-                                                               "hardness_strength": 9.0, "seed": 7},
+                                                               **HARDNESS, "seed": 7},
                                      "mining": {"seed": 7}},
         "soup_hardness": {"soup_of": ["hardness_in_batch", "hardness_in_batch_seed_7"]},
         # ... hardness weighting of every negative (all_negatives: the question's own mined negative too), and of
@@ -284,9 +275,7 @@ SUITES = {
         "hardness_all_negatives": {**DICT2000_BF16, "train": {**DICT2000_BF16["train"], "train_group_size": 2,
                                                               "hardness_mode": "all_negatives",
                                                               "hardness_strength": 9.0}},
-        "hardness_in_batch_group4": {**DICT2000_BF16, "train": {**DICT2000_BF16["train"],
-                                                                "hardness_mode": "in_batch_negatives",
-                                                                "hardness_strength": 9.0}},
+        "hardness_in_batch_group4": {**DICT2000_BF16, "train": {**DICT2000_BF16["train"], **HARDNESS}},
         # Soups of the hardness-weighted runs: the all-negatives run (seed 42) with the seed-7 in-batch run — two
         # runs as soup_hardness, one of them another mode — and all three (a soup across seeds and settings).
         "soup_hardness_all_seed_7": {"soup_of": ["hardness_all_negatives", "hardness_in_batch_seed_7"]},
