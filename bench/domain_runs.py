@@ -280,6 +280,11 @@ SUITES = {
         # runs as soup_hardness, one of them another mode — and all three (a soup across seeds and settings).
         "soup_hardness_all_seed_7": {"soup_of": ["hardness_all_negatives", "hardness_in_batch_seed_7"]},
         "soup_hardness_three": {"soup_of": ["hardness_in_batch", "hardness_in_batch_seed_7", "hardness_all_negatives"]},
+        # The hardness strength α around Lan et al.'s 9 (in-batch negatives, seed 42): which α a default should take.
+        "hardness_in_batch_alpha_5": {**DICT2000_BF16, "train": {**DICT2000_BF16["train"], "train_group_size": 2,
+                                                                 **HARDNESS, "hardness_strength": 5.0}},
+        "hardness_in_batch_alpha_15": {**DICT2000_BF16, "train": {**DICT2000_BF16["train"], "train_group_size": 2,
+                                                                  **HARDNESS, "hardness_strength": 15.0}},
     },
     # Issue 15: passage- and document-level scores of one trained model (documents span several passages).
     "levels": {"default": {}},
