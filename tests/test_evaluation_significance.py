@@ -106,3 +106,41 @@ def test_a_hybrid_can_be_compared_with_the_reference_s_own_hybrid(tmp_path):
                                      reference_key="hybrid_ndcg@10")
     assert hybrid_vs_dense["difference"] == pytest.approx(0.4)     # 0.6 − the reference's dense 0.2
     assert hybrid_vs_hybrid["difference"] == pytest.approx(0.1)    # 0.6 − the reference's hybrid 0.5
+
+
+def test_a_pooled_gain_of_one_pair_is_that_pair_s_paired_bootstrap():
+    import numpy as np
+
+    from bgetune.evaluation.significance import pooled_bootstrap
+
+    rng = random.Random(3)
+    a = [rng.random() for _ in range(300)]
+    b = [x + rng.gauss(0.02, 0.1) for x in a]
+    single = paired_bootstrap(a, b, samples=500, seed=9)
+    pooled = pooled_bootstrap([np.array([[y - x for x, y in zip(a, b)]])], samples=500, seed=9)
+    assert pooled["difference"] == pytest.approx(single["difference"], abs=1e-6)
+    assert (pooled["ci_low"], pooled["ci_high"]) == pytest.approx((single["ci_low"], single["ci_high"]), abs=1e-6)
+    assert pooled["comparisons"] == 1 and pooled["ahead"] == 1
+
+
+def test_pairs_on_the_same_questions_are_resampled_together_and_weigh_the_same():
+    import numpy as np
+
+    from bgetune.evaluation.significance import pooled_bootstrap
+
+    rng = np.random.default_rng(0)
+    d = rng.normal(0.01, 0.2, size=400)
+    one = pooled_bootstrap([d[None, :]], samples=1000, seed=1)
+    # the same pair twice on the same questions is no new evidence: the interval does not narrow ...
+    twice_shared = pooled_bootstrap([np.stack([d, d])], samples=1000, seed=1)
+    assert (twice_shared["ci_low"], twice_shared["ci_high"]) == pytest.approx((one["ci_low"], one["ci_high"]))
+    # ... while two query sets of the same size are: it narrows by about √2
+    twice_apart = pooled_bootstrap([d[None, :], rng.permutation(d)[None, :]], samples=1000, seed=1)
+    width = lambda r: r["ci_high"] - r["ci_low"]   # noqa: E731
+    assert width(twice_apart) == pytest.approx(width(one) / 2 ** 0.5, rel=0.15)
+    # each pair weighs the same, whatever the size of its query set
+    mixed = pooled_bootstrap([np.full((1, 10), 0.1), np.full((2, 1000), -0.05)], samples=200, seed=1)
+    assert mixed["difference"] == pytest.approx((0.1 - 0.05 - 0.05) / 3)
+    assert mixed["ahead"] == 1 and mixed["queries"] == [10, 1000]
+    with pytest.raises(ValueError, match="non-empty"):
+        pooled_bootstrap([np.zeros((0, 5))])

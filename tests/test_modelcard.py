@@ -17,3 +17,15 @@ def test_the_card_names_the_optimizer_and_the_seed_the_training_drew_from():
     card = finetuned_card(params, {"stage1": {"steps": 10}}, {"train_queries": 4, "passages": 8})
     assert "optimizer schedule_free_adamw, seed 7" in card
     assert "seed 42" in finetuned_card(params_from_dict({"seed": 42}), {"stage1": {}}, {})
+
+
+def test_the_card_names_the_loss_terms_that_were_on():
+    default = finetuned_card(params_from_dict({}), {"stage1": {}}, {})
+    assert "| loss | infonce, temperature 0.02, hardness weighting of in_batch_negatives (α 9.0) |" in default
+    plain = params_from_dict({"train": {"hardness_mode": "off", "directions": ["query_to_doc", "doc_to_query"],
+                                        "noise_weight": 0.5}})
+    card = finetuned_card(plain, {"stage1": {}}, {})
+    assert "| loss | infonce, temperature 0.02, directions query_to_doc+doc_to_query (joint), noise penalty 0.5 |" \
+        in card and "hardness" not in card
+    pair = finetuned_card(params_from_dict({"train": {"loss": "cosine", "hardness_mode": "off"}}), {"stage1": {}}, {})
+    assert "| loss | cosine |" in pair

@@ -33,7 +33,8 @@ def test_flagembedding_backend_trains_and_writes_the_same_kind_of_folder(mined_p
     from bgetune.models import pooling_mode
 
     root = copy_project(mined_project, tmp_path / "p", train={"backend": "flagembedding", "max_steps": 3,
-                                                              "batch_size": 2, "train_group_size": 2, "lr": 1e-3},
+                                                              "batch_size": 2, "train_group_size": 2, "lr": 1e-3,
+                                                              "hardness_mode": "off"},
                         model={"query_instruction": "q: "})
     params = load_params(root / "params.yaml")
     summary = run_flagembedding(params, root)

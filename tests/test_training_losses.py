@@ -126,12 +126,17 @@ def test_infonce_terms_reach_the_loss_from_params_and_bad_combinations_are_refus
 
     tiny_model.eval()
     features, label = batch_for(tiny_model)
-    plain = build_loss(tiny_model, TrainParams(temperature=0.05))(features, label).item()
+    plain = build_loss(tiny_model, TrainParams(temperature=0.05, hardness_mode="off"))(features, label).item()
+    # the default weighs the in-batch negatives by their hardness (α 9), which changes the loss
+    default_loss = build_loss(tiny_model, TrainParams(temperature=0.05))
+    assert default_loss.infonce_terms["hardness_mode"] == "in_batch_negatives"
+    assert default_loss.infonce_terms["hardness_strength"] == 9.0
+    assert default_loss(features, label).item() != pytest.approx(plain, rel=1e-4)
     symmetric_params = TrainParams(temperature=0.05, directions=["query_to_doc", "doc_to_query"],
-                                   partition_mode="per_direction")
+                                   partition_mode="per_direction", hardness_mode="off")
     loss_fn = build_loss(tiny_model, symmetric_params)
     assert loss_fn.infonce_terms == {"directions": ("query_to_doc", "doc_to_query"), "partition_mode": "per_direction",
-                                     "hardness_mode": "off", "hardness_strength": 0.0}
+                                     "hardness_mode": "off", "hardness_strength": 9.0}
     assert loss_fn(features, label).item() != pytest.approx(plain, rel=1e-4)
     cached = build_loss(tiny_model, symmetric_params.model_copy(update={"loss": "cached_infonce", "mini_batch_size": 3}))
     assert cached(features, label).item() == pytest.approx(loss_fn(features, label).item(), rel=1e-5)
@@ -140,11 +145,16 @@ def test_infonce_terms_reach_the_loss_from_params_and_bad_combinations_are_refus
     for bad, message in [({"directions": ["doc_to_query"]}, "must include query_to_doc"),
                          ({"directions": ["query_to_doc", "doc_to_doc"], "partition_mode": "per_direction"},
                           "per_direction needs"),
-                         ({"hardness_mode": "hard_negatives"}, "set both"),
-                         ({"hardness_strength": 5.0}, "set both"),
-                         ({"directions": ["query_to_doc", "doc_to_query"], "loss": "cosine"}, "train.loss is cosine")]:
+                         ({"hardness_mode": "hard_negatives", "hardness_strength": 0.0}, "weighs nothing"),
+                         ({"directions": ["query_to_doc", "doc_to_query"], "loss": "cosine", "hardness_mode": "off"},
+                          r"train.loss is cosine, which is not InfoNCE: train.directions: \['query_to_doc', "
+                          r"'doc_to_query'\] shape InfoNCE only"),
+                         ({"loss": "online_contrastive"},
+                          "train.hardness_mode: in_batch_negatives .set it to off. shape InfoNCE only")]:
         with pytest.raises(ValidationError, match=message):
             TrainParams(**bad)
+    # turning hardness off is one key: α is then unused
+    assert TrainParams(loss="cosine", hardness_mode="off").hardness_strength == 9.0
 
 
 def batch_for(model, group_size=3, noise=()):
@@ -188,7 +198,7 @@ def test_bf16_autocast_on_cpu_gives_a_finite_loss_close_to_fp32(tiny_model):
 def test_pairwise_losses_use_each_group(tiny_model):
     features, label = batch_for(tiny_model)
     for kind in ("cosine", "online_contrastive"):
-        loss = build_loss(tiny_model, TrainParams(loss=kind))(features, label)
+        loss = build_loss(tiny_model, TrainParams(loss=kind, hardness_mode="off"))(features, label)
         assert torch.isfinite(loss) and loss.item() >= 0
 
 

@@ -92,6 +92,25 @@ def base_card(params, vocab_summary: dict, passages: int) -> str:
             "not trained. This is the model bgetune fine-tunes from, not a model to deploy.\n\n" + _table(rows))
 
 
+def describe_loss(params) -> str:
+    """``params.loss`` with its temperature and every term on, in words (the train log and the model card)::
+
+        describe_loss(params.train)   # "infonce, temperature 0.02, hardness weighting of in_batch_negatives (α 9.0)"
+    """
+    parts = [params.loss]
+    if params.loss in ("infonce", "cached_infonce"):
+        parts.append(f"temperature {params.temperature}")
+        if list(params.directions) != ["query_to_doc"]:
+            parts.append(f"directions {'+'.join(params.directions)} ({params.partition_mode})")
+        if params.hardness_mode != "off":
+            parts.append(f"hardness weighting of {params.hardness_mode} (α {params.hardness_strength})")
+    if params.noise_weight:
+        parts.append(f"noise penalty {params.noise_weight}")
+    if params.distill_weight:
+        parts.append(f"distillation {params.distill_weight}")
+    return ", ".join(parts)
+
+
 def finetuned_card(params, summary: dict, facts: dict, test: dict | None = None) -> str:
     """``summary``: results/train.json; ``facts``: pooling, lengths, language, instruction, data sizes;
     ``test``: {model name: headline metrics} for the test-split table (base, fine-tuned, merged, BM25)."""
@@ -100,9 +119,7 @@ def finetuned_card(params, summary: dict, facts: dict, test: dict | None = None)
     rows = [("base model", f"`{params.model.base}` (vocabulary expanded: +{facts.get('tokens_added', 0)} tokens)"),
             ("method", f"{train.method}" + (f" (LoRA r={train.lora.r}, alpha={train.lora.alpha}, merged)"
                                            if train.method == "lora" else "")),
-            ("loss", f"{train.loss}, temperature {train.temperature}"
-                     + (f", noise penalty {train.noise_weight}" if train.noise_weight else "")
-                     + (f", distillation {train.distill_weight}" if train.distill_weight else "")),
+            ("loss", describe_loss(train)),
             ("training pairs", f"{facts.get('train_queries')} queries with mined hard negatives "
                                f"(group size {train.train_group_size})"),
             ("corpus", f"{facts.get('passages')} passages"),

@@ -46,6 +46,40 @@ def paired_bootstrap(scores_a: Sequence[float], scores_b: Sequence[float], sampl
             "p_b_not_better": round(float((means <= 0).mean()), 4)}
 
 
+def pooled_bootstrap(groups: Sequence[np.ndarray], samples: int = 2000, seed: int = 0,
+                     confidence: float = 0.95) -> dict:
+    """The mean gain of one change over several controlled comparisons (each a model against its twin without the
+    change), with a bootstrap interval. ``groups``: one (comparisons × queries) array of per-query differences per
+    query set; a resample draws each set's queries with replacement, once for all its comparisons (they share the
+    queries, so their noise is correlated), and averages every comparison's mean difference with equal weight.
+    The interval is over the test questions, not over further seeds.
+
+    Example::
+
+        pooled_bootstrap([np.array([cmrc_seed_42_diffs, cmrc_seed_7_diffs]), np.array([meddialog_diffs])])
+        # {"comparisons": 3, "difference": 0.0051, "ci_low": 0.0019, "ci_high": 0.0083, "p_not_better": 0.0005, ...}
+    """
+    arrays = [np.asarray(g, dtype=np.float64) for g in groups]
+    if not arrays or any(a.ndim != 2 or a.shape[0] == 0 or a.shape[1] == 0 for a in arrays):
+        raise ValueError("each group must be a non-empty (comparisons × queries) array")
+    rng = np.random.default_rng(seed)
+    totals = np.zeros(samples)
+    for differences in arrays:
+        # (samples, queries) indices, shared by the group's comparisons: each resample's per-comparison means
+        # summed over the group's comparisons
+        indices = rng.integers(0, differences.shape[1], size=(samples, differences.shape[1]))
+        totals += differences.mean(axis=0)[indices].mean(axis=1) * differences.shape[0]
+    count = sum(a.shape[0] for a in arrays)
+    means = totals / count
+    tail = (1 - confidence) / 2
+    low, high = np.quantile(means, [tail, 1 - tail])
+    each = [float(x) for a in arrays for x in a.mean(axis=1)]
+    return {"comparisons": count, "queries": [a.shape[1] for a in arrays],
+            "difference": round(float(np.mean(each)), 6), "ci_low": round(float(low), 6),
+            "ci_high": round(float(high), 6), "confidence": confidence,
+            "p_not_better": round(float((means <= 0).mean()), 4), "ahead": sum(x > 0 for x in each)}
+
+
 def per_query_scores(path: str | Path, key: str = "ndcg@10") -> dict[str, float]:
     """qid → per-query score from a metrics/per_query/<name>.jsonl file (``key``: ``ndcg@10`` or
     ``hybrid_ndcg@10``). Files written before per-query NDCG was stored give it from the first relevant rank when

@@ -2,7 +2,8 @@
 intervals of each NDCG@10 difference) and the Recall@k and training-loss plots.
 
 Reads params: seed, model.base, train.method, train.loss, train.lr, train.epochs, train.batch_size,
-train.temperature, vocab.expand_chars, vocab.expand_terms, mining.weights, merge.search, eval.level.
+train.temperature, train.directions, train.partition_mode, train.hardness_mode, train.hardness_strength,
+train.noise_weight, train.distill_weight, vocab.expand_chars, vocab.expand_terms, mining.weights, merge.search, eval.level.
 
 Example::
 
@@ -26,6 +27,7 @@ OUTS = ["results/report.html", "results/significance.json", "results/plots/recal
 
 def run(params, root: str | Path = ".", progress: bool = True) -> Path:
     from bgetune.evaluation.significance import compare_per_query
+    from bgetune.modelcard import describe_loss
     from bgetune.plots import curves
     from bgetune.records import atomic_open
     from bgetune.report import build_report
@@ -48,7 +50,7 @@ def run(params, root: str | Path = ".", progress: bool = True) -> Path:
                   "experiment": os.environ.get("DVC_EXP_NAME", "workspace"),
                   "test queries / passages": f"{test.get('queries')} / {test.get('passages')}",
                   "evaluation level": params.eval.level,
-                  "training": f"{params.train.method}, {params.train.loss} (temperature {params.train.temperature}), "
+                  "training": f"{params.train.method}, {describe_loss(params.train)}, "
                               f"lr {params.train.lr}, batch {params.train.batch_size}, {params.train.epochs} epoch(s), "
                               f"{params.train.optimizer}",
                   "vocabulary": f"characters {'on' if params.vocab.expand_chars else 'off'}, terms "

@@ -79,6 +79,25 @@ def flagembedding_command(params, model_dir: str | Path, train_file: str | Path,
     return argv
 
 
+def flagembedding_refusals(params) -> list[str]:
+    """The set params FlagEmbedding's trainer has no option for, each as ``key: value (what it takes)``."""
+    train = params.train
+    checks = [
+        ("train.method", train.method, train.method == "full", "full"),
+        ("train.loss", train.loss, train.loss == "infonce", "infonce"),
+        ("train.stage2.enabled", train.stage2.enabled, not train.stage2.enabled, "false"),
+        ("train.embedding_lr", train.embedding_lr, not train.embedding_lr, "0"),
+        ("mining.rounds", params.mining.rounds, params.mining.rounds == 1, "1"),
+        ("train.noise_weight", train.noise_weight, not train.noise_weight, "0"),
+        ("train.distill_weight", train.distill_weight, not train.distill_weight, "0"),
+        ("train.attention_dropout", train.attention_dropout, train.attention_dropout is None, "null"),
+        ("train.directions", train.directions, train.directions == ["query_to_doc"], "[query_to_doc]"),
+        # on by default on the sentence_transformers backend (its InfoNCE term), so this is the one most runs meet
+        ("train.hardness_mode", train.hardness_mode, train.hardness_mode == "off", "off"),
+    ]
+    return [f"{key}: {value} (it takes {accepted})" for key, value, ok, accepted in checks if not ok]
+
+
 def run_flagembedding(params, root: Path, runner=None) -> dict:
     """Run FlagEmbedding's trainer and save its result as models/finetuned (with results/train.json and curves).
     ``runner(argv, env)`` replaces the subprocess call in tests of the plumbing."""
@@ -90,14 +109,10 @@ def run_flagembedding(params, root: Path, runner=None) -> dict:
     from bgetune.steps.train import OUTS
 
     train = params.train
-    if train.method != "full" or train.loss != "infonce" or train.stage2.enabled or train.embedding_lr \
-            or params.mining.rounds > 1 or train.noise_weight or train.distill_weight \
-            or train.attention_dropout is not None or train.directions != ["query_to_doc"] \
-            or train.hardness_mode != "off":
-        raise FlagEmbeddingError("train.backend: flagembedding supports method: full, loss: infonce and no stage2, "
-                                 "embedding_lr, noise penalty, distillation, attention_dropout, InfoNCE directions or "
-                                 "hardness weighting, or second mining round; use the sentence_transformers backend "
-                                 "for those")
+    refused = flagembedding_refusals(params)
+    if refused:
+        raise FlagEmbeddingError(f"train.backend: flagembedding cannot take {'; '.join(refused)}: change them or use "
+                                 "the sentence_transformers backend (FlagEmbedding's trainer has no such options)")
     started = time.perf_counter()
     device = resolve_device(params.model.device)
     precision = resolve_precision(train.precision, device)

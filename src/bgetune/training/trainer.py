@@ -33,6 +33,7 @@ from sentence_transformers import SentenceTransformerTrainer, SentenceTransforme
 
 from bgetune.device import trainer_precision_args
 from bgetune.errors import BgetuneError
+from bgetune.modelcard import describe_loss
 from bgetune.training.data import GroupCollator, ScheduleBatchSampler, groups_short_of_negatives, schedule_dataset
 from bgetune.training.evaluators import metric_key
 from bgetune.training.losses import NonFiniteLoss, build_loss
@@ -166,6 +167,7 @@ def fit(model, examples, params, seed: int, instruction: str = "", checkpoint_di
                              seed=seed, instruction=instruction,
                              noise_texts=list(noise_texts or []) if params.noise_weight > 0 else [])
     loss = build_loss(model, params, processes)
+    log.info("%s: loss %s", stage, describe_loss(params))
     all_callbacks = list(callbacks)
     if selecting and params.early_stopping_patience:
         from transformers import EarlyStoppingCallback
