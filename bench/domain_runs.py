@@ -285,6 +285,12 @@ SUITES = {
                                                                  **HARDNESS, "hardness_strength": 5.0}},
         "hardness_in_batch_alpha_15": {**DICT2000_BF16, "train": {**DICT2000_BF16["train"], "train_group_size": 2,
                                                                   **HARDNESS, "hardness_strength": 15.0}},
+        # The third mode, the question's own mined negatives only (EmbeddingGemma's, α 5), and a soup of the α-15 run
+        # with the seed-7 in-batch run (two seeds, as soup_hardness).
+        "hardness_hard_negatives": {**DICT2000_BF16, "train": {**DICT2000_BF16["train"], "train_group_size": 2,
+                                                               "hardness_mode": "hard_negatives",
+                                                               "hardness_strength": 5.0}},
+        "soup_hardness_alpha_15_seed_7": {"soup_of": ["hardness_in_batch_alpha_15", "hardness_in_batch_seed_7"]},
     },
     # Issue 15: passage- and document-level scores of one trained model (documents span several passages).
     "levels": {"default": {}},

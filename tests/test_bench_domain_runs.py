@@ -182,7 +182,8 @@ def test_a_seed_variant_keeps_the_suites_split_and_vocabulary(domain_runs):
                           ("hardness_all_negatives", {"hardness_mode": "all_negatives", "hardness_strength": 9.0}),
                           ("hardness_in_batch_alpha_5", {"hardness_mode": "in_batch_negatives", "hardness_strength": 5.0}),
                           ("hardness_in_batch_alpha_15", {"hardness_mode": "in_batch_negatives",
-                                                          "hardness_strength": 15.0})]:
+                                                          "hardness_strength": 15.0}),
+                          ("hardness_hard_negatives", {"hardness_mode": "hard_negatives", "hardness_strength": 5.0})]:
         term = params_from_dict(domain_runs.variant_dict(base, suite[name]))
         assert term.train.model_dump() == {**default.train.model_dump(), **changed}, name
         assert term.model_copy(update={"train": default.train}) == default, name
