@@ -309,6 +309,13 @@ SUITES = {
         # start gives them English senses worth keeping.
         "hardness_embedding_lr_3e-4": {**DICT2000_BF16, "train": {**DICT2000_BF16["train"], "train_group_size": 2,
                                                                   **HARDNESS, "embedding_lr": 3e-4}},
+        # Soups of ingredients that differ in a setting rather than a seed (the seed-42 α-9 run with its lr-3e-4 twin,
+        # both 0.881), and of all six hardness-weighted group-of-2 runs that scored 0.875-0.881 (α 5, 9, 15, seed 7,
+        # all negatives, lr 3e-4): does a soup keep gaining with more, and more varied, ingredients?
+        "soup_hardness_lr_3e-4": {"soup_of": ["hardness_in_batch", "hardness_embedding_lr_3e-4"]},
+        "soup_hardness_six": {"soup_of": ["hardness_in_batch", "hardness_in_batch_seed_7", "hardness_in_batch_alpha_5",
+                                          "hardness_in_batch_alpha_15", "hardness_all_negatives",
+                                          "hardness_embedding_lr_3e-4"]},
     },
     # Issue 15: passage- and document-level scores of one trained model (documents span several passages).
     "levels": {"default": {}},
