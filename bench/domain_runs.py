@@ -316,6 +316,13 @@ SUITES = {
         "soup_hardness_six": {"soup_of": ["hardness_in_batch", "hardness_in_batch_seed_7", "hardness_in_batch_alpha_5",
                                           "hardness_in_batch_alpha_15", "hardness_all_negatives",
                                           "hardness_embedding_lr_3e-4"]},
+        # Hardness weighting pays through the in-batch negatives, so: twice of them (batch 32 for half the steps: the
+        # same passages encoded), and the temperature sentence-transformers' loss defaults to (0.05, scale 20;
+        # +0.003 [-0.005, +0.011] on meddialog's levers, before hardness weighting).
+        "hardness_batch32": {**DICT2000_BF16, "train": {**DICT2000_BF16["train"], "train_group_size": 2, **HARDNESS,
+                                                        "batch_size": 32}, "steps_factor": 0.5},
+        "hardness_temperature_0.05": {**DICT2000_BF16, "train": {**DICT2000_BF16["train"], "train_group_size": 2,
+                                                                 **HARDNESS, "temperature": 0.05}},
     },
     # Issue 15: passage- and document-level scores of one trained model (documents span several passages).
     "levels": {"default": {}},
