@@ -70,6 +70,15 @@ DICT2000_BF16 = {**TERMS, "vocab": {**TERMS["vocab"], "init": "dictionary", "top
                  "train": {**TERMS["train"], "attention_dropout": 0.0, "precision": "bf16"}}
 # Hardness weighting of the in-batch negatives (Lan et al. 2025, α = 9): the train keys the hardness variants add.
 HARDNESS = {"hardness_mode": "in_batch_negatives", "hardness_strength": 9.0}
+
+
+def hardness_run(train: dict | None = None, **extra) -> dict:
+    """CMRC's best single run (the bf16 recipe, a group of 2, hardness weighting) with ``train`` keys changed and
+    other sections or bench keys (``mining``, ``steps_factor``) added."""
+    return {**DICT2000_BF16, "train": {**DICT2000_BF16["train"], "train_group_size": 2, **HARDNESS, **(train or {})},
+            **extra}
+
+
 # meddialog's hour as two rounds of 120 steps of bf16 batch 32 (the hour suite's ..._remine variant).
 REMINE_BF16_BATCH32 = {**FAST_DISTILL, "vocab": {**FAST_DISTILL["vocab"], "init": "dictionary"},
                        "mining": {**FAST_DISTILL["mining"], "rounds": 2},
@@ -297,18 +306,12 @@ SUITES = {
         # better spent on hard ones only (hard_ratio 1.0)? It is not (0.8704 against 0.8814): so the other way, half
         # random (hard_ratio 0.5), and hard ones from ranks 10..100, past the nearest (FlagEmbedding's hn_mine
         # samples ranks 10..210 for the same reason: the nearest are the likeliest to answer the question too).
-        "hardness_hard_only": {**DICT2000_BF16, "train": {**DICT2000_BF16["train"], "train_group_size": 2, **HARDNESS},
-                               "mining": {"hard_ratio": 1.0}},
-        "hardness_hard_ratio_0.5": {**DICT2000_BF16, "train": {**DICT2000_BF16["train"], "train_group_size": 2,
-                                                               **HARDNESS},
-                                    "mining": {"hard_ratio": 0.5}},
-        "hardness_ranks_10_100": {**DICT2000_BF16, "train": {**DICT2000_BF16["train"], "train_group_size": 2,
-                                                             **HARDNESS},
-                                  "mining": {"bm25": {"rank_min": 10}, "dense": {"rank_min": 10}}},
+        "hardness_hard_only": hardness_run(mining={"hard_ratio": 1.0}),
+        "hardness_hard_ratio_0.5": hardness_run(mining={"hard_ratio": 0.5}),
+        "hardness_ranks_10_100": hardness_run(mining={"bm25": {"rank_min": 10}, "dense": {"rank_min": 10}}),
         # ... and the new rows at a third of the recipe's lr: 1e-3 was chosen for noise-started rows; the dictionary
         # start gives them English senses worth keeping.
-        "hardness_embedding_lr_3e-4": {**DICT2000_BF16, "train": {**DICT2000_BF16["train"], "train_group_size": 2,
-                                                                  **HARDNESS, "embedding_lr": 3e-4}},
+        "hardness_embedding_lr_3e-4": hardness_run({"embedding_lr": 3e-4}),
         # Soups of ingredients that differ in a setting rather than a seed (the seed-42 α-9 run with its lr-3e-4 twin,
         # both 0.881), and of all six hardness-weighted group-of-2 runs that scored 0.875-0.881 (α 5, 9, 15, seed 7,
         # all negatives, lr 3e-4): does a soup keep gaining with more, and more varied, ingredients?
@@ -319,16 +322,12 @@ SUITES = {
         # Hardness weighting pays through the in-batch negatives, so: twice of them (batch 32 for half the steps: the
         # same passages encoded), and the temperature sentence-transformers' loss defaults to (0.05, scale 20;
         # +0.003 [-0.005, +0.011] on meddialog's levers, before hardness weighting).
-        "hardness_batch32": {**DICT2000_BF16, "train": {**DICT2000_BF16["train"], "train_group_size": 2, **HARDNESS,
-                                                        "batch_size": 32}, "steps_factor": 0.5},
-        "hardness_temperature_0.05": {**DICT2000_BF16, "train": {**DICT2000_BF16["train"], "train_group_size": 2,
-                                                                 **HARDNESS, "temperature": 0.05}},
+        "hardness_batch32": hardness_run({"batch_size": 32}, steps_factor=0.5),
+        "hardness_temperature_0.05": hardness_run({"temperature": 0.05}),
         # Batch 32 for 100 steps trained in 532 s against 616 s for batch 16's 200 steps in the same invocation (larger
         # matrix products use the two cores better) at −0.003: its seed-7 twin and their soup, a soup of two that fits
         # in 30 minutes here.
-        "hardness_batch32_seed_7": {**DICT2000_BF16, "train": {**DICT2000_BF16["train"], "train_group_size": 2,
-                                                               **HARDNESS, "batch_size": 32, "seed": 7},
-                                    "mining": {"seed": 7}, "steps_factor": 0.5},
+        "hardness_batch32_seed_7": hardness_run({"batch_size": 32, "seed": 7}, mining={"seed": 7}, steps_factor=0.5),
         "soup_hardness_batch32": {"soup_of": ["hardness_batch32", "hardness_batch32_seed_7"]},
     },
     # Issue 15: passage- and document-level scores of one trained model (documents span several passages).

@@ -57,7 +57,7 @@ def normalise(scores: np.ndarray, how: str, pool: int = POOL) -> np.ndarray:
 
 def in_pool(scores: np.ndarray, pool: int = POOL) -> np.ndarray:
     """True for each row's top ``pool`` (by score; ties broken by corpus position, as the rankings are)."""
-    order = np.lexsort((np.arange(scores.shape[1])[None, :].repeat(len(scores), 0), -scores), axis=1)
+    order = np.argsort(-scores, axis=1, kind="stable")
     mask = np.zeros(scores.shape, dtype=bool)
     np.put_along_axis(mask, order[:, :pool], True, axis=1)
     return mask
