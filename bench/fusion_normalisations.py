@@ -100,6 +100,7 @@ def main() -> None:
 
     from domain_runs import git_commit, machine
 
+    from bgetune.device import resolve_device, resolve_precision
     from bgetune.evaluation.metrics import query_ndcg, ranking_metrics
     from bgetune.evaluation.significance import paired_bootstrap
     from bgetune.evaluation.testset import load_test_set
@@ -112,17 +113,20 @@ def main() -> None:
     if not (root / "models" / args.model).is_dir():
         raise SystemExit(f"{root}/models/{args.model}: no trained model (run bench/domain_runs.py first)")
     params = load_params(ROOT / "params.yaml")
-    model = load_model(str(root / "models" / args.model), "cpu", params.model.query_max_length,
+    device = resolve_device(params.model.device)        # the GPU where there is one, as the evaluate stage
+    precision = resolve_precision(params.model.precision, device)
+    model = load_model(str(root / "models" / args.model), device, params.model.query_max_length,
                        params.model.passage_max_length, key=f"{root}/models/{args.model}")
     _, instruction = instructions(params.model, params.model.base)
     test = load_test_set(root, params.eval, 10 ** 9)          # BM25 scores for the whole corpus
     val = load_test_set(root, params.eval, 10 ** 9, split="val")
     position = {pid: i for i, pid in enumerate(test.ids)}
-    passages = encode(model, test.texts, params.eval.encode_batch_size, progress=False, kind="document")
+    passages = encode(model, test.texts, params.eval.encode_batch_size, progress=False, kind="document",
+                      precision=precision)
 
     def score_matrices(split):
         queries = encode(model, [p.query for p in split.pairs], params.eval.encode_batch_size, instruction, False,
-                         kind="query")
+                         kind="query", precision=precision)
         lexical = np.zeros((len(split.pairs), len(test.ids)), dtype=np.float64)
         for row, (ranked, scores) in enumerate(zip(split.bm25, split.bm25_scores)):
             lexical[row, [position[pid] for pid in ranked]] = scores
@@ -155,7 +159,8 @@ def main() -> None:
         del row["per_query"]
     stored = json.loads((root / "metrics" / f"{args.model}.json").read_text(encoding="utf-8"))
     record = {"command": " ".join(["python", "bench/fusion_normalisations.py"] + sys.argv[1:]),
-              "commit": git_commit(), "machine": machine(), "date": time.strftime("%Y-%m-%d"),
+              "commit": git_commit(), "machine": machine(), "device": device, "precision": precision,
+              "date": time.strftime("%Y-%m-%d"),
               "dataset": args.dataset, "variant": args.variant, "model": args.model,
               "test_queries": len(test.pairs), "val_queries": len(val.pairs), "passages": len(test.ids),
               "stored_hybrid_ndcg@10": stored.get("hybrid_ndcg@10"), "rows": rows,
