@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from bgetune.params.inputs import DataParams
 from bgetune.params.section import Section
@@ -65,6 +65,20 @@ class HybridParams(Section):
         return value
 
 
+class WindowParams(Section):
+    """Small-to-big: each passage longer than ``max_chars`` is also indexed as windows of whole sentences (each up
+    to ``max_chars``, the next starting ``overlap_chars`` back), and scores by its best vector — itself or one of its
+    windows — so a question about one sentence of a long passage finds it. 0: off (one vector per passage)."""
+    max_chars: int = Field(0, ge=0)
+    overlap_chars: int = Field(60, ge=0)
+
+    @model_validator(mode="after")
+    def _overlap(self):
+        if self.max_chars and self.overlap_chars >= self.max_chars:
+            raise ValueError(f"overlap_chars ({self.overlap_chars}) must be below max_chars ({self.max_chars})")
+        return self
+
+
 class GeneralSetParams(Section):
     data: DataParams = DataParams(raw_dir="")
     max_queries: int = Field(500, ge=1)
@@ -79,6 +93,7 @@ class EvalParams(Section):
     pair_negatives: int = Field(10, ge=1)
     noise_texts: str = ""
     hybrid: HybridParams = HybridParams()
+    windows: WindowParams = WindowParams()
     general: GeneralSetParams = GeneralSetParams()
     leakage: Literal["error", "warn"] = "error"
     extra_models: dict[str, str] = {}

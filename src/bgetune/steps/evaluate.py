@@ -122,12 +122,19 @@ def dense_results(params, name: str, root: Path, test, k: int, progress: bool, e
     precision = resolve_precision(params.model.precision, device)
     model, instruction, reference = model_for(params, name, root, device, extra_reference)
     batch = eval_params.encode_batch_size
+    windows = window_setting(eval_params)
     ranked = dense_rankings(model, test.texts, test.ids, test.queries, k, instruction, batch, progress,
-                            device=device, precision=precision)
+                            device=device, precision=precision, windows=windows)
     levels = level_metrics(ranked.ids, ranked.scores, test, eval_params)
     document_rankings = levels.pop("document_rankings", None)
     results = {"model": reference, "query_instruction": instruction, **levels,
                "runtime": runtime(device, precision)}
+    if windows:
+        results["windows"] = {"max_chars": windows[0], "overlap_chars": windows[1], "passages": len(test.ids),
+                              "passages_with_windows": len(set(ranked.window_owners.tolist())),
+                              "window_vectors": len(ranked.window_owners)}
+        log.info("evaluate %s: %d of %d passages also indexed as %d windows of up to %d characters", name,
+                 results["windows"]["passages_with_windows"], len(test.ids), len(ranked.window_owners), windows[0])
     positives = [[test.index_of[i] for i in p.pos_ids if i in test.index_of] for p in test.pairs]
     pair, pair_scores = pair_metrics(ranked.query_vectors, ranked.passage_vectors, positives,
                                      eval_params.pair_negatives, params.seed)
@@ -147,7 +154,8 @@ def dense_results(params, name: str, root: Path, test, k: int, progress: bool, e
         tuning = None
         if settings.tune:
             weights, tuning = tuned_hybrid_weights(params, root, model, instruction, device, precision,
-                                                   (test.ids, ranked.passage_vectors))
+                                                   (test.ids, ranked.passage_vectors, ranked.window_vectors,
+                                                    ranked.window_owners))
         hybrid = fuse_all(ranked.ids, test.bm25, weights, settings.rrf_k, k, settings.method, ranked.scores,
                           test.bm25_scores)
         fused_levels = level_metrics(hybrid, None, test, eval_params)
@@ -157,28 +165,36 @@ def dense_results(params, name: str, root: Path, test, k: int, progress: bool, e
     general = load_general_set(eval_params.general, params.seed)
     if general is not None:
         results["general"] = general_metrics(model, instruction, general, eval_params.k_values, batch, False,
-                                             device, precision)
+                                             device, precision, windows)
     if document_rankings is not None:
         results["document_level"] = {"doc_score": eval_params.doc_score}
     return results, ranked.ids, ranked.scores, hybrid, pair_scores
 
 
+def window_setting(eval_params) -> tuple[int, int] | None:
+    """(max_chars, overlap_chars) of ``eval.windows``, or None when it is off."""
+    windows = eval_params.windows
+    return (windows.max_chars, windows.overlap_chars) if windows.max_chars else None
+
+
 def tuned_hybrid_weights(params, root: Path, model, instruction: str, device: str, precision: str,
-                         encoded_corpus: tuple[list[str], object] | None = None):
+                         encoded_corpus: tuple | None = None):
     """The [dense, bm25] weights of ``eval.hybrid.method``'s fusion chosen on the val split. ``encoded_corpus``:
-    (passage ids, their vectors) the test split already encoded with this model; val ranks the same corpus, so
-    they are reused when the ids match (one corpus encode per evaluation instead of two)."""
+    (passage ids, their vectors, window vectors, window owners) the test split already encoded with this model; val
+    ranks the same corpus, so they are reused when the ids match (one corpus encode per evaluation instead of two)."""
     from bgetune.evaluation.hybrid import FUSION_POOL, tune_weights
     from bgetune.evaluation.retrieval import dense_rankings
     from bgetune.evaluation.testset import load_test_set
 
     val = load_test_set(root, params.eval, FUSION_POOL, split="val")
-    vectors = None
+    vectors = windows = None
     if encoded_corpus is not None and list(encoded_corpus[0]) == list(val.ids):
         vectors = encoded_corpus[1]
+        if encoded_corpus[2] is not None:
+            windows = (encoded_corpus[2], encoded_corpus[3])
     ranked = dense_rankings(model, val.texts, val.ids, val.queries, FUSION_POOL, instruction,
                             params.eval.encode_batch_size, False, passage_vectors=vectors, device=device,
-                            precision=precision)
+                            precision=precision, windows=window_setting(params.eval), window_vectors=windows)
     settings = params.eval.hybrid
     weights, trials = tune_weights(settings.method, ranked.ids, val.bm25, val.relevant, settings.rrf_k,
                                    ranked.scores, val.bm25_scores)
