@@ -40,6 +40,8 @@ def test_schema_defaults_equal_params_yaml_key_by_key():
     ({"eval": {"k_values": []}}, "eval.k_values"),
     ({"eval": {"k_values": [0, 10]}}, "eval.k_values"),
     ({"eval": {"hybrid": {"weights": [1.0]}}}, "eval.hybrid.weights"),
+    ({"eval": {"windows": {"max_chars": 60, "overlap_chars": 60}}}, "eval.windows"),
+    ({"eval": {"windows": {"max_chars": -1}}}, "eval.windows.max_chars"),
     ({"merge": {"weights": [0.5]}}, "merge.weights"),
     ({"qa_gen": {"llm": {"base_url": "ftp://x"}}}, "qa_gen.llm.base_url"),
     ({"train": {"eval_every": 20, "checkpoint_every": 30}}, "train"),

@@ -1,4 +1,8 @@
-from bgetune.evaluation.retrieval import bm25_rankings, dense_rankings
+import numpy as np
+import pytest
+
+from bgetune.evaluation.retrieval import (best_per_owner, best_vector_top_k, bm25_rankings, dense_rankings,
+                                          passage_windows)
 from bgetune.lexical import BM25Index
 
 
@@ -19,3 +23,62 @@ def test_dense_rankings_return_every_passage_once(tiny_model):
     assert sorted(ranked.ids[0]) == ["a", "b", "c"] and ranked.ids[0][0] == "a"
     assert ranked.scores[0] == sorted(ranked.scores[0], reverse=True)
     assert ranked.query_vectors.shape == (1, 32) and ranked.passage_vectors.shape == (3, 32)
+
+
+def test_passage_windows_cut_only_long_passages_into_whole_sentences():
+    long = "红猫在这里睡觉。蓝狗在门口叫。绿鱼在水里游来游去。小鸟在树上唱歌。"
+    texts = ["短短一句。", long, "另一句短的。"]
+    windows, owners = passage_windows(texts, 18, 8)
+    assert owners.tolist() == [1, 1, 1]
+    # Whole sentences up to 18 characters; the next window starts with the last sentence before it when that fits
+    # the overlap (蓝狗在门口叫。 is 7 characters, within 8; 绿鱼在水里游来游去。 is 10, beyond it).
+    assert windows == ["红猫在这里睡觉。蓝狗在门口叫。", "蓝狗在门口叫。绿鱼在水里游来游去。", "小鸟在树上唱歌。"]
+    windows, owners = passage_windows(texts, 100, 50)     # nothing longer than 100 characters: no windows
+    assert windows == [] and len(owners) == 0
+
+
+@pytest.mark.parametrize("k", [1, 3, 6])
+def test_best_vector_top_k_ranks_owners_by_their_best_vector_exactly(k):
+    rng = np.random.default_rng(k)
+    vectors = rng.normal(size=(40, 8)).astype(np.float32)
+    owners = np.concatenate([np.arange(6), rng.integers(0, 6, 34)])
+    queries = rng.normal(size=(5, 8)).astype(np.float32)
+    ranked, scores = best_vector_top_k(queries, vectors, owners, k)
+    for q in range(5):
+        best = {o: max(float(queries[q] @ vectors[i]) for i in np.flatnonzero(owners == o)) for o in range(6)}
+        expected = sorted(best, key=lambda o: -best[o])[:k]
+        assert ranked[q] == expected
+        assert scores[q] == pytest.approx([best[o] for o in expected], abs=1e-5)
+
+
+def test_best_per_owner_keeps_the_best_score_and_orders_ties_by_owner():
+    ranked, scores = best_per_owner([[4, 0, 3, 1]], [[0.9, 0.5, 0.5, 0.2]], np.array([0, 1, 2, 1, 3]), k=3)
+    assert ranked == [[3, 0, 1]] and scores == [[0.9, 0.5, 0.5]]
+
+
+def test_dense_rankings_with_windows_score_a_passage_by_its_best_vector(tiny_model):
+    from bgetune.search import encode
+
+    texts = ["red cat. blue dog. green fish. small bird. big apple.", "banana", "red dog, blue fish"]
+    ids, queries = ["long", "short", "mixed"], ["green fish", "banana", "blue dog"]
+    plain = dense_rankings(tiny_model, texts, ids, queries, k=3, progress=False)
+    ranked = dense_rankings(tiny_model, texts, ids, queries, k=3, progress=False, windows=(20, 10))
+    windows, owners = passage_windows(texts, 20, 10)
+    assert owners.tolist() == [0] * len(windows) and ranked.window_owners.tolist() == owners.tolist()
+    query_vectors = encode(tiny_model, queries, kind="query")
+    full = query_vectors @ encode(tiny_model, texts, kind="document").T
+    parts = query_vectors @ encode(tiny_model, windows, kind="document").T
+    for q in range(3):
+        best = {i: max([full[q, i]] + [parts[q, w] for w in range(len(windows)) if owners[w] == i]) for i in range(3)}
+        assert ranked.ids[q] == [ids[i] for i in sorted(best, key=lambda i: -best[i])]
+        assert ranked.scores[q] == pytest.approx(sorted(best.values(), reverse=True), abs=1e-5)
+        # The long passage's score can only rise; the others' stay what one vector gives them.
+        assert dict(zip(ranked.ids[q], ranked.scores[q]))["long"] >= dict(zip(plain.ids[q], plain.scores[q]))[
+            "long"] - 1e-6
+        assert dict(zip(ranked.ids[q], ranked.scores[q]))["short"] == pytest.approx(
+            dict(zip(plain.ids[q], plain.scores[q]))["short"], abs=1e-6)
+    # Windows already encoded are reused as given (here: none, which is one vector per passage again).
+    empty = (np.zeros((0, 32), dtype=np.float32), np.zeros(0, dtype=np.int64))
+    again = dense_rankings(tiny_model, texts, ids, queries, k=3, progress=False, windows=(20, 10),
+                           window_vectors=empty)
+    assert again.ids == plain.ids

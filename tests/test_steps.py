@@ -258,6 +258,49 @@ def test_hybrid_tuning_reuses_the_corpus_vectors_the_test_split_encoded(mined_pr
     assert weights == full["hybrid"]["weights"] and tuning["trials"] == full["hybrid"]["tuning"]["trials"]
 
 
+def test_windows_index_each_long_passage_as_windows_once_and_report_them(mined_project, tmp_path, monkeypatch):
+    root = copy_project(mined_project, tmp_path / "p", eval={"windows": {"max_chars": 24, "overlap_chars": 8}})
+    params = load_params(root / "params.yaml")
+    from sentence_transformers import SentenceTransformer
+
+    from bgetune.evaluation.retrieval import passage_windows
+    from bgetune.records import read_passages
+    from bgetune.steps import evaluate
+
+    corpus = [p.text for p in read_passages(root / "data" / "corpus.jsonl")]
+    windows, owners = passage_windows(corpus, 24, 8)
+    assert len(windows) > len(set(owners.tolist())) > 0, "the tiny corpus has passages longer than 24 characters"
+    encoded = []
+    plain_encode = SentenceTransformer.encode_document
+
+    def counting_encode(self, texts, *args, **kwargs):
+        encoded.extend(texts)
+        return plain_encode(self, texts, *args, **kwargs)
+
+    monkeypatch.setattr(SentenceTransformer, "encode_document", counting_encode)
+    headline = evaluate.run(params, "base", root, progress=False)
+    full = read_json(root / "results" / "eval" / "base.json")
+    assert full["windows"] == {"max_chars": 24, "overlap_chars": 8, "passages": len(corpus),
+                               "passages_with_windows": len(set(owners.tolist())), "window_vectors": len(windows)}
+    # The windows once, like the corpus (val's hybrid tuning reuses both).
+    assert sorted(t for t in encoded if t in set(windows) - set(corpus)) == sorted(
+        w for w in windows if w not in set(corpus))
+    # The stage's ranking is the windowed one: the headline equals its per-query rows, and the windowed ranking
+    # computed directly.
+    per_query = [json.loads(line) for line in (root / "results" / "per_query" / "base.jsonl").read_text()
+                 .splitlines()]
+    assert abs(sum(r["ndcg@10"] for r in per_query) / len(per_query) - headline["ndcg@10"]) < 1e-5
+    from bgetune.evaluation.metrics import ranking_metrics
+    from bgetune.evaluation.retrieval import dense_rankings
+    from bgetune.evaluation.testset import load_test_set
+
+    test = load_test_set(root, params.eval, 100)
+    model, instruction, _ = evaluate.model_for(params, "base", root, "cpu", None)
+    ranked = dense_rankings(model, test.texts, test.ids, test.queries, 100, instruction, progress=False,
+                            windows=(24, 8))
+    assert abs(ranking_metrics(ranked.ids, test.relevant, [10])["ndcg@10"] - headline["ndcg@10"]) < 1e-6
+
+
 def test_mining_and_training_seeds_make_a_second_run_on_the_same_split(mined_project, tmp_path):
     """mining.seed and train.seed: unset they are the top-level seed (same outputs); set, they re-draw the negatives
     and the data order of a second run (an ingredient of a model soup) while the split stays the top-level seed's."""
