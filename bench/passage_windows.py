@@ -3,11 +3,12 @@
 A 400-character passage holds several facts, and one vector for all of them blurs each; a question about one
 sentence (CMRC's questions copy one) then finds the passage by BM25 but not by its single vector. With
 ``eval.windows.max_chars`` set, the evaluate stage also indexes every longer passage as windows of whole sentences
-up to that many characters (overlapping by ``overlap_chars``) and scores the passage by its best vector — itself or
-a window — while it still returns (and is judged on) the whole passage: the parent-document retrieval a RAG
-pipeline hands its LLM. This bench scores one trained model without windows and with each window size, through
-the stage's own code (``dense_rankings(..., windows=…)``, the val-tuned convex hybrid), on the same test questions;
-and, so that the comparison is fair, BM25 over the same windows (a passage scores by its best window there too).
+up to that many characters (overlapping by ``overlap_chars``) and scores the passage by (1 − w) × its own cosine +
+w × its best vector's (itself or a window), w chosen on val — while it still returns (and is judged on) the whole
+passage: the parent-document retrieval a RAG pipeline hands its LLM. This bench scores one trained model without
+windows and with each window size, at the val-chosen w and at w = 1 (best vector only), through the stage's own
+code (``dense_rankings(..., windows=…)``, ``tune_window_weight``, the val-tuned convex hybrid), on the same test
+questions; and, so that the comparison is fair, BM25 over the same windows (a passage scores by its best entry).
 
     python bench/passage_windows.py --dataset cmrc2018 --variant hardness_in_batch
     python bench/passage_windows.py --dataset meddialog --variant fast_distill_dict_init_bf16_batch32_remine_hardness
@@ -64,7 +65,7 @@ def main() -> None:
     from bgetune.device import resolve_device, resolve_precision
     from bgetune.evaluation.hybrid import FUSION_POOL, fuse_all, tune_weights
     from bgetune.evaluation.metrics import query_ndcg, ranking_metrics
-    from bgetune.evaluation.retrieval import dense_rankings, passage_windows
+    from bgetune.evaluation.retrieval import dense_rankings, passage_windows, tune_window_weight, window_candidates
     from bgetune.evaluation.significance import paired_bootstrap
     from bgetune.evaluation.testset import load_test_set
     from bgetune.models import instructions, load_model
@@ -106,8 +107,8 @@ def main() -> None:
     order, _ = bm25_with_windows(test.texts, test.queries, max_chars, overlap, FUSION_POOL)
     metrics, per_query_of["bm25_windows"] = evaluate(test, [[test.ids[i] for i in row] for row in order])
     rows.append({"retriever": "bm25_windows", "windows": [max_chars, overlap], **metrics})
+    val_queries = encode(model, val.queries, batch, instruction, False, kind="query", precision=precision)
     for setting in [None] + settings:
-        name = "dense" if setting is None else f"dense_windows_{setting[0]}"
         clock = time.perf_counter()
         window_vectors = None
         if setting is not None:
@@ -115,20 +116,31 @@ def main() -> None:
             window_vectors = (encode(model, texts, batch, progress=False, kind="document", precision=precision),
                               owners)
         index_seconds = passage_seconds + time.perf_counter() - clock
-        ranked = {split_name: dense_rankings(model, split.texts, split.ids, split.queries, FUSION_POOL, instruction,
-                                             batch, False, passage_vectors=passage_vectors, device=device,
-                                             precision=precision, windows=setting, window_vectors=window_vectors)
-                  for split_name, split in (("test", test), ("val", val))}
-        metrics, per_query_of[name] = evaluate(test, ranked["test"].ids)
-        weights, _ = tune_weights("convex", ranked["val"].ids, val.bm25, val.relevant, 60, ranked["val"].scores,
-                                  val.bm25_scores)
-        fused = fuse_all(ranked["test"].ids, test.bm25, weights, 60, 10, "convex", ranked["test"].scores,
-                         test.bm25_scores)
-        hybrid, per_query_of[f"hybrid_{name}"] = evaluate(test, fused)
-        rows.append({"retriever": name, "windows": list(setting) if setting else None, **metrics,
-                     "vectors": len(test.ids) + (len(window_vectors[1]) if window_vectors else 0),
-                     "index_seconds": round(index_seconds, 1), "hybrid_dense_weight": weights[0],
-                     "hybrid_ndcg@10": hybrid["ndcg@10"]})
+        # Without windows one row; with them the stage's val-tuned weight, and the weight 1 (best vector only).
+        weights = [(None, None)]
+        if setting is not None:
+            candidates = window_candidates(val_queries, passage_vectors, *window_vectors, FUSION_POOL, device)
+            tuned, trials = tune_window_weight(candidates, val.ids, val.relevant)
+            weights = [(tuned, trials), (1.0, None)] if tuned != 1.0 else [(1.0, trials)]
+        for weight, trials in weights:
+            name = "dense" if setting is None else f"dense_windows_{setting[0]}_weight_{weight:.1f}"
+            ranked = {split_name: dense_rankings(model, split.texts, split.ids, split.queries, FUSION_POOL,
+                                                 instruction, batch, False, passage_vectors=passage_vectors,
+                                                 device=device, precision=precision, windows=setting,
+                                                 window_vectors=window_vectors,
+                                                 window_weight=1.0 if weight is None else weight)
+                      for split_name, split in (("test", test), ("val", val))}
+            metrics, per_query_of[name] = evaluate(test, ranked["test"].ids)
+            hybrid_weights, _ = tune_weights("convex", ranked["val"].ids, val.bm25, val.relevant, 60,
+                                             ranked["val"].scores, val.bm25_scores)
+            fused = fuse_all(ranked["test"].ids, test.bm25, hybrid_weights, 60, 10, "convex",
+                             ranked["test"].scores, test.bm25_scores)
+            hybrid, per_query_of[f"hybrid_{name}"] = evaluate(test, fused)
+            rows.append({"retriever": name, "windows": list(setting) if setting else None, "window_weight": weight,
+                         "chosen_on_val": trials is not None, "val_trials": trials, **metrics,
+                         "vectors": len(test.ids) + (len(window_vectors[1]) if window_vectors else 0),
+                         "index_seconds": round(index_seconds, 1), "hybrid_dense_weight": hybrid_weights[0],
+                         "hybrid_ndcg@10": hybrid["ndcg@10"]})
     for row in rows:
         name = row["retriever"]
         row["vs_bm25"] = paired_bootstrap(per_query_of["bm25"], per_query_of[name], args.samples, args.seed)
@@ -158,13 +170,15 @@ def main() -> None:
     def interval(c):
         return f"{c['difference']:+.4f} [{c['ci_low']:+.4f}, {c['ci_high']:+.4f}]" if c else "–"
 
-    lines = ["| retriever | windows (chars, overlap) | vectors | index s | NDCG@10 | ÷ BM25 | Recall@10 | MRR@10 | "
-             "− BM25 [95% CI] | − one vector [95% CI] | hybrid NDCG@10 (dense weight) | hybrid − one-vector hybrid "
-             "[95% CI] |", "| --- " * 12 + "|"]
+    lines = ["| retriever | windows (chars, overlap) | window weight | vectors | index s | NDCG@10 | ÷ BM25 | Recall@10 "
+             "| MRR@10 | − BM25 [95% CI] | − one vector [95% CI] | hybrid NDCG@10 (dense weight) | hybrid − "
+             "one-vector hybrid [95% CI] |", "| --- " * 13 + "|"]
     for r in rows:
         windows = f"{r['windows'][0]}, {r['windows'][1]}" if r["windows"] else "–"
+        weight = "–" if r.get("window_weight") is None else (
+            f"{r['window_weight']:.1f}" + (" (val)" if r.get("chosen_on_val") else ""))
         hybrid = f"{r['hybrid_ndcg@10']:.4f} ({r['hybrid_dense_weight']:.1f})" if "hybrid_ndcg@10" in r else "–"
-        lines.append(f"| {r['retriever']} | {windows} | {r.get('vectors', '–')} | {r.get('index_seconds', '–')} | "
+        lines.append(f"| {r['retriever']} | {windows} | {weight} | {r.get('vectors', '–')} | {r.get('index_seconds', '–')} | "
                      f"{r['ndcg@10']:.4f} | {r['ndcg@10'] / bm25:.3f}× | {r['recall@10']:.4f} | {r['mrr@10']:.4f} | "
                      f"{interval(r['vs_bm25']) if r['retriever'] != 'bm25' else '–'} | "
                      f"{interval(r.get('vs_dense'))} | {hybrid} | {interval(r.get('hybrid_vs_hybrid'))} |")

@@ -69,6 +69,9 @@ def test_split_ratios_are_checked_before_any_work(split, message):
 def test_what_needs_val_pairs_needs_a_val_split():
     with pytest.raises(ParamsError, match="train.eval_every needs val pairs"):
         params_from_dict({"split": {"train": 0.8, "val": 0.0, "test": 0.2}, "train": {"eval_every": 10}})
+    with pytest.raises(ParamsError, match="eval.windows.tune needs val pairs"):
+        params_from_dict({"split": {"train": 0.8, "val": 0.0, "test": 0.2}, "merge": {"search": "off"},
+                          "eval": {"hybrid": {"tune": False}, "windows": {"max_chars": 80}}})
     with pytest.raises(ParamsError, match="merge.search needs val pairs"):
         params_from_dict({"split": {"train": 0.8, "val": 0.0, "test": 0.2}, "merge": {"search": "grid"}})
 

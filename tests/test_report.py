@@ -170,6 +170,21 @@ def test_a_convex_hybrid_is_deployed_with_its_score_recipe(tmp_path):
     assert "min-max normalise" in verdict and "[0.3, 0.7]" in verdict and "RRF" not in verdict.split("Deploy:")[1]
 
 
+def test_the_advice_says_to_index_windows_when_the_evaluation_did(tmp_path):
+    metrics, significance, per_query = write_results(tmp_path)
+    (tmp_path / "results" / "eval" / "finetuned.json").write_text(json.dumps(
+        {"hybrid": {"method": "convex", "weights": [0.3, 0.7], "rrf_k": 60},
+         "windows": {"max_chars": 80, "overlap_chars": 40, "passages": 10, "passages_with_windows": 4,
+                     "window_vectors": 12}}))
+    html = build_report(tmp_path, {}, significance, per_query, {})
+    verdict = html[html.index("<h2>Verdict</h2>"):html.index("<h2>Test-split metrics</h2>")]
+    assert "Deploy: finetuned + BM25 (hybrid)" in verdict
+    assert "windows of whole sentences up to 80 characters (overlap up to 40)" in verdict
+    (tmp_path / "results" / "eval" / "finetuned.json").write_text(json.dumps(
+        {"hybrid": {"method": "convex", "weights": [0.3, 0.7], "rrf_k": 60}}))
+    assert "windows of whole sentences" not in build_report(tmp_path, {}, significance, per_query, {})
+
+
 def test_the_hybrid_advice_says_when_its_lead_over_bm25_is_noise(tmp_path):
     metrics, significance, per_query = write_results(tmp_path)
     significance["finetuned_hybrid_vs_bm25"] = {"difference": 0.006, "ci_low": -0.02, "ci_high": 0.03,

@@ -1,8 +1,9 @@
 import numpy as np
 import pytest
 
-from bgetune.evaluation.retrieval import (best_per_owner, best_vector_top_k, bm25_rankings, dense_rankings,
-                                          passage_windows)
+from bgetune.evaluation.retrieval import (WindowCandidates, best_per_owner, best_vector_top_k, bm25_rankings,
+                                          dense_rankings, mixed_ranking, passage_windows, tune_window_weight,
+                                          window_candidates)
 from bgetune.lexical import BM25Index
 
 
@@ -82,3 +83,37 @@ def test_dense_rankings_with_windows_score_a_passage_by_its_best_vector(tiny_mod
     again = dense_rankings(tiny_model, texts, ids, queries, k=3, progress=False, windows=(20, 10),
                            window_vectors=empty)
     assert again.ids == plain.ids
+
+
+def test_window_candidates_score_both_ways_exactly_and_the_mix_ranks_between_them():
+    rng = np.random.default_rng(3)
+    passages = rng.normal(size=(8, 6)).astype(np.float32)
+    windows = rng.normal(size=(10, 6)).astype(np.float32)
+    owners = np.array([0, 0, 2, 2, 2, 5, 5, 6, 7, 7])
+    queries = rng.normal(size=(4, 6)).astype(np.float32)
+    candidates = window_candidates(queries, passages, windows, owners, pool=8)
+    ids = [f"p{i}" for i in range(8)]
+    for q in range(4):
+        assert candidates.indices[q].tolist() == list(range(8))          # a pool of 8 holds every passage
+        own = passages @ queries[q]
+        best = np.array([max([own[i]] + [windows[w] @ queries[q] for w in range(10) if owners[w] == i])
+                         for i in range(8)])
+        assert candidates.own[q] == pytest.approx(own, abs=1e-5) and candidates.best[q] == pytest.approx(best, abs=1e-5)
+        for weight in (0.0, 0.3, 1.0):
+            ranked, scores = mixed_ranking(candidates, ids, weight, 8)
+            mixed = (1 - weight) * own + weight * best
+            assert ranked[q] == [ids[i] for i in np.argsort(-mixed, kind="stable")]
+            assert scores[q] == pytest.approx(sorted(mixed, reverse=True), abs=1e-5)
+
+
+def test_tune_window_weight_takes_the_best_val_weight_and_ties_go_to_one_vector():
+    # Query 0's positive p1 leads by its own vector, query 1's positive p0 only by a window: a mix ranks both first.
+    candidates = WindowCandidates([np.array([0, 1]), np.array([0, 1])],
+                                  [np.array([0.5, 0.6]), np.array([0.5, 0.6])],
+                                  [np.array([0.55, 0.6]), np.array([0.9, 0.6])])
+    weight, trials = tune_window_weight(candidates, ["p0", "p1"], [{"p1"}, {"p0"}])
+    assert [t["weight"] for t in trials][:3] == [0.0, 0.1, 0.2] and len(trials) == 11
+    assert trials[0]["val_ndcg@10"] < 1.0 and weight == min(t["weight"] for t in trials if t["val_ndcg@10"] == 1.0)
+    assert weight == 0.3     # 0.7 × 0.5 + 0.3 × 0.9 = 0.62 > 0.6 puts p0 first; at 0.2 it is 0.58 < 0.6
+    same = WindowCandidates([np.array([0, 1])], [np.array([0.5, 0.6])], [np.array([0.5, 0.6])])
+    assert tune_window_weight(same, ["p0", "p1"], [{"p1"}])[0] == 0.0   # nothing to gain: one vector

@@ -280,8 +280,16 @@ def test_windows_index_each_long_passage_as_windows_once_and_report_them(mined_p
     monkeypatch.setattr(SentenceTransformer, "encode_document", counting_encode)
     headline = evaluate.run(params, "base", root, progress=False)
     full = read_json(root / "results" / "eval" / "base.json")
-    assert full["windows"] == {"max_chars": 24, "overlap_chars": 8, "passages": len(corpus),
-                               "passages_with_windows": len(set(owners.tolist())), "window_vectors": len(windows)}
+    summary = full["windows"]
+    assert {k: summary[k] for k in ("max_chars", "overlap_chars", "passages", "passages_with_windows",
+                                    "window_vectors")} == {"max_chars": 24, "overlap_chars": 8, "passages": len(corpus),
+                                                           "passages_with_windows": len(set(owners.tolist())),
+                                                           "window_vectors": len(windows)}
+    # The weight val chose: the best trial of the grid, ties to the smaller weight.
+    trials = summary["tuning"]["trials"]
+    assert [t["weight"] for t in trials] == [round(0.1 * i, 1) for i in range(11)]
+    best = max(t["val_ndcg@10"] for t in trials)
+    assert summary["weight"] == min(t["weight"] for t in trials if t["val_ndcg@10"] == best)
     # The windows once, like the corpus (val's hybrid tuning reuses both).
     assert sorted(t for t in encoded if t in set(windows) - set(corpus)) == sorted(
         w for w in windows if w not in set(corpus))
@@ -297,7 +305,7 @@ def test_windows_index_each_long_passage_as_windows_once_and_report_them(mined_p
     test = load_test_set(root, params.eval, 100)
     model, instruction, _ = evaluate.model_for(params, "base", root, "cpu", None)
     ranked = dense_rankings(model, test.texts, test.ids, test.queries, 100, instruction, progress=False,
-                            windows=(24, 8))
+                            windows=(24, 8), window_weight=summary["weight"])
     assert abs(ranking_metrics(ranked.ids, test.relevant, [10])["ndcg@10"] - headline["ndcg@10"]) < 1e-6
 
 

@@ -144,6 +144,8 @@ def finetuned_card(params, summary: dict, facts: dict, test: dict | None = None)
             + f"{facts.get('description', '')}\n\n## Training\n\n" + _table(rows))
     if test:
         body += "\n" + test_table(test)
+    if facts.get("windows"):
+        body += "\n" + windows_section(facts["windows"])
     if facts.get("hybrid"):
         body += "\n" + hybrid_section(facts["hybrid"])
     body += "\n" + usage(facts.get("path", "path/to/this/folder"), facts.get("pooling", "cls"),
@@ -163,6 +165,16 @@ def fusion_recipe(hybrid: dict) -> str:
     k = hybrid.get("rrf_k", 60)
     return (f"reciprocal-rank fusion with k = {k}, score = {dense} / ({k} + dense rank) + {lexical} / ({k} + BM25 rank), over "
             "each retriever's top 100")
+
+
+def windows_section(windows: dict) -> str:
+    """How the test results indexed the passages when the evaluation scored them small-to-big (``eval.windows``;
+    ``windows`` is results/eval/<model>.json's "windows")."""
+    return (f"## Indexing\n\nThe test results index each passage with its windows of whole sentences up to "
+            f"{windows['max_chars']} characters (each starting up to {windows['overlap_chars']} characters back) and "
+            "rank a passage by its best vector, itself or a window; it is still the whole passage that is returned. "
+            f"Index yours the same way ({windows['window_vectors']} window vectors beside "
+            f"{windows['passages']} passages here).\n")
 
 
 def hybrid_section(hybrid: dict) -> str:

@@ -53,13 +53,15 @@ def load_general_set(general_params, seed: int) -> GeneralSet | None:
 
 def general_metrics(model, instruction: str, general: GeneralSet, k_values: list[int], batch_size: int = 32,
                     progress: bool = False, device: str = "cpu", precision: str = "fp32",
-                    windows: tuple[int, int] | None = None) -> dict:
-    """Dense retrieval metrics on the general set (``windows``: small-to-big scoring, as ``eval.windows``)."""
+                    windows: tuple[int, int] | None = None, window_weight: float = 1.0) -> dict:
+    """Dense retrieval metrics on the general set (``windows``, ``window_weight``: small-to-big scoring, as
+    ``eval.windows`` chose on the domain's val split)."""
     from bgetune.evaluation.metrics import ranking_metrics
     from bgetune.evaluation.retrieval import dense_rankings
 
     ranked = dense_rankings(model, general.texts, general.ids, general.queries, max(max(k_values), 10),
-                            instruction, batch_size, progress, device=device, precision=precision, windows=windows)
+                            instruction, batch_size, progress, device=device, precision=precision, windows=windows,
+                            window_weight=window_weight)
     metrics = ranking_metrics(ranked.ids, general.relevant, k_values)
     out = {f"ood_{key}": value for key, value in metrics.items()}
     out["ood_queries"] = len(general.queries)

@@ -9,7 +9,7 @@ Example::
     ranked = dense_rankings(model, texts, ids, queries, k=100, instruction="为这个句子生成表示以用于检索相关文章：")
     ranked.ids[0], ranked.scores[0]          # query 0's top passage ids and scores, best first
     rankings = bm25_rankings(texts, ids, queries, k=100)
-    ranked = dense_rankings(model, texts, ids, queries, k=100, windows=(120, 60))   # small-to-big (eval.windows)
+    ranked = dense_rankings(model, texts, ids, queries, k=100, windows=(80, 40), window_weight=0.5)  # eval.windows
 """
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from bgetune.lexical import BM25Index
 from bgetune.search import encode, top_k
 
 SCORE_DECIMALS = 6   # scores equal to this many decimals are ties (float noise is not a preference)
+WINDOW_WEIGHTS = tuple(round(0.1 * i, 1) for i in range(11))   # eval.windows.tune's grid
 
 
 @dataclass
@@ -85,15 +86,77 @@ def best_per_owner(indices, scores, owners: np.ndarray, k: int) -> tuple[list[li
     return ranked, ranked_scores
 
 
+@dataclass
+class WindowCandidates:
+    """Per query: candidate passages (indices, ascending) with their own vector's and their best vector's cosine."""
+    indices: list[np.ndarray]
+    own: list[np.ndarray]
+    best: list[np.ndarray]
+
+
+def window_candidates(query_vectors: np.ndarray, passage_vectors: np.ndarray, window_vectors: np.ndarray,
+                      owners: np.ndarray, pool: int, device: str = "cpu") -> WindowCandidates:
+    """Each query's top ``pool`` passages by their own vector and top ``pool`` by their best vector (their own or
+    one of their windows'), each then scored exactly both ways. A passage in neither list is not ranked: like the
+    hybrid's fusion pool, a mix of the two scores is ranked within the two lists."""
+    own_scores, own_top = top_k(query_vectors, passage_vectors, pool, device=device)
+    everything = np.concatenate([passage_vectors, window_vectors])
+    best_top, _ = best_vector_top_k(query_vectors, everything,
+                                    np.concatenate([np.arange(len(passage_vectors)), owners]), pool, device)
+    by_owner = np.argsort(owners, kind="stable")
+    starts = np.searchsorted(owners[by_owner], np.arange(len(passage_vectors) + 1))
+    indices, own, best = [], [], []
+    for query, top, extra in zip(query_vectors, own_top, best_top):
+        candidates = np.unique(np.concatenate([top[top >= 0], np.asarray(extra, dtype=np.int64)]))
+        own_cosines = passage_vectors[candidates] @ query
+        best_cosines = own_cosines.copy()
+        for j, passage in enumerate(candidates):
+            windows = by_owner[starts[passage]:starts[passage + 1]]
+            if len(windows):
+                best_cosines[j] = max(best_cosines[j], float((window_vectors[windows] @ query).max()))
+        indices.append(candidates)
+        own.append(own_cosines)
+        best.append(best_cosines)
+    return WindowCandidates(indices, own, best)
+
+
+def mixed_ranking(candidates: WindowCandidates, passage_ids: list[str], weight: float, k: int
+                  ) -> tuple[list[list[str]], list[list[float]]]:
+    """Each query's top-k passage ids and scores by (1 − weight) × own cosine + weight × best cosine."""
+    ids, ranked_scores = [], []
+    for indices, own, best in zip(candidates.indices, candidates.own, candidates.best):
+        mixed = (1.0 - weight) * own + weight * best
+        score_of = dict(zip(indices.tolist(), mixed.tolist()))
+        order = order_ties(indices, mixed)[:k]
+        ids.append([passage_ids[i] for i in order])
+        ranked_scores.append([score_of[i] for i in order])
+    return ids, ranked_scores
+
+
+def tune_window_weight(candidates: WindowCandidates, passage_ids: list[str], relevant: list[set[str]]
+                       ) -> tuple[float, list[dict]]:
+    """The window weight maximising NDCG@10 over ``WINDOW_WEIGHTS`` (on val); ties: the smaller weight (closer to
+    one vector per passage). Returns the weight and every trial."""
+    from bgetune.evaluation.metrics import ranking_metrics
+
+    trials = [{"weight": weight, "val_ndcg@10": ranking_metrics(mixed_ranking(candidates, passage_ids, weight, 10)[0],
+                                                                relevant, [10])["ndcg@10"]}
+              for weight in WINDOW_WEIGHTS]
+    best = max(trials, key=lambda t: (t["val_ndcg@10"], -t["weight"]))
+    return best["weight"], trials
+
+
 def dense_rankings(model, passage_texts: list[str], passage_ids: list[str], queries: list[str], k: int,
                    instruction: str = "", batch_size: int = 32, progress: bool = True, passage_vectors=None,
                    device: str = "cpu", precision: str = "fp32", windows: tuple[int, int] | None = None,
-                   window_vectors: tuple[np.ndarray, np.ndarray] | None = None) -> DenseRanking:
+                   window_vectors: tuple[np.ndarray, np.ndarray] | None = None,
+                   window_weight: float = 1.0) -> DenseRanking:
     """Top-k passage ids and scores per query, plus the query and passage vectors (pair metrics, plots).
 
-    ``windows`` = (max_chars, overlap_chars) turns on small-to-big scoring (``eval.windows``): a passage scores by
-    its best vector, itself or one of its sentence windows (``passage_windows``); ``window_vectors`` = (vectors,
-    owners) reuses windows already encoded for the same passages."""
+    ``windows`` = (max_chars, overlap_chars) turns on small-to-big scoring (``eval.windows``): a passage scores
+    (1 − ``window_weight``) × its own vector's cosine + ``window_weight`` × its best vector's, itself or one of its
+    sentence windows (``passage_windows``); ``window_vectors`` = (vectors, owners) reuses windows already encoded
+    for the same passages."""
     if passage_vectors is None:
         passage_vectors = encode(model, passage_texts, batch_size, progress=progress, kind="document",
                                  precision=precision)
@@ -104,11 +167,9 @@ def dense_rankings(model, passage_texts: list[str], passage_ids: list[str], quer
             window_vectors = (encode(model, texts, batch_size, progress=progress, kind="document",
                                      precision=precision), owners)
         vectors, owners = window_vectors
-        order, ranked_scores = best_vector_top_k(
-            query_vectors, np.concatenate([passage_vectors, vectors]),
-            np.concatenate([np.arange(len(passage_vectors)), owners]), k, device)
-        return DenseRanking([[passage_ids[i] for i in row] for row in order], ranked_scores, query_vectors,
-                            passage_vectors, vectors, owners)
+        candidates = window_candidates(query_vectors, passage_vectors, vectors, owners, k, device)
+        ids, ranked_scores = mixed_ranking(candidates, passage_ids, window_weight, k)
+        return DenseRanking(ids, ranked_scores, query_vectors, passage_vectors, vectors, owners)
     scores, indices = top_k(query_vectors, passage_vectors, k, device=device)
     ids, ranked_scores = [], []
     for row, row_scores in zip(indices, scores):

@@ -68,6 +68,8 @@ class Params(Section):
             raise ValueError("merge.search needs val pairs: set split.val > 0 (or merge.search: off)")
         if self.eval.hybrid.tune and self.split.val <= 0:
             raise ValueError("eval.hybrid.tune needs val pairs: set split.val > 0")
+        if self.eval.windows.max_chars and self.eval.windows.tune and self.split.val <= 0:
+            raise ValueError("eval.windows.tune needs val pairs: set split.val > 0 (or eval.windows.tune: false)")
         return self
 
 

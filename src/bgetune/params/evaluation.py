@@ -67,10 +67,14 @@ class HybridParams(Section):
 
 class WindowParams(Section):
     """Small-to-big: each passage longer than ``max_chars`` is also indexed as windows of whole sentences (each up
-    to ``max_chars``, the next starting ``overlap_chars`` back), and scores by its best vector — itself or one of its
-    windows — so a question about one sentence of a long passage finds it. 0: off (one vector per passage)."""
+    to ``max_chars``, the next starting up to ``overlap_chars`` back). A passage scores (1 − weight) × its own
+    vector's cosine + weight × its best vector's (itself or a window), so a question about one sentence of a long
+    passage can find it; ``tune`` chooses the weight on val (0: one vector per passage, as without windows).
+    ``max_chars`` 0: off."""
     max_chars: int = Field(0, ge=0)
-    overlap_chars: int = Field(60, ge=0)
+    overlap_chars: int = Field(40, ge=0)
+    weight: float = Field(1.0, ge=0.0, le=1.0)
+    tune: bool = True
 
     @model_validator(mode="after")
     def _overlap(self):

@@ -122,19 +122,32 @@ def dense_results(params, name: str, root: Path, test, k: int, progress: bool, e
     precision = resolve_precision(params.model.precision, device)
     model, instruction, reference = model_for(params, name, root, device, extra_reference)
     batch = eval_params.encode_batch_size
-    windows = window_setting(eval_params)
+    passage_vectors = encode(model, test.texts, batch, progress=progress, kind="document", precision=precision)
+    windows, window_vectors, window_summary = window_setting(eval_params), None, None
+    if windows:
+        from bgetune.evaluation.retrieval import passage_windows
+
+        texts, owners = passage_windows(test.texts, *windows)
+        window_vectors = (encode(model, texts, batch, progress=progress, kind="document", precision=precision),
+                          owners)
+        weight, tuning = tuned_window_weight(params, root, model, instruction, device, precision,
+                                             (test.ids, passage_vectors, *window_vectors))
+        window_summary = {"max_chars": windows[0], "overlap_chars": windows[1], "weight": weight,
+                          "tuning": tuning, "passages": len(test.ids),
+                          "passages_with_windows": len(set(owners.tolist())), "window_vectors": len(owners)}
+        log.info("evaluate %s: %d of %d passages also indexed as %d windows of up to %d characters; window weight "
+                 "%.1f%s", name, window_summary["passages_with_windows"], len(test.ids), len(owners), windows[0],
+                 weight, " (chosen on val)" if tuning else "")
     ranked = dense_rankings(model, test.texts, test.ids, test.queries, k, instruction, batch, progress,
-                            device=device, precision=precision, windows=windows)
+                            passage_vectors=passage_vectors, device=device, precision=precision, windows=windows,
+                            window_vectors=window_vectors,
+                            window_weight=window_summary["weight"] if window_summary else 1.0)
     levels = level_metrics(ranked.ids, ranked.scores, test, eval_params)
     document_rankings = levels.pop("document_rankings", None)
     results = {"model": reference, "query_instruction": instruction, **levels,
                "runtime": runtime(device, precision)}
-    if windows:
-        results["windows"] = {"max_chars": windows[0], "overlap_chars": windows[1], "passages": len(test.ids),
-                              "passages_with_windows": len(set(ranked.window_owners.tolist())),
-                              "window_vectors": len(ranked.window_owners)}
-        log.info("evaluate %s: %d of %d passages also indexed as %d windows of up to %d characters", name,
-                 results["windows"]["passages_with_windows"], len(test.ids), len(ranked.window_owners), windows[0])
+    if window_summary:
+        results["windows"] = window_summary
     positives = [[test.index_of[i] for i in p.pos_ids if i in test.index_of] for p in test.pairs]
     pair, pair_scores = pair_metrics(ranked.query_vectors, ranked.passage_vectors, positives,
                                      eval_params.pair_negatives, params.seed)
@@ -155,7 +168,8 @@ def dense_results(params, name: str, root: Path, test, k: int, progress: bool, e
         if settings.tune:
             weights, tuning = tuned_hybrid_weights(params, root, model, instruction, device, precision,
                                                    (test.ids, ranked.passage_vectors, ranked.window_vectors,
-                                                    ranked.window_owners))
+                                                    ranked.window_owners),
+                                                   window_summary["weight"] if window_summary else 1.0)
         hybrid = fuse_all(ranked.ids, test.bm25, weights, settings.rrf_k, k, settings.method, ranked.scores,
                           test.bm25_scores)
         fused_levels = level_metrics(hybrid, None, test, eval_params)
@@ -165,7 +179,8 @@ def dense_results(params, name: str, root: Path, test, k: int, progress: bool, e
     general = load_general_set(eval_params.general, params.seed)
     if general is not None:
         results["general"] = general_metrics(model, instruction, general, eval_params.k_values, batch, False,
-                                             device, precision, windows)
+                                             device, precision, windows,
+                                             window_summary["weight"] if window_summary else 1.0)
     if document_rankings is not None:
         results["document_level"] = {"doc_score": eval_params.doc_score}
     return results, ranked.ids, ranked.scores, hybrid, pair_scores
@@ -177,8 +192,42 @@ def window_setting(eval_params) -> tuple[int, int] | None:
     return (windows.max_chars, windows.overlap_chars) if windows.max_chars else None
 
 
+def tuned_window_weight(params, root: Path, model, instruction: str, device: str, precision: str,
+                        encoded_corpus: tuple) -> tuple[float, dict | None]:
+    """``eval.windows.weight``, or with ``tune`` the weight val ranks best (``tune_window_weight``), and the
+    trials. ``encoded_corpus``: (passage ids, their vectors, window vectors, window owners) of the test split's
+    corpus, which val ranks too (the vectors are reused when the ids match)."""
+    from bgetune.evaluation.hybrid import FUSION_POOL
+    from bgetune.evaluation.retrieval import passage_windows, tune_window_weight, window_candidates
+    from bgetune.evaluation.testset import load_test_set
+    from bgetune.search import encode
+
+    settings = params.eval.windows
+    if not settings.tune:
+        return settings.weight, None
+    val = load_test_set(root, params.eval, FUSION_POOL, split="val")
+    batch = params.eval.encode_batch_size
+    ids, vectors, window_vectors, owners = encoded_corpus
+    if list(ids) != list(val.ids):
+        vectors = encode_documents(model, val.texts, batch, precision)
+        texts, owners = passage_windows(val.texts, settings.max_chars, settings.overlap_chars)
+        window_vectors = encode_documents(model, texts, batch, precision)
+    queries = encode(model, val.queries, batch, instruction, False, kind="query", precision=precision)
+    candidates = window_candidates(queries, vectors, window_vectors, owners, FUSION_POOL, device)
+    weight, trials = tune_window_weight(candidates, val.ids, val.relevant)
+    log.info("window weight chosen on val: %.1f (val NDCG@10 %.4f; one vector per passage %.4f)", weight,
+             max(t["val_ndcg@10"] for t in trials), trials[0]["val_ndcg@10"])
+    return weight, {"val_queries": len(val.pairs), "trials": trials}
+
+
+def encode_documents(model, texts: list[str], batch: int, precision: str):
+    from bgetune.search import encode
+
+    return encode(model, texts, batch, progress=False, kind="document", precision=precision)
+
+
 def tuned_hybrid_weights(params, root: Path, model, instruction: str, device: str, precision: str,
-                         encoded_corpus: tuple | None = None):
+                         encoded_corpus: tuple | None = None, window_weight: float = 1.0):
     """The [dense, bm25] weights of ``eval.hybrid.method``'s fusion chosen on the val split. ``encoded_corpus``:
     (passage ids, their vectors, window vectors, window owners) the test split already encoded with this model; val
     ranks the same corpus, so they are reused when the ids match (one corpus encode per evaluation instead of two)."""
@@ -194,7 +243,8 @@ def tuned_hybrid_weights(params, root: Path, model, instruction: str, device: st
             windows = (encoded_corpus[2], encoded_corpus[3])
     ranked = dense_rankings(model, val.texts, val.ids, val.queries, FUSION_POOL, instruction,
                             params.eval.encode_batch_size, False, passage_vectors=vectors, device=device,
-                            precision=precision, windows=window_setting(params.eval), window_vectors=windows)
+                            precision=precision, windows=window_setting(params.eval), window_vectors=windows,
+                            window_weight=window_weight)
     settings = params.eval.hybrid
     weights, trials = tune_weights(settings.method, ranked.ids, val.bm25, val.relevant, settings.rrf_k,
                                    ranked.scores, val.bm25_scores)

@@ -51,6 +51,8 @@ def run(params, root: str | Path = ".", progress: bool = True) -> dict:
             facts["path"] = f"models/publish/{name}"
             facts["tokens_added"] = (read_json(root / "results/vocab.json") or {}).get("tokens_added", 0)
             facts["hybrid"] = hybrid_facts(root, name)
+            evaluation = root / "results" / "eval" / f"{name}.json"
+            facts["windows"] = (read_json(evaluation) or {}).get("windows") if evaluation.exists() else None
             if name == "merged":
                 facts.update({"title": "Merged embedding model",
                               "description": "Weighted average of " + ", ".join(
