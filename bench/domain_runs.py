@@ -400,7 +400,9 @@ def bench_params(dataset: str, steps: int, epochs: int, batch_size: int, eval_ev
         "train": {"epochs": epochs, "max_steps": steps, "batch_size": batch_size, "lr": 5e-5,
                   "checkpoint_every": 0, "log_every": 10, "eval_every": eval_every, "hardness_mode": "off",
                   "hardness_strength": 0.0},
-        "eval": {"k_values": [1, 5, 10, 100]},
+        # windows off: the default since 2026-12-03 (they won on CMRC), pinned off so that every stored variant
+        # rebuilds the params it ran with (hardness_windows_80 sets them)
+        "eval": {"k_values": [1, 5, 10, 100], "windows": {"max_chars": 0}},
     })
     if chunk_chars:
         params["chunk"]["max_chars"] = chunk_chars

@@ -33,7 +33,7 @@ def test_the_card_names_the_loss_terms_that_were_on():
 
 def test_the_card_says_how_to_index_when_the_evaluation_used_windows():
     windows = {"max_chars": 80, "overlap_chars": 40, "passages": 1951, "passages_with_windows": 1900,
-               "window_vectors": 10282}
+               "window_vectors": 10282, "weight": 0.8}
     card = finetuned_card(params_from_dict({}), {"stage1": {}}, {"windows": windows})
     assert "## Indexing" in card and "windows of whole sentences up to 80 characters" in card
     assert "10282 window vectors beside 1951 passages" in card

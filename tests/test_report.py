@@ -175,13 +175,16 @@ def test_the_advice_says_to_index_windows_when_the_evaluation_did(tmp_path):
     (tmp_path / "results" / "eval" / "finetuned.json").write_text(json.dumps(
         {"hybrid": {"method": "convex", "weights": [0.3, 0.7], "rrf_k": 60},
          "windows": {"max_chars": 80, "overlap_chars": 40, "passages": 10, "passages_with_windows": 4,
-                     "window_vectors": 12}}))
+                     "window_vectors": 12, "weight": 0.8}}))
     html = build_report(tmp_path, {}, significance, per_query, {})
     verdict = html[html.index("<h2>Verdict</h2>"):html.index("<h2>Test-split metrics</h2>")]
     assert "Deploy: finetuned + BM25 (hybrid)" in verdict
     assert "windows of whole sentences up to 80 characters (overlap up to 40)" in verdict
+    assert "rank a passage by (1 − 0.8) × its own cosine + 0.8 × its best vector" in verdict
+    # Val gave the windows no weight: one vector per passage is what to index.
     (tmp_path / "results" / "eval" / "finetuned.json").write_text(json.dumps(
-        {"hybrid": {"method": "convex", "weights": [0.3, 0.7], "rrf_k": 60}}))
+        {"hybrid": {"method": "convex", "weights": [0.3, 0.7], "rrf_k": 60},
+         "windows": {"max_chars": 80, "overlap_chars": 40, "window_vectors": 12, "weight": 0.0}}))
     assert "windows of whole sentences" not in build_report(tmp_path, {}, significance, per_query, {})
 
 

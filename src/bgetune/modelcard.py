@@ -144,8 +144,9 @@ def finetuned_card(params, summary: dict, facts: dict, test: dict | None = None)
             + f"{facts.get('description', '')}\n\n## Training\n\n" + _table(rows))
     if test:
         body += "\n" + test_table(test)
-    if facts.get("windows"):
-        body += "\n" + windows_section(facts["windows"])
+    windows = facts.get("windows") or {}
+    if windows.get("window_vectors") and windows.get("weight"):
+        body += "\n" + windows_section(windows)
     if facts.get("hybrid"):
         body += "\n" + hybrid_section(facts["hybrid"])
     body += "\n" + usage(facts.get("path", "path/to/this/folder"), facts.get("pooling", "cls"),
@@ -170,9 +171,11 @@ def fusion_recipe(hybrid: dict) -> str:
 def windows_section(windows: dict) -> str:
     """How the test results indexed the passages when the evaluation scored them small-to-big (``eval.windows``;
     ``windows`` is results/eval/<model>.json's "windows")."""
+    weight = windows["weight"]
     return (f"## Indexing\n\nThe test results index each passage with its windows of whole sentences up to "
             f"{windows['max_chars']} characters (each starting up to {windows['overlap_chars']} characters back) and "
-            "rank a passage by its best vector, itself or a window; it is still the whole passage that is returned. "
+            f"rank a passage by (1 − {weight}) × its own cosine + {weight} × its best vector's (itself or a "
+            "window); it is still the whole passage that is returned. "
             f"Index yours the same way ({windows['window_vectors']} window vectors beside "
             f"{windows['passages']} passages here).\n")
 

@@ -150,10 +150,11 @@ def verdicts(models: dict, significance: dict, details: dict) -> list[str]:
                            + (f": within the noise of {lead['queries']} test queries, so BM25 alone serves as well "
                               "until a larger test set says otherwise." if noise else "."))
         windows = (details.get(f"eval_{best.split(' ')[0]}") or {}).get("windows")
-        if windows:
+        if windows and windows.get("window_vectors") and windows.get("weight"):
+            weight = windows["weight"]
             advice += (f" Index each passage with its windows of whole sentences up to {windows['max_chars']} "
-                       f"characters (overlap up to {windows['overlap_chars']}) and rank a passage by its best vector, "
-                       "as this evaluation did (eval.windows); one vector per passage ranks lower.")
+                       f"characters (overlap up to {windows['overlap_chars']}) and rank a passage by (1 − {weight}) "
+                       f"× its own cosine + {weight} × its best vector's, as this evaluation did (eval.windows).")
         lines.append(advice)
     return lines
 

@@ -71,7 +71,7 @@ class WindowParams(Section):
     vector's cosine + weight × its best vector's (itself or a window), so a question about one sentence of a long
     passage can find it; ``tune`` chooses the weight on val (0: one vector per passage, as without windows).
     ``max_chars`` 0: off."""
-    max_chars: int = Field(0, ge=0)
+    max_chars: int = Field(80, ge=0)
     overlap_chars: int = Field(40, ge=0)
     weight: float = Field(1.0, ge=0.0, le=1.0)
     tune: bool = True

@@ -130,8 +130,9 @@ def dense_results(params, name: str, root: Path, test, k: int, progress: bool, e
         texts, owners = passage_windows(test.texts, *windows)
         window_vectors = (encode(model, texts, batch, progress=progress, kind="document", precision=precision),
                           owners)
+        # No passage longer than a window: one vector per passage, nothing to tune.
         weight, tuning = tuned_window_weight(params, root, model, instruction, device, precision,
-                                             (test.ids, passage_vectors, *window_vectors))
+                                             (test.ids, passage_vectors, *window_vectors)) if texts else (0.0, None)
         window_summary = {"max_chars": windows[0], "overlap_chars": windows[1], "weight": weight,
                           "tuning": tuning, "passages": len(test.ids),
                           "passages_with_windows": len(set(owners.tolist())), "window_vectors": len(owners)}
