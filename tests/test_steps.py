@@ -309,6 +309,21 @@ def test_windows_index_each_long_passage_as_windows_once_and_report_them(mined_p
     assert abs(ranking_metrics(ranked.ids, test.relevant, [10])["ndcg@10"] - headline["ndcg@10"]) < 1e-6
 
 
+def test_windows_at_weight_zero_rank_as_one_vector_per_passage(mined_project, tmp_path):
+    from bgetune.steps import evaluate
+
+    rows = {}
+    for name, windows in (("off", {"max_chars": 0}), ("zero", {"max_chars": 24, "overlap_chars": 8, "tune": False,
+                                                                "weight": 0.0})):
+        root = copy_project(mined_project, tmp_path / name, eval={"windows": windows})
+        evaluate.run(load_params(root / "params.yaml"), "base", root, progress=False)
+        rows[name] = (root / "results" / "per_query" / "base.jsonl").read_text()
+        if name == "zero":
+            summary = read_json(root / "results" / "eval" / "base.json")["windows"]
+            assert summary["weight"] == 0.0 and summary["tuning"] is None and summary["window_vectors"] > 0
+    assert rows["zero"] == rows["off"]
+
+
 def test_mining_and_training_seeds_make_a_second_run_on_the_same_split(mined_project, tmp_path):
     """mining.seed and train.seed: unset they are the top-level seed (same outputs); set, they re-draw the negatives
     and the data order of a second run (an ingredient of a model soup) while the split stays the top-level seed's."""

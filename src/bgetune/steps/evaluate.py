@@ -139,10 +139,13 @@ def dense_results(params, name: str, root: Path, test, k: int, progress: bool, e
         log.info("evaluate %s: %d of %d passages also indexed as %d windows of up to %d characters; window weight "
                  "%.1f%s", name, window_summary["passages_with_windows"], len(test.ids), len(owners), windows[0],
                  weight, " (chosen on val)" if tuning else "")
+    # Weight 0 (val's choice, or no passage long enough) is one vector per passage: ranked as without windows.
+    weight = window_summary["weight"] if window_summary else 0.0
+    if not weight:
+        windows = window_vectors = None
     ranked = dense_rankings(model, test.texts, test.ids, test.queries, k, instruction, batch, progress,
                             passage_vectors=passage_vectors, device=device, precision=precision, windows=windows,
-                            window_vectors=window_vectors,
-                            window_weight=window_summary["weight"] if window_summary else 1.0)
+                            window_vectors=window_vectors, window_weight=weight)
     levels = level_metrics(ranked.ids, ranked.scores, test, eval_params)
     document_rankings = levels.pop("document_rankings", None)
     results = {"model": reference, "query_instruction": instruction, **levels,
@@ -169,8 +172,7 @@ def dense_results(params, name: str, root: Path, test, k: int, progress: bool, e
         if settings.tune:
             weights, tuning = tuned_hybrid_weights(params, root, model, instruction, device, precision,
                                                    (test.ids, ranked.passage_vectors, ranked.window_vectors,
-                                                    ranked.window_owners),
-                                                   window_summary["weight"] if window_summary else 1.0)
+                                                    ranked.window_owners), weight)
         hybrid = fuse_all(ranked.ids, test.bm25, weights, settings.rrf_k, k, settings.method, ranked.scores,
                           test.bm25_scores)
         fused_levels = level_metrics(hybrid, None, test, eval_params)
@@ -180,8 +182,7 @@ def dense_results(params, name: str, root: Path, test, k: int, progress: bool, e
     general = load_general_set(eval_params.general, params.seed)
     if general is not None:
         results["general"] = general_metrics(model, instruction, general, eval_params.k_values, batch, False,
-                                             device, precision, windows,
-                                             window_summary["weight"] if window_summary else 1.0)
+                                             device, precision, windows, weight)
     if document_rankings is not None:
         results["document_level"] = {"doc_score": eval_params.doc_score}
     return results, ranked.ids, ranked.scores, hybrid, pair_scores
@@ -210,9 +211,9 @@ def tuned_window_weight(params, root: Path, model, instruction: str, device: str
     batch = params.eval.encode_batch_size
     ids, vectors, window_vectors, owners = encoded_corpus
     if list(ids) != list(val.ids):
-        vectors = encode_documents(model, val.texts, batch, precision)
+        vectors = encode(model, val.texts, batch, progress=False, kind="document", precision=precision)
         texts, owners = passage_windows(val.texts, settings.max_chars, settings.overlap_chars)
-        window_vectors = encode_documents(model, texts, batch, precision)
+        window_vectors = encode(model, texts, batch, progress=False, kind="document", precision=precision)
     queries = encode(model, val.queries, batch, instruction, False, kind="query", precision=precision)
     candidates = window_candidates(queries, vectors, window_vectors, owners, FUSION_POOL, device)
     weight, trials = tune_window_weight(candidates, val.ids, val.relevant)
@@ -221,14 +222,8 @@ def tuned_window_weight(params, root: Path, model, instruction: str, device: str
     return weight, {"val_queries": len(val.pairs), "trials": trials}
 
 
-def encode_documents(model, texts: list[str], batch: int, precision: str):
-    from bgetune.search import encode
-
-    return encode(model, texts, batch, progress=False, kind="document", precision=precision)
-
-
 def tuned_hybrid_weights(params, root: Path, model, instruction: str, device: str, precision: str,
-                         encoded_corpus: tuple | None = None, window_weight: float = 1.0):
+                         encoded_corpus: tuple | None = None, window_weight: float = 0.0):
     """The [dense, bm25] weights of ``eval.hybrid.method``'s fusion chosen on the val split. ``encoded_corpus``:
     (passage ids, their vectors, window vectors, window owners) the test split already encoded with this model; val
     ranks the same corpus, so they are reused when the ids match (one corpus encode per evaluation instead of two)."""
@@ -244,8 +239,8 @@ def tuned_hybrid_weights(params, root: Path, model, instruction: str, device: st
             windows = (encoded_corpus[2], encoded_corpus[3])
     ranked = dense_rankings(model, val.texts, val.ids, val.queries, FUSION_POOL, instruction,
                             params.eval.encode_batch_size, False, passage_vectors=vectors, device=device,
-                            precision=precision, windows=window_setting(params.eval), window_vectors=windows,
-                            window_weight=window_weight)
+                            precision=precision, windows=window_setting(params.eval) if window_weight else None,
+                            window_vectors=windows, window_weight=window_weight)
     settings = params.eval.hybrid
     weights, trials = tune_weights(settings.method, ranked.ids, val.bm25, val.relevant, settings.rrf_k,
                                    ranked.scores, val.bm25_scores)
