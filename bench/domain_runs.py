@@ -409,6 +409,36 @@ def bench_params(dataset: str, steps: int, epochs: int, batch_size: int, eval_ev
     return params
 
 
+def add_stored_model_args(parser) -> None:
+    """The arguments of a bench that scores a model bench/domain_runs.py trained (its variant folder in --workdir)."""
+    parser.add_argument("--dataset", required=True, choices=sorted(DATASETS))
+    parser.add_argument("--variant", required=True, help="a variant folder trained by bench/domain_runs.py")
+    parser.add_argument("--model", default="finetuned", help="models/<this> in the variant folder (e.g. merged)")
+    parser.add_argument("--workdir", default="/tmp/bgetune-bench")
+    parser.add_argument("--out", default=str(ROOT / "bench" / "results"))
+    parser.add_argument("--samples", type=int, default=2000)
+    parser.add_argument("--seed", type=int, default=42)
+
+
+def load_stored_model(args):
+    """(variant folder, params.yaml's params, device, precision, model, query instruction) for ``args`` of
+    ``add_stored_model_args``; the device is the GPU where there is one, as the evaluate stage's."""
+    from bgetune.device import resolve_device, resolve_precision
+    from bgetune.models import instructions, load_model
+    from bgetune.params import load_params
+
+    root = Path(args.workdir) / args.dataset / args.variant
+    if not (root / "models" / args.model).is_dir():
+        raise SystemExit(f"{root}/models/{args.model}: no trained model (run bench/domain_runs.py first)")
+    params = load_params(ROOT / "params.yaml")
+    device = resolve_device(params.model.device)
+    precision = resolve_precision(params.model.precision, device)
+    model = load_model(str(root / "models" / args.model), device, params.model.query_max_length,
+                       params.model.passage_max_length, key=f"{root}/models/{args.model}")
+    _, instruction = instructions(params.model, params.model.base)
+    return root, params, device, precision, model, instruction
+
+
 def git_commit() -> str:
     import subprocess
 

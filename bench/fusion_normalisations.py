@@ -89,35 +89,18 @@ def ranked_ids(fused: np.ndarray, ids: list[str], depth: int = 10) -> list[list[
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--dataset", required=True, choices=["meddialog", "cmrc2018"])
-    parser.add_argument("--variant", required=True, help="a variant folder trained by bench/domain_runs.py")
-    parser.add_argument("--model", default="finetuned", help="models/<this> in the variant folder (e.g. merged)")
-    parser.add_argument("--workdir", default="/tmp/bgetune-bench")
-    parser.add_argument("--out", default=str(ROOT / "bench" / "results"))
-    parser.add_argument("--samples", type=int, default=2000)
-    parser.add_argument("--seed", type=int, default=42)
+    from domain_runs import add_stored_model_args, git_commit, load_stored_model, machine
+
+    add_stored_model_args(parser)
     args = parser.parse_args()
 
-    from domain_runs import git_commit, machine
-
-    from bgetune.device import resolve_device, resolve_precision
     from bgetune.evaluation.metrics import query_ndcg, ranking_metrics
     from bgetune.evaluation.significance import paired_bootstrap
     from bgetune.evaluation.testset import load_test_set
-    from bgetune.models import instructions, load_model
-    from bgetune.params import load_params
     from bgetune.search import encode
 
     started = time.perf_counter()
-    root = Path(args.workdir) / args.dataset / args.variant
-    if not (root / "models" / args.model).is_dir():
-        raise SystemExit(f"{root}/models/{args.model}: no trained model (run bench/domain_runs.py first)")
-    params = load_params(ROOT / "params.yaml")
-    device = resolve_device(params.model.device)        # the GPU where there is one, as the evaluate stage
-    precision = resolve_precision(params.model.precision, device)
-    model = load_model(str(root / "models" / args.model), device, params.model.query_max_length,
-                       params.model.passage_max_length, key=f"{root}/models/{args.model}")
-    _, instruction = instructions(params.model, params.model.base)
+    root, params, device, precision, model, instruction = load_stored_model(args)
     test = load_test_set(root, params.eval, 10 ** 9)          # BM25 scores for the whole corpus
     val = load_test_set(root, params.eval, 10 ** 9, split="val")
     position = {pid: i for i, pid in enumerate(test.ids)}

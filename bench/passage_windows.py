@@ -48,44 +48,27 @@ def bm25_with_windows(texts: list[str], queries: list[str], max_chars: int, over
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--dataset", required=True, choices=["meddialog", "cmrc2018"])
-    parser.add_argument("--variant", required=True, help="a variant folder trained by bench/domain_runs.py")
-    parser.add_argument("--model", default="finetuned", help="models/<this> in the variant folder (e.g. merged)")
+    from domain_runs import add_stored_model_args, git_commit, load_stored_model, machine
+
+    add_stored_model_args(parser)
     parser.add_argument("--windows", nargs="+", default=list(DEFAULT_WINDOWS),
                         help="max_chars:overlap_chars settings to score (default: %(default)s)")
     parser.add_argument("--bm25-windows", default="120:60", help="the window setting BM25 is also scored with")
-    parser.add_argument("--workdir", default="/tmp/bgetune-bench")
-    parser.add_argument("--out", default=str(ROOT / "bench" / "results"))
-    parser.add_argument("--samples", type=int, default=2000)
-    parser.add_argument("--seed", type=int, default=42)
     args = parser.parse_args()
 
-    from domain_runs import git_commit, machine
-
-    from bgetune.device import resolve_device, resolve_precision
     from bgetune.evaluation.hybrid import FUSION_POOL, fuse_all, tune_weights
     from bgetune.evaluation.metrics import query_ndcg, ranking_metrics
-    from bgetune.evaluation.retrieval import dense_rankings, passage_windows, tune_window_weight, window_candidates
+    from bgetune.evaluation.retrieval import dense_rankings, encode_windows, tune_window_weight, window_candidates
     from bgetune.evaluation.significance import paired_bootstrap
     from bgetune.evaluation.testset import load_test_set
-    from bgetune.models import instructions, load_model
-    from bgetune.params import load_params
     from bgetune.search import encode
 
     started = time.perf_counter()
-    root = Path(args.workdir) / args.dataset / args.variant
-    if not (root / "models" / args.model).is_dir():
-        raise SystemExit(f"{root}/models/{args.model}: no trained model (run bench/domain_runs.py first)")
     settings = []
     for text in args.windows:
         max_chars, _, overlap = text.partition(":")
         settings.append((int(max_chars), int(overlap or int(max_chars) // 2)))
-    params = load_params(ROOT / "params.yaml")
-    device = resolve_device(params.model.device)         # the GPU where there is one, as the evaluate stage
-    precision = resolve_precision(params.model.precision, device)
-    model = load_model(str(root / "models" / args.model), device, params.model.query_max_length,
-                       params.model.passage_max_length, key=f"{root}/models/{args.model}")
-    _, instruction = instructions(params.model, params.model.base)
+    root, params, device, precision, model, instruction = load_stored_model(args)
     batch = params.eval.encode_batch_size
     test = load_test_set(root, params.eval, FUSION_POOL)
     val = load_test_set(root, params.eval, FUSION_POOL, split="val")
@@ -95,7 +78,7 @@ def main() -> None:
     passage_vectors = encode(model, test.texts, batch, progress=False, kind="document", precision=precision)
     passage_seconds = time.perf_counter() - clock
 
-    def evaluate(split, ranked_ids, ranked_scores=None):
+    def evaluate(split, ranked_ids):
         per_query = [query_ndcg(r, rel) for r, rel in zip(ranked_ids, split.relevant)]
         metrics = ranking_metrics(ranked_ids, split.relevant, [10])
         return {k: round(v, 6) for k, v in metrics.items() if k in ("ndcg@10", "recall@10", "mrr@10")}, per_query
@@ -112,9 +95,7 @@ def main() -> None:
         clock = time.perf_counter()
         window_vectors = None
         if setting is not None:
-            texts, owners = passage_windows(test.texts, *setting)
-            window_vectors = (encode(model, texts, batch, progress=False, kind="document", precision=precision),
-                              owners)
+            window_vectors = encode_windows(model, test.texts, setting, batch, precision)
         index_seconds = passage_seconds + time.perf_counter() - clock
         # Without windows one row; with them the stage's val-tuned weight, and the weight 1 (best vector only).
         weights = [(None, None)]

@@ -230,14 +230,9 @@ def test_the_report_names_the_commit_and_only_code_or_params_edits_make_it_uncom
     assert git_commit(tmp_path) == f"{head} (with uncommitted changes)"
 
 
-def test_hybrid_tuning_reuses_the_corpus_vectors_the_test_split_encoded(mined_project, tmp_path, monkeypatch):
-    root = copy_project(mined_project, tmp_path / "p")
-    params = load_params(root / "params.yaml")
-    assert params.eval.hybrid.enabled and params.eval.hybrid.tune
+def encoded_documents(monkeypatch) -> list[str]:
+    """Every text sentence-transformers encodes as a document from now on in this test, in order."""
     from sentence_transformers import SentenceTransformer
-
-    from bgetune.records import read_passages
-    from bgetune.steps import evaluate
 
     encoded = []
     plain_encode = SentenceTransformer.encode_document
@@ -247,6 +242,17 @@ def test_hybrid_tuning_reuses_the_corpus_vectors_the_test_split_encoded(mined_pr
         return plain_encode(self, texts, *args, **kwargs)
 
     monkeypatch.setattr(SentenceTransformer, "encode_document", counting_encode)
+    return encoded
+
+
+def test_hybrid_tuning_reuses_the_corpus_vectors_the_test_split_encoded(mined_project, tmp_path, monkeypatch):
+    root = copy_project(mined_project, tmp_path / "p")
+    params = load_params(root / "params.yaml")
+    assert params.eval.hybrid.enabled and params.eval.hybrid.tune
+    from bgetune.records import read_passages
+    from bgetune.steps import evaluate
+
+    encoded = encoded_documents(monkeypatch)
     evaluate.run(params, "base", root, progress=False)
     corpus = [p.text for p in read_passages(root / "data" / "corpus.jsonl")]
     # The corpus once (test ranking; val's hybrid tuning reuses it), noise texts aside.
@@ -261,8 +267,6 @@ def test_hybrid_tuning_reuses_the_corpus_vectors_the_test_split_encoded(mined_pr
 def test_windows_index_each_long_passage_as_windows_once_and_report_them(mined_project, tmp_path, monkeypatch):
     root = copy_project(mined_project, tmp_path / "p", eval={"windows": {"max_chars": 24, "overlap_chars": 8}})
     params = load_params(root / "params.yaml")
-    from sentence_transformers import SentenceTransformer
-
     from bgetune.evaluation.retrieval import passage_windows
     from bgetune.records import read_passages
     from bgetune.steps import evaluate
@@ -270,14 +274,7 @@ def test_windows_index_each_long_passage_as_windows_once_and_report_them(mined_p
     corpus = [p.text for p in read_passages(root / "data" / "corpus.jsonl")]
     windows, owners = passage_windows(corpus, 24, 8)
     assert len(windows) > len(set(owners.tolist())) > 0, "the tiny corpus has passages longer than 24 characters"
-    encoded = []
-    plain_encode = SentenceTransformer.encode_document
-
-    def counting_encode(self, texts, *args, **kwargs):
-        encoded.extend(texts)
-        return plain_encode(self, texts, *args, **kwargs)
-
-    monkeypatch.setattr(SentenceTransformer, "encode_document", counting_encode)
+    encoded = encoded_documents(monkeypatch)
     headline = evaluate.run(params, "base", root, progress=False)
     full = read_json(root / "results" / "eval" / "base.json")
     summary = full["windows"]

@@ -59,6 +59,13 @@ def passage_windows(texts: list[str], max_chars: int, overlap_chars: int) -> tup
     return windows, np.asarray(owners, dtype=np.int64)
 
 
+def encode_windows(model, texts: list[str], windows: tuple[int, int], batch_size: int = 32, precision: str = "fp32",
+                   progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """The vectors of ``texts``' windows (``windows`` = (max_chars, overlap_chars)) and each window's passage index."""
+    texts, owners = passage_windows(texts, *windows)
+    return encode(model, texts, batch_size, progress=progress, kind="document", precision=precision), owners
+
+
 def best_vector_top_k(queries: np.ndarray, vectors: np.ndarray, owners: np.ndarray, k: int, device: str = "cpu"
                       ) -> tuple[list[list[int]], list[list[float]]]:
     """Each query's top-k owners (passages) by their best vector's score, best first, ties by owner index.
@@ -99,7 +106,7 @@ def window_candidates(query_vectors: np.ndarray, passage_vectors: np.ndarray, wi
     """Each query's top ``pool`` passages by their own vector and top ``pool`` by their best vector (their own or
     one of their windows'), each then scored exactly both ways. A passage in neither list is not ranked: like the
     hybrid's fusion pool, a mix of the two scores is ranked within the two lists."""
-    own_scores, own_top = top_k(query_vectors, passage_vectors, pool, device=device)
+    _, own_top = top_k(query_vectors, passage_vectors, pool, device=device)
     everything = np.concatenate([passage_vectors, window_vectors])
     best_top, _ = best_vector_top_k(query_vectors, everything,
                                     np.concatenate([np.arange(len(passage_vectors)), owners]), pool, device)
@@ -163,9 +170,7 @@ def dense_rankings(model, passage_texts: list[str], passage_ids: list[str], quer
     query_vectors = encode(model, queries, batch_size, instruction, progress, kind="query", precision=precision)
     if windows and windows[0]:
         if window_vectors is None:
-            texts, owners = passage_windows(passage_texts, *windows)
-            window_vectors = (encode(model, texts, batch_size, progress=progress, kind="document",
-                                     precision=precision), owners)
+            window_vectors = encode_windows(model, passage_texts, windows, batch_size, precision, progress)
         vectors, owners = window_vectors
         candidates = window_candidates(query_vectors, passage_vectors, vectors, owners, k, device)
         ids, ranked_scores = mixed_ranking(candidates, passage_ids, window_weight, k)

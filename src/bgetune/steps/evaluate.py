@@ -111,10 +111,11 @@ def lexical_results(params, test, k: int):
 def dense_results(params, name: str, root: Path, test, k: int, progress: bool, extra_reference: str | None):
     from bgetune.device import resolve_device, resolve_precision, runtime
     from bgetune.evaluation.general import general_metrics, load_general_set
-    from bgetune.evaluation.hybrid import fuse_all
+    from bgetune.evaluation.hybrid import FUSION_POOL, fuse_all
     from bgetune.evaluation.noise import load_noise_texts, noise_as_queries, noise_similarity
     from bgetune.evaluation.pairs import pair_metrics
-    from bgetune.evaluation.retrieval import dense_rankings
+    from bgetune.evaluation.retrieval import dense_rankings, encode_windows
+    from bgetune.evaluation.testset import load_test_set
     from bgetune.search import encode
 
     eval_params = params.eval
@@ -124,15 +125,16 @@ def dense_results(params, name: str, root: Path, test, k: int, progress: bool, e
     batch = eval_params.encode_batch_size
     passage_vectors = encode(model, test.texts, batch, progress=progress, kind="document", precision=precision)
     windows, window_vectors, window_summary = window_setting(eval_params), None, None
+    # Both tunings rank the val split: loaded once for the two.
+    val = load_test_set(root, eval_params, FUSION_POOL, split="val") if (
+        (windows and eval_params.windows.tune) or (eval_params.hybrid.enabled and eval_params.hybrid.tune)) else None
     if windows:
-        from bgetune.evaluation.retrieval import passage_windows
-
-        texts, owners = passage_windows(test.texts, *windows)
-        window_vectors = (encode(model, texts, batch, progress=progress, kind="document", precision=precision),
-                          owners)
+        window_vectors = encode_windows(model, test.texts, windows, batch, precision, progress)
+        owners = window_vectors[1]
         # No passage longer than a window: one vector per passage, nothing to tune.
         weight, tuning = tuned_window_weight(params, root, model, instruction, device, precision,
-                                             (test.ids, passage_vectors, *window_vectors)) if texts else (0.0, None)
+                                             (test.ids, passage_vectors, *window_vectors), val) \
+            if len(owners) else (0.0, None)
         window_summary = {"max_chars": windows[0], "overlap_chars": windows[1], "weight": weight,
                           "tuning": tuning, "passages": len(test.ids),
                           "passages_with_windows": len(set(owners.tolist())), "window_vectors": len(owners)}
@@ -172,7 +174,7 @@ def dense_results(params, name: str, root: Path, test, k: int, progress: bool, e
         if settings.tune:
             weights, tuning = tuned_hybrid_weights(params, root, model, instruction, device, precision,
                                                    (test.ids, ranked.passage_vectors, ranked.window_vectors,
-                                                    ranked.window_owners), weight)
+                                                    ranked.window_owners), weight, val)
         hybrid = fuse_all(ranked.ids, test.bm25, weights, settings.rrf_k, k, settings.method, ranked.scores,
                           test.bm25_scores)
         fused_levels = level_metrics(hybrid, None, test, eval_params)
@@ -195,25 +197,24 @@ def window_setting(eval_params) -> tuple[int, int] | None:
 
 
 def tuned_window_weight(params, root: Path, model, instruction: str, device: str, precision: str,
-                        encoded_corpus: tuple) -> tuple[float, dict | None]:
+                        encoded_corpus: tuple, val=None) -> tuple[float, dict | None]:
     """``eval.windows.weight``, or with ``tune`` the weight val ranks best (``tune_window_weight``), and the
     trials. ``encoded_corpus``: (passage ids, their vectors, window vectors, window owners) of the test split's
-    corpus, which val ranks too (the vectors are reused when the ids match)."""
+    corpus, which val ranks too (the vectors are reused when the ids match); ``val``: the val split if loaded."""
     from bgetune.evaluation.hybrid import FUSION_POOL
-    from bgetune.evaluation.retrieval import passage_windows, tune_window_weight, window_candidates
+    from bgetune.evaluation.retrieval import encode_windows, tune_window_weight, window_candidates
     from bgetune.evaluation.testset import load_test_set
     from bgetune.search import encode
 
     settings = params.eval.windows
     if not settings.tune:
         return settings.weight, None
-    val = load_test_set(root, params.eval, FUSION_POOL, split="val")
+    val = val if val is not None else load_test_set(root, params.eval, FUSION_POOL, split="val")
     batch = params.eval.encode_batch_size
     ids, vectors, window_vectors, owners = encoded_corpus
     if list(ids) != list(val.ids):
         vectors = encode(model, val.texts, batch, progress=False, kind="document", precision=precision)
-        texts, owners = passage_windows(val.texts, settings.max_chars, settings.overlap_chars)
-        window_vectors = encode(model, texts, batch, progress=False, kind="document", precision=precision)
+        window_vectors, owners = encode_windows(model, val.texts, window_setting(params.eval), batch, precision)
     queries = encode(model, val.queries, batch, instruction, False, kind="query", precision=precision)
     candidates = window_candidates(queries, vectors, window_vectors, owners, FUSION_POOL, device)
     weight, trials = tune_window_weight(candidates, val.ids, val.relevant)
@@ -223,15 +224,16 @@ def tuned_window_weight(params, root: Path, model, instruction: str, device: str
 
 
 def tuned_hybrid_weights(params, root: Path, model, instruction: str, device: str, precision: str,
-                         encoded_corpus: tuple | None = None, window_weight: float = 0.0):
+                         encoded_corpus: tuple | None = None, window_weight: float = 0.0, val=None):
     """The [dense, bm25] weights of ``eval.hybrid.method``'s fusion chosen on the val split. ``encoded_corpus``:
     (passage ids, their vectors, window vectors, window owners) the test split already encoded with this model; val
-    ranks the same corpus, so they are reused when the ids match (one corpus encode per evaluation instead of two)."""
+    ranks the same corpus, so they are reused when the ids match (one corpus encode per evaluation instead of two);
+    ``val``: the val split if loaded."""
     from bgetune.evaluation.hybrid import FUSION_POOL, tune_weights
     from bgetune.evaluation.retrieval import dense_rankings
     from bgetune.evaluation.testset import load_test_set
 
-    val = load_test_set(root, params.eval, FUSION_POOL, split="val")
+    val = val if val is not None else load_test_set(root, params.eval, FUSION_POOL, split="val")
     vectors = windows = None
     if encoded_corpus is not None and list(encoded_corpus[0]) == list(val.ids):
         vectors = encoded_corpus[1]
