@@ -390,6 +390,12 @@ def variant_dict(base: dict, overrides: dict) -> dict:
     return out
 
 
+# The BM25 every table before 2026-12-03's "BM25 over CJK bigrams" was measured with (then the only one): jieba's
+# words at bm25s's k1 and b. bench_params pins it so that every stored variant rebuilds the params it ran with; the
+# variants that name ``lexical`` set the new default; the stored-model benches rank with it unless told otherwise.
+WORDS_BM25 = {"tokens": "words", "k1": 1.5, "b": 0.75}
+
+
 def bench_params(dataset: str, steps: int, epochs: int, batch_size: int, eval_every: int = 0,
                  chunk_chars: int = 0) -> dict:
     """The params every variant of a suite starts from: the dataset's, with the bench's training schedule
@@ -403,6 +409,7 @@ def bench_params(dataset: str, steps: int, epochs: int, batch_size: int, eval_ev
         # windows off: the default since 2026-12-03 (they won on CMRC), pinned off so that every stored variant
         # rebuilds the params it ran with (hardness_windows_80 sets them)
         "eval": {"k_values": [1, 5, 10, 100], "windows": {"max_chars": 0}},
+        "lexical": dict(WORDS_BM25),
     })
     if chunk_chars:
         params["chunk"]["max_chars"] = chunk_chars
@@ -418,6 +425,9 @@ def add_stored_model_args(parser) -> None:
     parser.add_argument("--out", default=str(ROOT / "bench" / "results"))
     parser.add_argument("--samples", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--bm25", choices=("words", "params"), default="words",
+                        help="words: jieba, k1 1.5, b 0.75 (the BM25 the stored runs were measured with); params: "
+                             "params.yaml's lexical section")
 
 
 def load_stored_model(args):
@@ -431,12 +441,45 @@ def load_stored_model(args):
     if not (root / "models" / args.model).is_dir():
         raise SystemExit(f"{root}/models/{args.model}: no trained model (run bench/domain_runs.py first)")
     params = load_params(ROOT / "params.yaml")
+    if args.bm25 == "words":
+        from bgetune.params import LexicalParams
+
+        params = params.model_copy(update={"lexical": LexicalParams(**WORDS_BM25)})
     device = resolve_device(params.model.device)
     precision = resolve_precision(params.model.precision, device)
     model = load_model(str(root / "models" / args.model), device, params.model.query_max_length,
                        params.model.passage_max_length, key=f"{root}/models/{args.model}")
     _, instruction = instructions(params.model, params.model.base)
     return root, params, device, precision, model, instruction
+
+
+def headline_and_per_query(ranked_ids: list[list[str]], relevant: list[set]) -> tuple[dict, list[float]]:
+    """NDCG@10, Recall@10 and MRR@10 of a stored-model bench's ranking, and each query's NDCG@10 (for bootstraps)."""
+    from bgetune.evaluation.metrics import query_ndcg, ranking_metrics
+
+    per_query = [query_ndcg(r, rel) for r, rel in zip(ranked_ids, relevant)]
+    metrics = ranking_metrics(ranked_ids, relevant, [10])
+    return {k: round(v, 6) for k, v in metrics.items() if k in ("ndcg@10", "recall@10", "mrr@10")}, per_query
+
+
+def interval(comparison: dict | None) -> str:
+    """A paired bootstrap as "+0.0123 [+0.0050, +0.0200]" (– for none)."""
+    if not comparison:
+        return "–"
+    return f"{comparison['difference']:+.4f} [{comparison['ci_low']:+.4f}, {comparison['ci_high']:+.4f}]"
+
+
+def write_stored_model_bench(out: Path, stem: str, record: dict, table: list[str], per_query_of: dict, pairs) -> None:
+    """A stored-model bench's results: <stem>.json (``record``), <stem>.md (``table``, printed too) and each
+    retriever's per-query NDCG@10 under per_query/<stem>/ (qid order of ``pairs``)."""
+    (out / f"{stem}.json").write_text(json.dumps(record, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    per_query_dir = out / "per_query" / stem
+    per_query_dir.mkdir(parents=True, exist_ok=True)
+    for name, scores in per_query_of.items():
+        lines = [json.dumps({"qid": p.qid, "ndcg@10": round(s, 6)}) for p, s in zip(pairs, scores)]
+        (per_query_dir / f"{name}.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    (out / f"{stem}.md").write_text("\n".join(table) + "\n", encoding="utf-8")
+    print("\n".join(table))
 
 
 def git_commit() -> str:

@@ -101,8 +101,8 @@ def main() -> None:
 
     started = time.perf_counter()
     root, params, device, precision, model, instruction = load_stored_model(args)
-    test = load_test_set(root, params.eval, 10 ** 9)          # BM25 scores for the whole corpus
-    val = load_test_set(root, params.eval, 10 ** 9, split="val")
+    test = load_test_set(root, params.eval, 10 ** 9, lexical=params.lexical)          # BM25 scores for the whole corpus
+    val = load_test_set(root, params.eval, 10 ** 9, split="val", lexical=params.lexical)
     position = {pid: i for i, pid in enumerate(test.ids)}
     passages = encode(model, test.texts, params.eval.encode_batch_size, progress=False, kind="document",
                       precision=precision)

@@ -46,8 +46,8 @@ def evaluate_variant(root: Path, params, samples: int, seed: int) -> dict:
     model = load_model(str(root / "models" / "finetuned"), device, params.model.query_max_length,
                        params.model.passage_max_length, key=f"{root}/models/finetuned")
     _, instruction = instructions(params.model, params.model.base)
-    test = load_test_set(root, params.eval, FUSION_POOL)
-    val = load_test_set(root, params.eval, FUSION_POOL, split="val")
+    test = load_test_set(root, params.eval, FUSION_POOL, lexical=params.lexical)
+    val = load_test_set(root, params.eval, FUSION_POOL, split="val", lexical=params.lexical)
     if val.ids != test.ids:
         raise SystemExit(f"{root}: val and test rank different corpora")
     batch = params.eval.encode_batch_size
@@ -106,9 +106,11 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=42)
     args = parser.parse_args()
 
-    from bgetune.params import load_params
+    from bgetune.params import LexicalParams, load_params
+    from domain_runs import WORDS_BM25
 
-    params = load_params(ROOT / "params.yaml")
+    # The BM25 its stored figures were measured with.
+    params = load_params(ROOT / "params.yaml").model_copy(update={"lexical": LexicalParams(**WORDS_BM25)})
     results = {}
     for variant in args.variants:
         root = Path(args.workdir) / args.dataset / variant

@@ -19,7 +19,6 @@ bench/results/<dataset>_passage_windows.json and .md (and per-query NDCG@10 unde
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -33,7 +32,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 DEFAULT_WINDOWS = ("80:40", "120:60", "160:80")
 
 
-def bm25_with_windows(texts: list[str], queries: list[str], max_chars: int, overlap_chars: int, k: int):
+def bm25_with_windows(texts: list[str], queries: list[str], max_chars: int, overlap_chars: int, k: int, lexical):
     """BM25 over the passages and their windows (one index); a passage scores by its best entry. Returns
     (passage indices, scores) per query, best first."""
     from bgetune.evaluation.retrieval import best_per_owner, passage_windows
@@ -42,13 +41,14 @@ def bm25_with_windows(texts: list[str], queries: list[str], max_chars: int, over
     windows, owners = passage_windows(texts, max_chars, overlap_chars)
     owners = np.concatenate([np.arange(len(texts)), owners])
     per_owner = int(np.bincount(owners).max())
-    indices, scores = BM25Index(list(texts) + windows).search(queries, k * per_owner)
+    indices, scores = BM25Index(list(texts) + windows, lexical).search(queries, k * per_owner)
     return best_per_owner(indices, scores, owners, k)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    from domain_runs import add_stored_model_args, git_commit, load_stored_model, machine
+    from domain_runs import (add_stored_model_args, git_commit, headline_and_per_query, interval, load_stored_model,
+                             machine, write_stored_model_bench)
 
     add_stored_model_args(parser)
     parser.add_argument("--windows", nargs="+", default=list(DEFAULT_WINDOWS),
@@ -57,7 +57,6 @@ def main() -> None:
     args = parser.parse_args()
 
     from bgetune.evaluation.hybrid import FUSION_POOL, fuse_all, tune_weights
-    from bgetune.evaluation.metrics import query_ndcg, ranking_metrics
     from bgetune.evaluation.retrieval import dense_rankings, encode_windows, tune_window_weight, window_candidates
     from bgetune.evaluation.significance import paired_bootstrap
     from bgetune.evaluation.testset import load_test_set
@@ -70,8 +69,8 @@ def main() -> None:
         settings.append((int(max_chars), int(overlap or int(max_chars) // 2)))
     root, params, device, precision, model, instruction = load_stored_model(args)
     batch = params.eval.encode_batch_size
-    test = load_test_set(root, params.eval, FUSION_POOL)
-    val = load_test_set(root, params.eval, FUSION_POOL, split="val")
+    test = load_test_set(root, params.eval, FUSION_POOL, lexical=params.lexical)
+    val = load_test_set(root, params.eval, FUSION_POOL, split="val", lexical=params.lexical)
     if list(val.ids) != list(test.ids):
         raise SystemExit("val and test rank different corpora: this bench expects one corpus (bench/domain_runs.py)")
     clock = time.perf_counter()
@@ -79,15 +78,13 @@ def main() -> None:
     passage_seconds = time.perf_counter() - clock
 
     def evaluate(split, ranked_ids):
-        per_query = [query_ndcg(r, rel) for r, rel in zip(ranked_ids, split.relevant)]
-        metrics = ranking_metrics(ranked_ids, split.relevant, [10])
-        return {k: round(v, 6) for k, v in metrics.items() if k in ("ndcg@10", "recall@10", "mrr@10")}, per_query
+        return headline_and_per_query(ranked_ids, split.relevant)
 
     rows, per_query_of = [], {}
     bm25_metrics, per_query_of["bm25"] = evaluate(test, test.bm25)
     rows.append({"retriever": "bm25", "windows": None, **bm25_metrics})
     max_chars, overlap = (int(x) for x in args.bm25_windows.split(":"))
-    order, _ = bm25_with_windows(test.texts, test.queries, max_chars, overlap, FUSION_POOL)
+    order, _ = bm25_with_windows(test.texts, test.queries, max_chars, overlap, FUSION_POOL, params.lexical)
     metrics, per_query_of["bm25_windows"] = evaluate(test, [[test.ids[i] for i in row] for row in order])
     rows.append({"retriever": "bm25_windows", "windows": [max_chars, overlap], **metrics})
     val_queries = encode(model, val.queries, batch, instruction, False, kind="query", precision=precision)
@@ -139,18 +136,7 @@ def main() -> None:
               "model": args.model, "test_queries": len(test.pairs), "val_queries": len(val.pairs),
               "passages": len(test.ids), "mean_passage_chars": round(float(np.mean([len(t) for t in test.texts])), 1),
               "rows": rows, "seconds": round(time.perf_counter() - started, 1)}
-    out = Path(args.out)
-    (out / f"{stem}.json").write_text(json.dumps(record, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    per_query_dir = out / "per_query" / stem
-    per_query_dir.mkdir(parents=True, exist_ok=True)
-    for name, scores in per_query_of.items():
-        lines = [json.dumps({"qid": p.qid, "ndcg@10": round(s, 6)}) for p, s in zip(test.pairs, scores)]
-        (per_query_dir / f"{name}.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
     bm25 = rows[0]["ndcg@10"]
-
-    def interval(c):
-        return f"{c['difference']:+.4f} [{c['ci_low']:+.4f}, {c['ci_high']:+.4f}]" if c else "–"
-
     lines = ["| retriever | windows (chars, overlap) | window weight | vectors | index s | NDCG@10 | ÷ BM25 | Recall@10 "
              "| MRR@10 | − BM25 [95% CI] | − one vector [95% CI] | hybrid NDCG@10 (dense weight) | hybrid − "
              "one-vector hybrid [95% CI] |", "| --- " * 13 + "|"]
@@ -167,8 +153,7 @@ def main() -> None:
                   f"val questions over {len(test.ids)} passages (mean {record['mean_passage_chars']} characters); "
                   f"{device}, {precision}. Command: `{record['command']}`, commit {record['commit']}, "
                   f"{record['date']}, {record['seconds'] / 60:.1f} min."]
-    (out / f"{stem}.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    print("\n".join(lines))
+    write_stored_model_bench(Path(args.out), stem, record, lines, per_query_of, test.pairs)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,10 @@ def test_the_card_says_how_to_fuse_with_bm25_as_val_chose():
     assert "2.0 / (60 + dense rank) + 1.0 / (60 + BM25 rank)" in rrf and "NDCG@10" not in rrf
     bm25_only = hybrid_section({"method": "convex", "weights": [0.0, 1.0], "ndcg@10": 0.8, "bm25_ndcg@10": 0.8})
     assert "BM25 alone ranked best" in bm25_only and "(hybrid)" not in bm25_only
+    assert "use BM25 (k1 1.5, b 0.75) over jieba's search-mode words" in bm25_only   # recorded before lexical
+    pairs = hybrid_section({"method": "convex", "weights": [0.6, 0.4],
+                            "bm25": {"tokens": "cjk_bigrams", "k1": 1.2, "b": 0.75}})
+    assert "; BM25 (k1 1.2, b 0.75) over each Chinese character and each adjacent pair" in pairs
 
 
 def test_the_card_names_the_optimizer_and_the_seed_the_training_drew_from():

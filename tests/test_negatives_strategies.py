@@ -8,7 +8,7 @@ from bgetune.negatives.cross_domain import cross_domain_candidates, passage_doma
 from bgetune.negatives.keyword import keyword_candidates
 from bgetune.negatives.length import length_candidates
 from bgetune.negatives.tfidf import tfidf_candidates
-from bgetune.params import MiningParams
+from bgetune.params import LexicalParams, MiningParams
 from bgetune.records import Pair, Passage
 
 CORPUS = ["空调自清洁功能可以去除蒸发器上的灰尘和异味",
@@ -24,10 +24,10 @@ def ids(candidates):
 
 
 def test_bm25_ranks_the_planted_lexical_twins_first():
-    ranked = ids(bm25_candidates(CORPUS, QUERY, rank_min=1, rank_max=5)[0])
+    ranked = ids(bm25_candidates(CORPUS, QUERY, rank_min=1, rank_max=5, lexical=LexicalParams())[0])
     assert set(ranked[:2]) == {0, 3}
     assert 1 not in ranked and 4 not in ranked   # no shared word: score 0, not a candidate
-    assert ids(bm25_candidates(CORPUS, QUERY, rank_min=2, rank_max=5)[0]) == ranked[1:]
+    assert ids(bm25_candidates(CORPUS, QUERY, rank_min=2, rank_max=5, lexical=LexicalParams())[0]) == ranked[1:]
 
 
 @pytest.mark.parametrize("analyzer", ["word", "char"])
@@ -77,7 +77,7 @@ def test_guard_drops_planted_duplicate_and_output_is_byte_identical_for_a_seed(t
                           weights={"dense": 1, "bm25": 1, "tfidf": 1, "keyword": 1, "cross_domain": 1, "length": 1},
                           guard={"relative_margin": 0.0001})
     params.dense.rank_max = params.bm25.rank_max = params.tfidf.rank_max = 6
-    examples, report = mine(passages, pairs, tiny_model, params, seed=3, progress=False)
+    examples, report = mine(passages, pairs, tiny_model, params, seed=3, progress=False, lexical=LexicalParams())
     assert "p5" not in examples[0].neg_ids            # identical text: same score as the positive → dropped
     assert report["drops"].get("above_relative_margin", 0) >= 1
     assert all("p0" not in e.neg_ids or e.qid != "q0" for e in examples)
@@ -85,7 +85,7 @@ def test_guard_drops_planted_duplicate_and_output_is_byte_identical_for_a_seed(t
     assert set(report["timings"]) >= {"encode_s", "search_dense_s", "search_bm25_s", "mix_s"}
 
     def dump(seed):
-        out, _ = mine(passages, pairs, tiny_model, params, seed=seed, progress=False)
+        out, _ = mine(passages, pairs, tiny_model, params, seed=seed, progress=False, lexical=LexicalParams())
         return "\n".join(json.dumps(e.to_json(), ensure_ascii=False) for e in out)
 
     assert dump(3) == dump(3)
@@ -99,6 +99,6 @@ def test_far_random_mode_and_hnsw_report_recall(tiny_model):
     pairs = [Pair(qid="q0", query="空调", pos_ids=["p0"], source="existing")]
     params = MiningParams(num_negatives=2, hard_ratio=0.5, weights={"dense": 1},
                           dense={"index": "hnsw", "rank_min": 2, "rank_max": 4}, random={"mode": "far", "far_rank": 2})
-    examples, report = mine(passages, pairs, tiny_model, params, seed=0, progress=False)
+    examples, report = mine(passages, pairs, tiny_model, params, seed=0, progress=False, lexical=LexicalParams())
     assert report["dense_index"] == "hnsw" and 0.0 <= report["dense_index_recall"] <= 1.0
     assert report["negatives_per_strategy"]["random"] == 1

@@ -168,6 +168,19 @@ def test_a_convex_hybrid_is_deployed_with_its_score_recipe(tmp_path):
     verdict = html[html.index("<h2>Verdict</h2>"):html.index("<h2>Test-split metrics</h2>")]
     assert "Deploy: finetuned + BM25 (hybrid) (NDCG@10 0.520)." in verdict
     assert "min-max normalise" in verdict and "[0.3, 0.7]" in verdict and "RRF" not in verdict.split("Deploy:")[1]
+    # results from before the lexical section: the BM25 they used, jieba's words
+    assert "with BM25 (k1 1.5, b 0.75) over jieba&#x27;s search-mode words" in verdict
+
+
+def test_the_hybrid_advice_names_the_bm25_the_evaluation_fused(tmp_path):
+    metrics, significance, per_query = write_results(tmp_path)
+    (tmp_path / "results" / "eval" / "finetuned.json").write_text(json.dumps(
+        {"hybrid": {"method": "convex", "weights": [0.6, 0.4], "rrf_k": 60,
+                    "bm25": {"tokens": "cjk_bigrams", "k1": 1.2, "b": 0.75}}}))
+    verdict = build_report(tmp_path, {}, significance, per_query, {})
+    verdict = verdict[verdict.index("<h2>Verdict</h2>"):verdict.index("<h2>Test-split metrics</h2>")]
+    assert ("with BM25 (k1 1.2, b 0.75) over each Chinese character and each adjacent pair (other scripts as "
+            "words), as bgetune does") in verdict
 
 
 def test_the_advice_says_to_index_windows_when_the_evaluation_did(tmp_path):

@@ -5,12 +5,15 @@ from bgetune.evaluation.retrieval import (WindowCandidates, best_per_owner, best
                                           dense_rankings, mixed_ranking, passage_windows, tune_window_weight,
                                           window_candidates)
 from bgetune.lexical import BM25Index
+from bgetune.params import LexicalParams
 
 
 def test_bm25_ranks_the_lexical_twin_first():
     passages = ["空调自清洁功能可以去除异味", "冰箱冷藏室温度设置为四度", "洗衣机筒自洁每月一次"]
-    rankings = bm25_rankings(passages, ["a", "b", "c"], ["冰箱冷藏温度", "洗衣机筒自洁"], k=3)
-    assert rankings[0][0] == "b" and rankings[1][0] == "c"
+    for tokens in ("cjk_bigrams", "words"):
+        rankings = bm25_rankings(passages, ["a", "b", "c"], ["冰箱冷藏温度", "洗衣机筒自洁"], k=3,
+                                 lexical=LexicalParams(tokens=tokens))
+        assert rankings[0][0] == "b" and rankings[1][0] == "c"
 
 
 def test_bm25_query_without_known_words_is_unranked_not_an_error():

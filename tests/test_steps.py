@@ -132,6 +132,24 @@ def test_document_level_evaluation_ranks_documents_by_their_best_passage(mined_p
     assert full["document"]["recall@10"] >= full["passage"]["recall@10"]
 
 
+@pytest.mark.parametrize("tokens", ["words", "cjk_bigrams"])
+def test_the_bm25_baseline_ranks_with_the_lexical_section(mined_project, tmp_path, tokens):
+    from bgetune.evaluation.retrieval import bm25_rankings
+    from bgetune.params import LexicalParams
+    from bgetune.records import read_jsonl, read_passages
+    from bgetune.steps import evaluate
+
+    root = copy_project(mined_project, tmp_path / "p", lexical={"tokens": tokens, "k1": 0.9, "b": 0.4})
+    params = load_params(root / "params.yaml")
+    evaluate.run(params, "bm25", root, progress=False)
+    assert read_json(root / "results" / "eval" / "bm25.json")["lexical"] == {"tokens": tokens, "k1": 0.9, "b": 0.4}
+    passages = read_passages(root / "data" / "corpus.jsonl")
+    rows = list(read_jsonl(root / "results" / "per_query" / "bm25.jsonl"))
+    expected = bm25_rankings([p.text for p in passages], [p.id for p in passages], [r["query"] for r in rows], 100,
+                             lexical=LexicalParams(tokens=tokens, k1=0.9, b=0.4))
+    assert [[t["id"] for t in r["top3"]] for r in rows] == [ranking[:3] for ranking in expected]
+
+
 def test_round_two_remines_with_the_round_one_model(mined_project, tmp_path):
     root = copy_project(mined_project, tmp_path / "p", mining={"rounds": 2})
     params = load_params(root / "params.yaml")
@@ -157,7 +175,7 @@ def test_round_two_distils_from_the_hybrid_teacher_over_the_round_one_model(mine
     # The same re-mining without a teacher gives the model's cosines; the hybrid teacher maps BM25 onto their range.
     plain = params.model_copy(update={"mining": params.mining.model_copy(update={"teacher": ""})})
     cosine, _ = remine(plain, root, model, passages, "", "cpu", "fp32", False)
-    index = BM25Index([p.text for p in passages])
+    index = BM25Index([p.text for p in passages], params.lexical)
     position = {p.id: i for i, p in enumerate(passages)}
     changed = 0
     for with_teacher, without in zip(taught, cosine):
@@ -299,7 +317,7 @@ def test_windows_index_each_long_passage_as_windows_once_and_report_them(mined_p
     from bgetune.evaluation.retrieval import dense_rankings
     from bgetune.evaluation.testset import load_test_set
 
-    test = load_test_set(root, params.eval, 100)
+    test = load_test_set(root, params.eval, 100, lexical=params.lexical)
     model, instruction, _ = evaluate.model_for(params, "base", root, "cpu", None)
     ranked = dense_rankings(model, test.texts, test.ids, test.queries, 100, instruction, progress=False,
                             windows=(24, 8), window_weight=summary["weight"])

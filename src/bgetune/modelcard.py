@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import re
 
+from bgetune.lexical import describe_lexical
+
 _CJK = re.compile(r"[\u3400-\u9fff]")
 
 
@@ -188,10 +190,10 @@ def hybrid_section(hybrid: dict) -> str:
         scores = (f" On the test split this fusion scored NDCG@10 {hybrid['ndcg@10']:.4f} against BM25's "
                   f"{hybrid['bm25_ndcg@10']:.4f}.")
     if hybrid["weights"][0] == 0:
-        return ("## With BM25\n\nOn the val split BM25 alone ranked best (the dense side got weight 0): use BM25 "
-                "(jieba's search-mode tokens) for this domain, or fine-tune further." + scores + "\n")
-    return (f"## With BM25 (hybrid)\n\nWeights chosen on the val split: {fusion_recipe(hybrid)}; BM25 over jieba's "
-            f"search-mode tokens.{scores}\n")
+        return ("## With BM25\n\nOn the val split BM25 alone ranked best (the dense side got weight 0): use "
+                f"{describe_lexical(hybrid.get('bm25'))} for this domain, or fine-tune further." + scores + "\n")
+    return (f"## With BM25 (hybrid)\n\nWeights chosen on the val split: {fusion_recipe(hybrid)}; "
+            f"{describe_lexical(hybrid.get('bm25'))}.{scores}\n")
 
 
 def test_table(test: dict) -> str:

@@ -16,6 +16,8 @@ import html
 import json
 from pathlib import Path
 
+from bgetune.lexical import describe_lexical
+
 MODELS = ("base", "finetuned", "merged", "bm25")
 COLUMNS = [("ndcg@10", "NDCG@10"), ("recall@1", "R@1"), ("recall@10", "R@10"), ("recall@100", "R@100"),
            ("mrr@10", "MRR@10"), ("map@10", "MAP@10"), ("hybrid_ndcg@10", "hybrid NDCG@10"), ("pair_auc", "pair AUC")]
@@ -31,7 +33,8 @@ GLOSSARY = [
                          "chit-chat against the corpus"),
     ("general NDCG@10", "NDCG@10 on the out-of-domain set (eval.general): did fine-tuning keep general ability?"),
     ("95% interval", "paired bootstrap over the test queries: a difference whose interval excludes 0 is real"),
-    ("BM25", "the lexical baseline: jieba words scored by BM25; no training"),
+    ("BM25", "the lexical baseline, no training: BM25 over each Chinese character and adjacent pair, or over jieba's "
+             "words (params lexical.tokens)"),
 ]
 STYLE = """body { font-family: system-ui, sans-serif; margin: 2em; color: #222; max-width: 90em; }
 table { border-collapse: collapse; margin: 0.5em 0 1.5em; }
@@ -140,7 +143,7 @@ def verdicts(models: dict, significance: dict, details: dict) -> list[str]:
             hybrid = (details.get(f"eval_{best.split(' ')[0]}") or {}).get("hybrid", {})
             weights = hybrid.get("weights", [1.0, 1.0])
             advice += (f" Fuse the dense and BM25 rankings by {fusion_recipe({**hybrid, 'weights': weights})}, "
-                       f"weights {weights} (dense, BM25); tokenise Chinese for BM25 with jieba's search mode, as "
+                       f"weights {weights} (dense, BM25), with {describe_lexical(hybrid.get('bm25'))}, as "
                        "bgetune does.")
             lead = significance.get(f"{best.split(' ')[0]}_hybrid_vs_bm25")
             if lead:

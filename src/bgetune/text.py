@@ -1,4 +1,5 @@
-"""Word tokenisation for lexical methods (BM25, TF-IDF, keywords): jieba for Chinese, lower-cased words otherwise."""
+"""Tokenisation for lexical methods: jieba words (TF-IDF, keywords, BM25 with ``lexical.tokens: words``) and CJK
+character bigrams (BM25's default)."""
 from __future__ import annotations
 
 import functools
@@ -20,3 +21,35 @@ def _jieba():
 def content_tokens(text: str) -> list[str]:
     """jieba search-mode tokens, lower-cased, without punctuation and whitespace."""
     return [t.lower() for t in _jieba().cut_for_search(text) if _WORD.search(t)]
+
+
+# Scripts written without spaces between words: Han (CJK ideographs and their extensions) and Japanese kana.
+_CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+_CJK_RUN_OR_WORD = re.compile(rf"[{_CJK}]+|[^\W{_CJK}]+", re.UNICODE)
+_IS_CJK = re.compile(rf"[{_CJK}]")
+
+
+def cjk_bigram_tokens(text: str) -> list[str]:
+    """Each CJK character and each adjacent pair in a run of them; other scripts as lower-cased words.
+
+    Lucene's CJK bigrams with unigrams: no segmenter to miss a domain term (jieba cuts 甲状腺结节 its own way; its
+    pairs 甲状, 状腺, 腺结, 结节 match however a question words it), and the single characters keep one-character
+    words findable. ``cjk_bigram_tokens("HPV疫苗")`` → ``["hpv", "疫", "苗", "疫苗"]``.
+    """
+    tokens = []
+    for run in _CJK_RUN_OR_WORD.findall(text):
+        if _IS_CJK.match(run):
+            tokens.extend(run)
+            tokens.extend(a + b for a, b in zip(run, run[1:]))
+        else:
+            tokens.append(run.lower())
+    return tokens
+
+
+def lexical_tokens(text: str, kind: str) -> list[str]:
+    """The tokens BM25 indexes, by ``lexical.tokens``: ``cjk_bigrams`` or ``words`` (jieba)."""
+    if kind == "cjk_bigrams":
+        return cjk_bigram_tokens(text)
+    if kind == "words":
+        return content_tokens(text)
+    raise ValueError(f"unknown lexical tokens {kind!r}: cjk_bigrams or words")

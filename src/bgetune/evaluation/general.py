@@ -68,11 +68,12 @@ def general_metrics(model, instruction: str, general: GeneralSet, k_values: list
     return out
 
 
-def general_bm25_metrics(general: GeneralSet, k_values: list[int]) -> dict:
+def general_bm25_metrics(general: GeneralSet, k_values: list[int], lexical) -> dict:
     from bgetune.evaluation.metrics import ranking_metrics
     from bgetune.evaluation.retrieval import bm25_rankings
 
-    rankings = bm25_rankings(general.texts, general.ids, general.queries, max(max(k_values), 10))
+    rankings = bm25_rankings(general.texts, general.ids, general.queries, max(max(k_values), 10),
+                             lexical=lexical)
     out = {f"ood_{key}": value for key, value in ranking_metrics(rankings, general.relevant, k_values).items()}
     out["ood_queries"] = len(general.queries)
     return out

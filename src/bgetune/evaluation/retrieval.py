@@ -1,5 +1,5 @@
-"""Rank the whole corpus for each query: dense (faiss, exact; on the GPU when there is one) or BM25 over jieba
-tokens (bm25s).
+"""Rank the whole corpus for each query: dense (faiss, exact; on the GPU when there is one) or BM25 (``lexical``'s
+tokens, k1 and b; bm25s).
 
 Equal scores are ordered by corpus position, so a ranking (and every metric from it) is the same on every run and
 machine whatever order the index returned tied passages in.
@@ -8,7 +8,7 @@ Example::
 
     ranked = dense_rankings(model, texts, ids, queries, k=100, instruction="为这个句子生成表示以用于检索相关文章：")
     ranked.ids[0], ranked.scores[0]          # query 0's top passage ids and scores, best first
-    rankings = bm25_rankings(texts, ids, queries, k=100)
+    rankings = bm25_rankings(texts, ids, queries, k=100, lexical=params.lexical)
     ranked = dense_rankings(model, texts, ids, queries, k=100, windows=(80, 40), window_weight=0.5)  # eval.windows
 """
 from __future__ import annotations
@@ -186,8 +186,8 @@ def dense_rankings(model, passage_texts: list[str], passage_ids: list[str], quer
 
 
 def bm25_rankings(passage_texts: list[str], passage_ids: list[str], queries: list[str], k: int,
-                  with_scores: bool = False):
-    indices, scores = BM25Index(passage_texts).search(queries, k)
+                  with_scores: bool = False, *, lexical):
+    indices, scores = BM25Index(passage_texts, lexical).search(queries, k)
     ids, ranked_scores = [], []
     for row, row_scores in zip(indices, scores):
         score_of = dict(zip(row, row_scores))

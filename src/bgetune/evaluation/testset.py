@@ -3,7 +3,7 @@ baseline and the hybrid's lexical half), document ids for document-level scores,
 
 Example::
 
-    test = load_test_set(root, params.eval, k=100)
+    test = load_test_set(root, params.eval, k=100, lexical=params.lexical)
     test.queries[0], test.relevant[0], test.bm25[0][:3]
 """
 from __future__ import annotations
@@ -36,7 +36,8 @@ class TestSet:
         self.relevant_documents = [{self.doc_of[i] for i in rel if i in self.doc_of} for rel in self.relevant]
 
 
-def load_test_set(root: Path, eval_params, k: int, split: str = "test") -> TestSet:
+def load_test_set(root: Path, eval_params, k: int, split: str = "test", *, lexical) -> TestSet:
+    """``split``'s pairs over the whole corpus, with BM25 (``lexical``: params.lexical) ranking each query's top k."""
     from bgetune.evaluation.leakage import LeakageError, describe, find_leaks
     from bgetune.evaluation.retrieval import bm25_rankings
     from bgetune.lineage import check_pairs_in_corpus
@@ -56,7 +57,7 @@ def load_test_set(root: Path, eval_params, k: int, split: str = "test") -> TestS
             log.warning(describe(leaks))
         leakage = {"leaked_test_queries": leaks["leaked_queries"], "leaked_test_passages": leaks["leaked_passages"]}
     ids, scores = bm25_rankings([p.text for p in passages], [p.id for p in passages], [p.query for p in pairs], k,
-                                with_scores=True)
+                                with_scores=True, lexical=lexical)
     return TestSet(passages, pairs, ids, scores, leakage)
 
 

@@ -11,7 +11,8 @@
 
 Example::
 
-    report = teacher_scores(examples, passages, params.mining, params.model, "cuda", "bf16", scorer, instruction)
+    report = teacher_scores(examples, passages, params.mining, params.model, "cuda", "bf16", scorer, instruction,
+                            lexical=params.lexical)
 """
 from __future__ import annotations
 
@@ -40,13 +41,14 @@ def is_cross_encoder(reference: str) -> bool:
 
 
 def teacher_scores(examples, passages, mining_params, model_params, device: str, precision: str, scorer_model,
-                   scorer_instruction: str) -> dict:
+                   scorer_instruction: str, *, lexical) -> dict:
+    """``lexical``: params.lexical, the BM25 of the hybrid and bm25 teachers."""
     teacher = mining_params.teacher
     texts_of = {p.id: p.text for p in passages}
     if teacher in LEXICAL_TEACHERS:
         from bgetune.lexical import BM25Index
 
-        index = BM25Index([p.text for p in passages])
+        index = BM25Index([p.text for p in passages], lexical)
         position = {p.id: i for i, p in enumerate(passages)}
         unscored = 0
         for example in examples:
@@ -55,15 +57,16 @@ def teacher_scores(examples, passages, mining_params, model_params, device: str,
                 unscored += 1   # no cosines to take the range from: the loss skips groups without teacher scores
                 continue
             cosines = np.asarray(example.pos_scores + example.neg_scores)
-            lexical = np.asarray(index.scores(example.query, [position[i] for i in ids]))
-            scores = hybrid_scores(cosines, lexical) if teacher == "hybrid" else bm25_on_cosine_range(cosines, lexical)
+            bm25 = np.asarray(index.scores(example.query, [position[i] for i in ids]))
+            scores = hybrid_scores(cosines, bm25) if teacher == "hybrid" else bm25_on_cosine_range(cosines, bm25)
             example.pos_scores = [round(float(s), 6) for s in scores[:len(example.pos_ids)]]
             example.neg_scores = [round(float(s), 6) for s in scores[len(example.pos_ids):]]
         kind = ("cosine + BM25 mapped onto the cosine range" if teacher == "hybrid"
                 else "BM25 mapped onto the cosine range")
         log.info("teacher scores from %s (%s) for %d of %d groups", teacher, kind, len(examples) - unscored,
                  len(examples))
-        return {"teacher": teacher, "kind": kind, "groups": len(examples), "groups_without_scores": unscored}
+        return {"teacher": teacher, "kind": kind, "bm25": index.lexical.model_dump(), "groups": len(examples),
+                "groups_without_scores": unscored}
     from bgetune.models import load_model, query_instruction_for
 
     if is_cross_encoder(teacher):

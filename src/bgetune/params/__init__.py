@@ -24,14 +24,14 @@ from bgetune.params.evaluation import (EvalParams, GeneralSetParams, HybridParam
 from bgetune.params.inputs import (ChunkParams, DataParams, HeuristicParams, LlmParams, QaColumns, QaGenParams,
                                    SplitParams)
 from bgetune.params.modelling import (LOSS_NAMES, SELECT_BY, STRATEGIES, CrossDomainMiningParams, DenseMiningParams,
-                                      GuardParams, KeywordMiningParams, LengthMiningParams, LoraParams, MiningParams,
-                                      ModelParams, RandomMiningParams, RankRange, Stage2Params, TfidfMiningParams,
-                                      TrainParams, VocabParams)
+                                      GuardParams, KeywordMiningParams, LengthMiningParams, LexicalParams, LoraParams,
+                                      MiningParams, ModelParams, RandomMiningParams, RankRange, Stage2Params,
+                                      TfidfMiningParams, TrainParams, VocabParams)
 from bgetune.params.section import Section
 
 __all__ = ["Params", "ParamsError", "load_params", "params_from_dict", "Section", "DataParams", "QaColumns",
-           "ChunkParams", "SplitParams", "HeuristicParams", "LlmParams", "QaGenParams", "ModelParams", "VocabParams",
-           "MiningParams", "RankRange", "DenseMiningParams", "TfidfMiningParams", "KeywordMiningParams",
+           "ChunkParams", "SplitParams", "HeuristicParams", "LlmParams", "QaGenParams", "ModelParams", "LexicalParams",
+           "VocabParams", "MiningParams", "RankRange", "DenseMiningParams", "TfidfMiningParams", "KeywordMiningParams",
            "CrossDomainMiningParams", "LengthMiningParams", "RandomMiningParams", "GuardParams", "LoraParams",
            "Stage2Params", "TrainParams", "MergeModel", "MergeParams", "HybridParams", "WindowParams",
            "GeneralSetParams", "EvalParams", "STRATEGIES", "LOSS_NAMES", "SELECT_BY"]
@@ -44,6 +44,7 @@ class Params(Section):
     split: SplitParams = SplitParams(train=0.7, val=0.1, test=0.2)
     qa_gen: QaGenParams = QaGenParams()
     model: ModelParams = ModelParams()
+    lexical: LexicalParams = LexicalParams()
     vocab: VocabParams = VocabParams()
     mining: MiningParams = MiningParams()
     train: TrainParams = TrainParams()

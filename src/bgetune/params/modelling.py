@@ -1,4 +1,4 @@
-"""params sections of the model stages: model, vocab, mining, train."""
+"""params sections of the model stages: model, lexical, vocab, mining, train."""
 from __future__ import annotations
 
 from typing import Literal
@@ -38,6 +38,17 @@ class ModelParams(Section):
 
         check_device_name(value)
         return value
+
+
+# --------------------------------------------------------------------------------------------------------- lexical
+class LexicalParams(Section):
+    """BM25, wherever the pipeline uses it: the baseline and the hybrid (evaluate, bm25), mining's bm25 strategy and
+    lexical teachers, qa-gen's round-trip check. One section so that the baseline is the BM25 the hybrid fuses."""
+    # cjk_bigrams: each Chinese/Japanese character and each adjacent pair, other scripts as words (Lucene's CJK
+    # bigrams with unigrams; beat jieba's words on meddialog and CMRC) | words: jieba search-mode words
+    tokens: Literal["cjk_bigrams", "words"] = "cjk_bigrams"
+    k1: float = Field(1.2, gt=0)           # term-frequency saturation (Lucene's default)
+    b: float = Field(0.75, ge=0, le=1)     # length normalisation
 
 
 # ----------------------------------------------------------------------------------------------------------- vocab

@@ -8,7 +8,7 @@ written as a query. Kept queries pass the filters (dedupe, length, language, rou
 
 Example::
 
-    pairs, report = llm_pairs(passages, [], params.qa_gen, seed=42)
+    pairs, report = llm_pairs(passages, [], params.qa_gen, seed=42, lexical=params.lexical)
     report["requests"], report["cache_hits"], report["filtered"]   # what it cost and what it dropped
 """
 from __future__ import annotations
@@ -220,8 +220,9 @@ class ReplyCache:
 
 
 def llm_pairs(passages, pairs, qa_params, seed: int, progress: bool = True, client: ChatClient | None = None,
-              device: str = "auto") -> tuple[list[Pair], dict]:
-    """Generate queries for the passages of ``qa_params.llm.splits``; see the module docstring."""
+              device: str = "auto", lexical=None) -> tuple[list[Pair], dict]:
+    """Generate queries for the passages of ``qa_params.llm.splits``; see the module docstring. ``lexical``:
+    params.lexical, the BM25 of the round-trip check (None: its defaults)."""
     params = qa_params.llm
     started = time.perf_counter()
     template, language = _template(params)
@@ -282,7 +283,7 @@ def llm_pairs(passages, pairs, qa_params, seed: int, progress: bool = True, clie
             outcome[how] += 1
 
     pairs_out, filtered, seen = [], Counter(), set()
-    roundtrip = _RoundTrip(passages, params, device) if params.roundtrip != "off" else None
+    roundtrip = _RoundTrip(passages, params, device, lexical) if params.roundtrip != "off" else None
     candidates = []
     for i, passage in enumerate(chosen):
         for rank, query in enumerate(results.get(i) or []):
@@ -364,10 +365,10 @@ def _filter_reason(query: str, passage: str, params, language: str, seen: set) -
 class _RoundTrip:
     """Does the query find its own passage in the top k? (BM25 over the whole corpus, or the base model.)"""
 
-    def __init__(self, passages, params, device: str = "auto"):
+    def __init__(self, passages, params, device: str = "auto", lexical=None):
         self.index_of = {p.id: i for i, p in enumerate(passages)}
         self.texts = [p.text for p in passages]
-        self.params, self.device = params, device
+        self.params, self.device, self.lexical = params, device, lexical
 
     def check(self, queries: list[tuple[str, str]]) -> list[bool]:
         if not queries:
@@ -377,7 +378,7 @@ class _RoundTrip:
         if self.params.roundtrip == "bm25":
             from bgetune.lexical import BM25Index
 
-            indices, _ = BM25Index(self.texts).search(texts, k)
+            indices, _ = BM25Index(self.texts, self.lexical).search(texts, k)
         else:
             from bgetune.device import resolve_device, resolve_precision
             from bgetune.models import load_model, query_instruction_for

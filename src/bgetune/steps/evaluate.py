@@ -41,7 +41,7 @@ def run(params, name: str, root: str | Path = ".", progress: bool = True, extra_
     root = Path(root)
     started = time.perf_counter()
     k = max(max(params.eval.k_values), max(CURVE_KS))
-    test = load_test_set(root, params.eval, k)
+    test = load_test_set(root, params.eval, k, lexical=params.lexical)
     if name == "bm25":
         results, per_query_extra, pair_scores = lexical_results(params, test, k)
         rankings, scores = test.bm25, test.bm25_scores
@@ -101,10 +101,10 @@ def lexical_results(params, test, k: int):
 
     levels = level_metrics(test.bm25, test.bm25_scores, test, params.eval)
     levels.pop("document_rankings", None)
-    results = dict(levels)
+    results = {"lexical": params.lexical.model_dump(), **levels}
     general = load_general_set(params.eval.general, params.seed)
     if general is not None:
-        results["general"] = general_bm25_metrics(general, params.eval.k_values)
+        results["general"] = general_bm25_metrics(general, params.eval.k_values, params.lexical)
     return results, None, None
 
 
@@ -126,7 +126,7 @@ def dense_results(params, name: str, root: Path, test, k: int, progress: bool, e
     passage_vectors = encode(model, test.texts, batch, progress=progress, kind="document", precision=precision)
     windows, window_vectors, window_summary = window_setting(eval_params), None, None
     # Both tunings rank the val split: loaded once for the two.
-    val = load_test_set(root, eval_params, FUSION_POOL, split="val") if (
+    val = load_test_set(root, eval_params, FUSION_POOL, split="val", lexical=params.lexical) if (
         (windows and eval_params.windows.tune) or (eval_params.hybrid.enabled and eval_params.hybrid.tune)) else None
     if windows:
         window_vectors = encode_windows(model, test.texts, windows, batch, precision, progress)
@@ -180,7 +180,7 @@ def dense_results(params, name: str, root: Path, test, k: int, progress: bool, e
         fused_levels = level_metrics(hybrid, None, test, eval_params)
         fused_levels.pop("document_rankings", None)
         results["hybrid"] = {"method": settings.method, "weights": weights, "rrf_k": settings.rrf_k,
-                             "tuning": tuning, **fused_levels}
+                             "bm25": params.lexical.model_dump(), "tuning": tuning, **fused_levels}
     general = load_general_set(eval_params.general, params.seed)
     if general is not None:
         results["general"] = general_metrics(model, instruction, general, eval_params.k_values, batch, False,
@@ -209,7 +209,8 @@ def tuned_window_weight(params, root: Path, model, instruction: str, device: str
     settings = params.eval.windows
     if not settings.tune:
         return settings.weight, None
-    val = val if val is not None else load_test_set(root, params.eval, FUSION_POOL, split="val")
+    val = val if val is not None else load_test_set(root, params.eval, FUSION_POOL, split="val",
+                                                   lexical=params.lexical)
     batch = params.eval.encode_batch_size
     ids, vectors, window_vectors, owners = encoded_corpus
     if list(ids) != list(val.ids):
@@ -233,7 +234,8 @@ def tuned_hybrid_weights(params, root: Path, model, instruction: str, device: st
     from bgetune.evaluation.retrieval import dense_rankings
     from bgetune.evaluation.testset import load_test_set
 
-    val = val if val is not None else load_test_set(root, params.eval, FUSION_POOL, split="val")
+    val = val if val is not None else load_test_set(root, params.eval, FUSION_POOL, split="val",
+                                                   lexical=params.lexical)
     vectors = windows = None
     if encoded_corpus is not None and list(encoded_corpus[0]) == list(val.ids):
         vectors = encoded_corpus[1]

@@ -75,7 +75,7 @@ def hybrid_facts(root: Path, name: str) -> dict | None:
     metrics = read_json(root / "metrics" / f"{name}.json") or {}
     bm25 = root / "metrics" / "bm25.json"
     return {"method": hybrid.get("method", "rrf"), "weights": hybrid["weights"], "rrf_k": hybrid.get("rrf_k", 60),
-            "ndcg@10": metrics.get("hybrid_ndcg@10"),
+            "bm25": hybrid.get("bm25"), "ndcg@10": metrics.get("hybrid_ndcg@10"),
             "bm25_ndcg@10": (read_json(bm25) or {}).get("ndcg@10") if bm25.exists() else None}
 
 

@@ -32,7 +32,8 @@ def run(params, root: str | Path = ".", progress: bool = True) -> dict:
     by_source, reports = {}, {}
     for source in params.qa_gen.sources:
         by_source[source], reports[source] = SOURCES[source](passages, existing, params.qa_gen, params.seed,
-                                                             device=params.model.device, progress=progress)
+                                                             device=params.model.device, progress=progress,
+                                                             lexical=params.lexical)
     pairs, duplicates = merge_duplicate_queries([p for source in params.qa_gen.sources for p in by_source[source]])
     counts = {split: dict(Counter(p.source for p in pairs if p.split == split)) for split in ("train", "val", "test")}
     empty = [split for split in ("train", "test") if not counts[split]]

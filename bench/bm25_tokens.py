@@ -1,0 +1,138 @@
+"""Which BM25: jieba's words or CJK character bigrams, and at which k1 — alone and as the hybrid's lexical half.
+
+The BM25 baseline (and the hybrid's lexical half, mining's bm25 strategy and hybrid teacher) tokenised Chinese with
+jieba's search mode until 2026-12-03. A segmenter cuts a domain term its own way (胃食管反流 in a question, 反流性食管炎
+in the answer: only 食管 is shared), while Lucene's CJK analyzer indexes every character and every adjacent pair and
+matches however either side is cut. This bench scores one trained model's test questions with BM25 under each
+``lexical`` setting given, alone and fused with the model (the stage's convex hybrid, its dense weight chosen on val;
+the dense side as the evaluate stage ranks by default: sentence windows, their weight chosen on val), with paired
+bootstraps against the first setting (jieba's words at bm25s's k1 1.5, what the stored figures used):
+
+    python bench/bm25_tokens.py --dataset meddialog --variant fast_distill_dict_init_bf16_batch32_remine_hardness
+    python bench/bm25_tokens.py --dataset cmrc2018 --variant hardness_in_batch
+
+Reads ``<workdir>/<dataset>/<variant>`` (bench/domain_runs.py's folder), writes bench/results/<dataset>_bm25_tokens.json
+and .md (per-query NDCG@10 under bench/results/per_query/<dataset>_bm25_tokens/).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT / "bench"))
+
+DEFAULT_SETTINGS = ("words:1.5:0.75", "words:1.2:0.75", "cjk_bigrams:1.5:0.75", "cjk_bigrams:1.2:0.75")
+
+
+def parse_setting(text: str) -> dict:
+    """``tokens:k1:b`` (k1 and b optional: 1.2 and 0.75) as a ``lexical`` section."""
+    tokens, k1, b = (text.split(":") + ["", ""])[:3]
+    return {"tokens": tokens, "k1": float(k1 or 1.2), "b": float(b or 0.75)}
+
+
+def setting_name(lexical: dict) -> str:
+    return f"{lexical['tokens']}_k1_{lexical['k1']:g}_b_{lexical['b']:g}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    from domain_runs import (add_stored_model_args, git_commit, headline_and_per_query, interval, load_stored_model,
+                             machine, write_stored_model_bench)
+
+    add_stored_model_args(parser)
+    parser.add_argument("--settings", nargs="+", default=list(DEFAULT_SETTINGS),
+                        help="tokens:k1:b settings; the first is the reference (default: %(default)s)")
+    args = parser.parse_args()
+
+    from bgetune.evaluation.hybrid import FUSION_POOL, fuse_all, tune_weights
+    from bgetune.evaluation.retrieval import dense_rankings, encode_windows, tune_window_weight, window_candidates
+    from bgetune.evaluation.significance import paired_bootstrap
+    from bgetune.evaluation.testset import load_test_set
+    from bgetune.params import LexicalParams
+    from bgetune.search import encode
+    from bgetune.steps.evaluate import window_setting
+
+    started = time.perf_counter()
+    settings = [LexicalParams(**parse_setting(s)) for s in args.settings]
+    root, params, device, precision, model, instruction = load_stored_model(args)
+    batch = params.eval.encode_batch_size
+    splits = {name: [load_test_set(root, params.eval, FUSION_POOL, split=name, lexical=lexical)
+                     for lexical in settings] for name in ("test", "val")}
+    test, val = splits["test"][0], splits["val"][0]
+    if list(val.ids) != list(test.ids):
+        raise SystemExit("val and test rank different corpora: this bench expects one corpus (bench/domain_runs.py)")
+
+    # The dense side as the evaluate stage ranks it by default: eval.windows, the weight chosen on val.
+    passage_vectors = encode(model, test.texts, batch, progress=False, kind="document", precision=precision)
+    windows = window_setting(params.eval)
+    window_vectors, window_weight = None, 0.0
+    if windows:
+        window_vectors = encode_windows(model, test.texts, windows, batch, precision)
+        val_queries = encode(model, val.queries, batch, instruction, False, kind="query", precision=precision)
+        candidates = window_candidates(val_queries, passage_vectors, *window_vectors, FUSION_POOL, device)
+        window_weight, _ = tune_window_weight(candidates, val.ids, val.relevant)
+    dense = {name: dense_rankings(model, split.texts, split.ids, split.queries, FUSION_POOL, instruction, batch, False,
+                                  passage_vectors=passage_vectors, device=device, precision=precision,
+                                  windows=windows, window_vectors=window_vectors, window_weight=window_weight)
+             for name, split in (("test", test), ("val", val))}
+
+    def evaluate(ranked_ids):
+        return headline_and_per_query(ranked_ids, test.relevant)
+
+    dense_metrics, dense_per_query = evaluate(dense["test"].ids)
+    rows, per_query_of = [], {"dense": dense_per_query}
+    for lexical, test_set, val_set in zip(settings, splits["test"], splits["val"]):
+        name = setting_name(lexical.model_dump())
+        metrics, per_query_of[f"bm25_{name}"] = evaluate(test_set.bm25)
+        weights, _ = tune_weights("convex", dense["val"].ids, val_set.bm25, val_set.relevant, 60,
+                                  dense["val"].scores, val_set.bm25_scores)
+        fused = fuse_all(dense["test"].ids, test_set.bm25, weights, 60, 10, "convex", dense["test"].scores,
+                         test_set.bm25_scores)
+        hybrid, per_query_of[f"hybrid_{name}"] = evaluate(fused)
+        rows.append({"setting": name, "lexical": lexical.model_dump(), **metrics, "hybrid_dense_weight": weights[0],
+                     **{f"hybrid_{k}": v for k, v in hybrid.items()}})
+    reference = rows[0]["setting"]
+    for row in rows:
+        name = row["setting"]
+        row["bm25_vs_reference"] = paired_bootstrap(per_query_of[f"bm25_{reference}"], per_query_of[f"bm25_{name}"],
+                                                    args.samples, args.seed)
+        row["hybrid_vs_reference"] = paired_bootstrap(per_query_of[f"hybrid_{reference}"],
+                                                      per_query_of[f"hybrid_{name}"], args.samples, args.seed)
+        row["dense_vs_bm25"] = paired_bootstrap(per_query_of[f"bm25_{name}"], dense_per_query, args.samples,
+                                                args.seed)
+        row["hybrid_vs_bm25"] = paired_bootstrap(per_query_of[f"bm25_{name}"], per_query_of[f"hybrid_{name}"],
+                                                 args.samples, args.seed)
+    stem = f"{args.dataset}_bm25_tokens"
+    record = {"command": " ".join(["python", "bench/bm25_tokens.py"] + sys.argv[1:]),
+              "commit": git_commit(), "machine": machine(), "device": device, "precision": precision,
+              "date": time.strftime("%Y-%m-%d"), "dataset": args.dataset, "variant": args.variant,
+              "model": args.model, "test_queries": len(test.pairs), "val_queries": len(val.pairs),
+              "passages": len(test.ids), "windows": list(windows) if windows else None, "window_weight": window_weight,
+              "dense": dense_metrics, "rows": rows, "seconds": round(time.perf_counter() - started, 1)}
+    first_bm25 = rows[0]["ndcg@10"]
+    lines = ["| BM25 (tokens, k1, b) | NDCG@10 | Recall@10 | MRR@10 | − the first [95% CI] | dense ÷ BM25 | "
+             "hybrid NDCG@10 (dense weight) | hybrid − the first's [95% CI] | hybrid ÷ this BM25 | hybrid ÷ the first "
+             "BM25 |", "| --- " * 10 + "|"]
+    for r in rows:
+        lex = r["lexical"]
+        lines.append(f"| {lex['tokens']}, {lex['k1']:g}, {lex['b']:g} | {r['ndcg@10']:.4f} | {r['recall@10']:.4f} | "
+                     f"{r['mrr@10']:.4f} | {interval(r['bm25_vs_reference']) if r is not rows[0] else '–'} | "
+                     f"{dense_metrics['ndcg@10'] / r['ndcg@10']:.3f}× | {r['hybrid_ndcg@10']:.4f} "
+                     f"({r['hybrid_dense_weight']:.1f}) | "
+                     f"{interval(r['hybrid_vs_reference']) if r is not rows[0] else '–'} | "
+                     f"{r['hybrid_ndcg@10'] / r['ndcg@10']:.3f}× | {r['hybrid_ndcg@10'] / first_bm25:.3f}× |")
+    window_text = (f"windows {windows[0]}:{windows[1]} at weight {window_weight:.1f} (val)" if windows
+                   else "one vector per passage")
+    lines += ["", f"{args.dataset}/{args.variant} (models/{args.model}): {len(test.pairs)} test and {len(val.pairs)} "
+                  f"val questions over {len(test.ids)} passages; dense NDCG@10 {dense_metrics['ndcg@10']:.4f} "
+                  f"({window_text}); {device}, {precision}. Command: `{record['command']}`, commit "
+                  f"{record['commit']}, {record['date']}, {record['seconds'] / 60:.1f} min."]
+    write_stored_model_bench(Path(args.out), stem, record, lines, per_query_of, test.pairs)
+
+
+if __name__ == "__main__":
+    main()
