@@ -196,6 +196,12 @@ SUITES = {
             "train": {**REMINE_BF16_BATCH32["train"], "seed": 7, **HARDNESS}},
         "soup_remine_hardness_seeds_42_7": {"soup_of": ["fast_distill_dict_init_bf16_batch32_remine_hardness",
                                                         "fast_distill_dict_init_bf16_batch32_remine_hardness_seed_7"]},
+        # ... the hardness run at today's defaults for what it does not train: sentence windows in the index
+        # (eval.windows 80) and BM25 over CJK character bigrams (lexical: the bm25 strategy's negatives, the hybrid
+        # teacher and the hybrid all read it; bench/bm25_tokens.py measured its evaluation side on the stored run).
+        "fast_distill_dict_init_bf16_batch32_remine_hardness_windows_80_cjk_bigrams": {
+            **REMINE_BF16_BATCH32, "train": {**REMINE_BF16_BATCH32["train"], **HARDNESS},
+            "eval": {"windows": {"max_chars": 80, "overlap_chars": 40}}, "lexical": {"tokens": "cjk_bigrams", "k1": 1.2}},
         # ... with 2,000 terms instead of 500, for 300 steps: with the dictionary start a whole-word row (高血压 →
         # "hypertension") starts where the English body already reads its meaning, so more of the domain's words
         # can enter as such instead of as characters whose senses are vaguer.
@@ -333,6 +339,10 @@ SUITES = {
         # whole sentences up to 80 characters, scored by its best vector. bench/passage_windows.py on the stored
         # run: 0.8814 → 0.9315; this measures it end to end, the windows' encoding inside the run's minutes.
         "hardness_windows_80": hardness_run(eval={"windows": {"max_chars": 80, "overlap_chars": 40}}),
+        # ... and with BM25 over CJK character bigrams (lexical, the default since 2026-12-03) for mining and the
+        # hybrid: the run at every default that does not set its training.
+        "hardness_windows_80_cjk_bigrams": hardness_run(eval={"windows": {"max_chars": 80, "overlap_chars": 40}},
+                                                        lexical={"tokens": "cjk_bigrams", "k1": 1.2}),
     },
     # Issue 15: passage- and document-level scores of one trained model (documents span several passages).
     "levels": {"default": {}},
@@ -577,6 +587,9 @@ def main() -> None:
         else:
             summaries = run_variant(variant, root, args, untrained_done)
             spent = {"minutes": 0.0, "cpu_minutes": 0.0}
+        if variant.lexical != params.lexical:
+            # The variant's BM25 differs from the shared baseline's: its own BM25 row, what its hybrid fuses.
+            results[own_bm25_row(name)] = evaluate.run(variant, "bm25", root, progress=False)
         results.update(summaries["headline"])
         full.update(summaries["full"])
         details[name] = {"overrides": overrides, **summaries["details"],
@@ -584,7 +597,8 @@ def main() -> None:
                          "cpu_minutes": round((cpu_seconds() - cpu) / 60 + spent["cpu_minutes"], 1),
                          "commit": commit, "date": time.strftime("%Y-%m-%d")}
         logging.info("%s: %s", name, {k: v.get("ndcg@10") for k, v in summaries["headline"].items()})
-        keep_per_query(work, args, [name] + ([f"{name}+merged"] if args.merge else []))
+        keep_per_query(work, args, [name] + ([f"{name}+merged"] if args.merge else [])
+                       + ([own_bm25_row(name)] if own_bm25_row(name) in results else []))
         # Written after every variant: a long suite cut short still leaves the variants it finished.
         compare(work, results, details, args)
         write_results(args, data_summary, results, full, details, time.perf_counter() - started, started_at)
@@ -592,6 +606,14 @@ def main() -> None:
 
 def untrained_row(name: str) -> str:
     return f"{name}: expanded base, untrained"
+
+
+OWN_BM25 = ": its BM25"
+
+
+def own_bm25_row(name: str) -> str:
+    """The row of a variant's own BM25 (its ``lexical`` differs from the shared baseline's)."""
+    return f"{name}{OWN_BM25}"
 
 
 def vocab_key(params) -> str:
@@ -702,6 +724,8 @@ def per_query(work: Path, name: str, args=None) -> Path:
     """The run's per-query file for ``name``; when its work folder is gone, the copy kept in bench/results."""
     if name in ("bm25", "base"):
         path = work / "shared" / "results" / "per_query" / f"{name}.jsonl"
+    elif name.endswith(OWN_BM25):
+        path = work / name.removesuffix(OWN_BM25) / "results" / "per_query" / "bm25.jsonl"
     else:
         variant, _, kind = name.partition("+")
         folder = work / variant / "results" / "per_query"
@@ -734,10 +758,13 @@ def compare(work: Path, results: dict, details: dict, args=None) -> None:
     from bgetune.evaluation.significance import compare_files
 
     for name, metrics in results.items():
-        if name in ("bm25", "base") or "untrained" in name:
+        if name in ("bm25", "base") or "untrained" in name or name.endswith(OWN_BM25):
             continue
-        for reference, label in (("bm25", "bm25"), ("default", "default")):
+        own = own_bm25_row(name.split("+")[0])
+        for reference, label in (("bm25", "bm25"), ("default", "default"), (own, "own_bm25")):
             if reference == "default" and ("default" not in details or name == "default"):
+                continue
+            if label == "own_bm25" and own not in results:
                 continue
             for key, prefix in (("ndcg@10", ""), ("hybrid_ndcg@10", "hybrid_")):
                 if key not in metrics:

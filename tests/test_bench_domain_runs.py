@@ -272,3 +272,19 @@ def test_a_soup_is_the_merge_stages_uniform_average_of_its_ingredients(domain_ru
     assert domain_runs.per_query(work, "soup") == root / "results" / "per_query" / "merged.jsonl"
     line = domain_runs.training_notes(_args(tmp_path, steps=200), {"soup": out["details"]})[-1]
     assert line == "Schedules other than the title's: soup: the uniform average of default and seed_7 (merge.models)."
+
+
+def test_the_bench_pins_the_words_bm25_and_the_cjk_variants_change_only_lexical_and_windows(domain_runs, tmp_path):
+    from bgetune.params import LexicalParams, params_from_dict
+
+    base = domain_runs.bench_params("cmrc2018", 200, 1, 16)
+    suite = domain_runs.SUITES["soup"]
+    stored = params_from_dict(domain_runs.variant_dict(base, suite["hardness_windows_80"]))
+    cjk = params_from_dict(domain_runs.variant_dict(base, suite["hardness_windows_80_cjk_bigrams"]))
+    assert stored.lexical == LexicalParams(tokens="words", k1=1.5, b=0.75)      # what every stored row ran with
+    assert cjk.lexical == LexicalParams() and cjk.model_copy(update={"lexical": stored.lexical}) == stored
+    # its own BM25 row is found in its folder and compared as the variant's own baseline
+    work = tmp_path / "work"
+    row = domain_runs.own_bm25_row("hardness_windows_80_cjk_bigrams")
+    assert domain_runs.per_query(work, row) == work / "hardness_windows_80_cjk_bigrams" / "results" / "per_query" / \
+        "bm25.jsonl"
