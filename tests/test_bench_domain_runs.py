@@ -282,9 +282,13 @@ def test_the_bench_pins_the_words_bm25_and_the_cjk_variants_change_only_lexical_
     stored = params_from_dict(domain_runs.variant_dict(base, suite["hardness_windows_80"]))
     cjk = params_from_dict(domain_runs.variant_dict(base, suite["hardness_windows_80_cjk_bigrams"]))
     assert stored.lexical == LexicalParams(tokens="words", k1=1.5, b=0.75)      # what every stored row ran with
-    assert cjk.lexical == LexicalParams() and cjk.model_copy(update={"lexical": stored.lexical}) == stored
+    assert cjk.lexical == LexicalParams() == cjk.mining.bm25.lexical()       # CJK bigrams for evaluation and mining
+    assert cjk.model_copy(update={"lexical": stored.lexical, "mining": stored.mining}) == stored
+    assert cjk.mining.model_copy(update={"bm25": stored.mining.bm25}) == stored.mining
     # its own BM25 row is found in its folder and compared as the variant's own baseline
     work = tmp_path / "work"
     row = domain_runs.own_bm25_row("hardness_windows_80_cjk_bigrams")
     assert domain_runs.per_query(work, row) == work / "hardness_windows_80_cjk_bigrams" / "results" / "per_query" / \
         "bm25.jsonl"
+    args = _args(tmp_path / "out")
+    assert domain_runs.per_query(work, row, args).name == "hardness_windows_80_cjk_bigrams_own_bm25.jsonl"  # kept

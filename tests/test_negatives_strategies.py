@@ -77,7 +77,7 @@ def test_guard_drops_planted_duplicate_and_output_is_byte_identical_for_a_seed(t
                           weights={"dense": 1, "bm25": 1, "tfidf": 1, "keyword": 1, "cross_domain": 1, "length": 1},
                           guard={"relative_margin": 0.0001})
     params.dense.rank_max = params.bm25.rank_max = params.tfidf.rank_max = 6
-    examples, report = mine(passages, pairs, tiny_model, params, seed=3, progress=False, lexical=LexicalParams())
+    examples, report = mine(passages, pairs, tiny_model, params, seed=3, progress=False)
     assert "p5" not in examples[0].neg_ids            # identical text: same score as the positive → dropped
     assert report["drops"].get("above_relative_margin", 0) >= 1
     assert all("p0" not in e.neg_ids or e.qid != "q0" for e in examples)
@@ -85,7 +85,7 @@ def test_guard_drops_planted_duplicate_and_output_is_byte_identical_for_a_seed(t
     assert set(report["timings"]) >= {"encode_s", "search_dense_s", "search_bm25_s", "mix_s"}
 
     def dump(seed):
-        out, _ = mine(passages, pairs, tiny_model, params, seed=seed, progress=False, lexical=LexicalParams())
+        out, _ = mine(passages, pairs, tiny_model, params, seed=seed, progress=False)
         return "\n".join(json.dumps(e.to_json(), ensure_ascii=False) for e in out)
 
     assert dump(3) == dump(3)
@@ -99,6 +99,22 @@ def test_far_random_mode_and_hnsw_report_recall(tiny_model):
     pairs = [Pair(qid="q0", query="空调", pos_ids=["p0"], source="existing")]
     params = MiningParams(num_negatives=2, hard_ratio=0.5, weights={"dense": 1},
                           dense={"index": "hnsw", "rank_min": 2, "rank_max": 4}, random={"mode": "far", "far_rank": 2})
-    examples, report = mine(passages, pairs, tiny_model, params, seed=0, progress=False, lexical=LexicalParams())
+    examples, report = mine(passages, pairs, tiny_model, params, seed=0, progress=False)
     assert report["dense_index"] == "hnsw" and 0.0 <= report["dense_index_recall"] <= 1.0
     assert report["negatives_per_strategy"]["random"] == 1
+
+
+def test_the_bm25_strategy_reads_mining_bm25s_own_tokens(tiny_model):
+    from bgetune.negatives.mine import mine
+
+    # jieba cuts the query's 反流 and the passage's 反流性 apart; CJK bigrams match them (tests/test_lexical.py)
+    texts = ["反流性食管炎的治疗方法", "食管癌的早期症状有哪些", "儿童感冒发烧", "胃食管反流病的诊断标准"]
+    passages = [Passage(id=f"p{i}", doc_id=f"d{i}", text=t, split="train") for i, t in enumerate(texts)]
+    pairs = [Pair(qid="q0", query="胃食管反流怎么治", pos_ids=["p3"], source="existing")]
+    for tokens in ("words", "cjk_bigrams"):
+        params = MiningParams(num_negatives=1, hard_ratio=1.0, weights={"bm25": 1.0},
+                              bm25={"rank_min": 2, "rank_max": 3, "tokens": tokens})
+        examples, report = mine(passages, pairs, tiny_model, params, seed=0, progress=False)
+        assert report["bm25"] == {"tokens": tokens, "k1": 1.5, "b": 0.75}
+        expected = bm25_candidates(texts, ["胃食管反流怎么治"], 2, 3, lexical=params.bm25.lexical())[0]
+        assert examples[0].neg_ids[0] in {f"p{i}" for i, *_ in expected}

@@ -4,7 +4,7 @@ import json
 import numpy as np
 
 from bgetune.negatives.teacher import hybrid_scores, is_cross_encoder, teacher_scores
-from bgetune.params import LexicalParams, MiningParams, ModelParams
+from bgetune.params import MiningParams, ModelParams
 from bgetune.records import Passage, TrainExample
 
 
@@ -29,20 +29,20 @@ def lexical_case():
 def test_the_bm25_teacher_ranks_by_bm25_alone_on_the_cosine_scale():
     passages, (example, unscored) = lexical_case()
     report = teacher_scores([example, unscored], passages, MiningParams(teacher="bm25"), ModelParams(), "cpu", "fp32",
-                            scorer_model=None, scorer_instruction="", lexical=LexicalParams())
+                            scorer_model=None, scorer_instruction="")
     scores = example.pos_scores + example.neg_scores
     # BM25 order: p (both query words) > n2 (one) > n1 (none), whatever the cosines said
     assert scores[0] > scores[2] > scores[1]
     assert (min(scores), max(scores)) == (0.3, 0.7)   # the group's cosine range, so distill_temperature reads it
     assert report == {"teacher": "bm25", "kind": "BM25 mapped onto the cosine range", "groups": 2,
-                      "groups_without_scores": 1, "bm25": {"tokens": "cjk_bigrams", "k1": 1.2, "b": 0.75}}
+                      "groups_without_scores": 1, "bm25": {"tokens": "words", "k1": 1.5, "b": 0.75}}   # mining.bm25
     assert unscored.pos_scores is None   # counted above, not invented
 
 
 def test_the_hybrid_teacher_keeps_half_of_the_cosine():
     passages, (example, unscored) = lexical_case()
     teacher_scores([example, unscored], passages, MiningParams(teacher="hybrid"), ModelParams(), "cpu", "fp32",
-                   scorer_model=None, scorer_instruction="", lexical=LexicalParams())
+                   scorer_model=None, scorer_instruction="")
     # BM25 maps p to the top of the cosine range (0.7) and n1 to its bottom (0.3); each is averaged with its cosine
     assert example.pos_scores == [0.6] and example.neg_scores[0] == 0.5
     assert 0.3 < example.neg_scores[1] < 0.5
@@ -60,7 +60,7 @@ def test_a_bi_encoder_teacher_rescores_every_group(tiny_model_dir):
     examples = [TrainExample(query="red cat", pos=["red cat"], pos_ids=["p"], neg=["blue dog"], neg_ids=["n"],
                              pos_scores=[0.0], neg_scores=[0.0])]
     report = teacher_scores(examples, passages, MiningParams(teacher=str(tiny_model_dir)), ModelParams(), "cpu",
-                            "fp32", scorer_model=None, scorer_instruction="", lexical=LexicalParams())
+                            "fp32", scorer_model=None, scorer_instruction="")
     assert report["kind"] == "bi-encoder cosines"
     assert examples[0].pos_scores[0] > examples[0].neg_scores[0]   # the identical text scores highest
     assert -1.0 <= examples[0].neg_scores[0] <= 1.0

@@ -175,7 +175,7 @@ def test_round_two_distils_from_the_hybrid_teacher_over_the_round_one_model(mine
     # The same re-mining without a teacher gives the model's cosines; the hybrid teacher maps BM25 onto their range.
     plain = params.model_copy(update={"mining": params.mining.model_copy(update={"teacher": ""})})
     cosine, _ = remine(plain, root, model, passages, "", "cpu", "fp32", False)
-    index = BM25Index([p.text for p in passages], params.lexical)
+    index = BM25Index([p.text for p in passages], params.mining.bm25.lexical())
     position = {p.id: i for i, p in enumerate(passages)}
     changed = 0
     for with_teacher, without in zip(taught, cosine):

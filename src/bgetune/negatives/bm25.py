@@ -1,8 +1,8 @@
-"""BM25 negatives: passages that share the query's words (``lexical``'s tokens, bm25s scoring) in a rank range.
+"""BM25 negatives: passages that share the query's words (``mining.bm25``'s tokens, bm25s scoring) in a rank range.
 
 Example::
 
-    candidates = bm25_candidates(passage_texts, queries, rank_min=2, rank_max=100, lexical=params.lexical)
+    candidates = bm25_candidates(passage_texts, queries, rank_min=2, rank_max=100, lexical=params.mining.bm25.lexical())
 """
 from __future__ import annotations
 

@@ -3,8 +3,7 @@ training examples with each negative's id, strategy and (teacher) score.
 
 Example::
 
-    examples, report = mine(passages, train_pairs, model, params.mining, seed=42, instruction="",
-                            lexical=params.lexical)
+    examples, report = mine(passages, train_pairs, model, params.mining, seed=42, instruction="")
     write_jsonl("data/train.jsonl", examples)
 """
 from __future__ import annotations
@@ -24,9 +23,7 @@ RECALL_SAMPLE = 200
 
 
 def mine(passages: list[Passage], pairs: list[Pair], model, mining_params, seed: int, instruction: str = "",
-         progress: bool = True, device: str = "cpu", precision: str = "fp32", *, lexical
-         ) -> tuple[list[TrainExample], dict]:
-    """``lexical``: params.lexical, the BM25 of the bm25 strategy."""
+         progress: bool = True, device: str = "cpu", precision: str = "fp32") -> tuple[list[TrainExample], dict]:
     params = mining_params
     timings: dict[str, float] = {}
     clock = time.perf_counter()
@@ -67,8 +64,8 @@ def mine(passages: list[Passage], pairs: list[Pair], model, mining_params, seed:
         from bgetune.negatives.bm25 import bm25_candidates
 
         candidates["bm25"] = bm25_candidates(texts, queries, params.bm25.rank_min, params.bm25.rank_max,
-                                             lexical=lexical)
-        report["bm25"] = lexical.model_dump()
+                                             lexical=params.bm25.lexical())
+        report["bm25"] = params.bm25.lexical().model_dump()
         lap("search_bm25")
     if "tfidf" in plan:
         from bgetune.negatives.tfidf import tfidf_candidates

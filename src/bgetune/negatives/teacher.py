@@ -11,8 +11,7 @@
 
 Example::
 
-    report = teacher_scores(examples, passages, params.mining, params.model, "cuda", "bf16", scorer, instruction,
-                            lexical=params.lexical)
+    report = teacher_scores(examples, passages, params.mining, params.model, "cuda", "bf16", scorer, instruction)
 """
 from __future__ import annotations
 
@@ -41,14 +40,13 @@ def is_cross_encoder(reference: str) -> bool:
 
 
 def teacher_scores(examples, passages, mining_params, model_params, device: str, precision: str, scorer_model,
-                   scorer_instruction: str, *, lexical) -> dict:
-    """``lexical``: params.lexical, the BM25 of the hybrid and bm25 teachers."""
+                   scorer_instruction: str) -> dict:
     teacher = mining_params.teacher
     texts_of = {p.id: p.text for p in passages}
     if teacher in LEXICAL_TEACHERS:
         from bgetune.lexical import BM25Index
 
-        index = BM25Index([p.text for p in passages], lexical)
+        index = BM25Index([p.text for p in passages], mining_params.bm25.lexical())
         position = {p.id: i for i, p in enumerate(passages)}
         unscored = 0
         for example in examples:

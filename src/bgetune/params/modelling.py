@@ -42,8 +42,8 @@ class ModelParams(Section):
 
 # --------------------------------------------------------------------------------------------------------- lexical
 class LexicalParams(Section):
-    """BM25, wherever the pipeline uses it: the baseline and the hybrid (evaluate, bm25), mining's bm25 strategy and
-    lexical teachers, qa-gen's round-trip check. One section so that the baseline is the BM25 the hybrid fuses."""
+    """The BM25 of the evaluation — the baseline and the hybrid's lexical half (one section, so the baseline is the
+    BM25 the hybrid fuses) — and of qa-gen's round-trip check. Mining's BM25 is ``mining.bm25``'s own."""
     # cjk_bigrams: each Chinese/Japanese character and each adjacent pair, other scripts as words (Lucene's CJK
     # bigrams with unigrams; beat jieba's words on meddialog and CMRC) | words: jieba search-mode words
     tokens: Literal["cjk_bigrams", "words"] = "cjk_bigrams"
@@ -93,6 +93,18 @@ class DenseMiningParams(RankRange):
     approximate_above: int = Field(200_000, ge=1)
 
 
+class Bm25MiningParams(RankRange):
+    """The bm25 strategy's rank range and its BM25 (also the hybrid and bm25 teachers'). jieba's words by default:
+    mining over CJK bigrams (the evaluation's default) gave the same dense model and a weaker hybrid on both
+    benchmarks (docs/benchmarks.md)."""
+    tokens: Literal["cjk_bigrams", "words"] = "words"
+    k1: float = Field(1.5, gt=0)
+    b: float = Field(0.75, ge=0, le=1)
+
+    def lexical(self) -> LexicalParams:
+        return LexicalParams(tokens=self.tokens, k1=self.k1, b=self.b)
+
+
 class TfidfMiningParams(RankRange):
     analyzer: Literal["word", "char"] = "word"
     ngram: tuple[int, int] = (1, 2)
@@ -131,7 +143,7 @@ class MiningParams(Section):
     hard_ratio: float = Field(0.7, ge=0.0, le=1.0)
     weights: dict[str, float] = {"dense": 0.5, "bm25": 0.5}
     dense: DenseMiningParams = DenseMiningParams()
-    bm25: RankRange = RankRange()
+    bm25: Bm25MiningParams = Bm25MiningParams()
     tfidf: TfidfMiningParams = TfidfMiningParams()
     keyword: KeywordMiningParams = KeywordMiningParams()
     cross_domain: CrossDomainMiningParams = CrossDomainMiningParams()

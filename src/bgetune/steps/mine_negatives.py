@@ -41,13 +41,12 @@ def run(params, root: str | Path = ".", progress: bool = True) -> dict:
     check_pairs_in_corpus(pairs, passages, root / "data/pairs/train.jsonl", root / "data/corpus.jsonl")
     model, instruction, scorer = scoring_model(params, root, device)
     examples, report = mine(passages, pairs, model, params.mining, params.seed_of("mining"), instruction, progress,
-                            device, precision, lexical=params.lexical)
+                            device, precision)
     if params.mining.teacher:
         from bgetune.negatives.teacher import teacher_scores
 
         report["teacher"] = teacher_scores(examples, passages, params.mining, params.model, device, precision,
-                                           scorer_model=model, scorer_instruction=instruction,
-                                           lexical=params.lexical)
+                                           scorer_model=model, scorer_instruction=instruction)
     report.update({"scoring_model": scorer, "query_instruction": instruction, "runtime": runtime(device, precision),
                    "seconds": round(time.perf_counter() - started, 2)})
     groups = {"positive": [s for e in examples for s in (e.pos_scores or [])]}

@@ -178,15 +178,14 @@ def remine(params, root: Path, model, passages, instruction: str, device: str, p
     pairs = read_pairs(root / "data/pairs/train.jsonl")
     model.eval()
     examples, report = mine(passages, pairs, model, params.mining, params.seed_of("train") + 2, instruction, progress,
-                            device, precision, lexical=params.lexical)
+                            device, precision)
     if params.mining.teacher:
         # Round 2 distils from the same kind of teacher as round 1: a teacher model scores the new groups, and the
         # hybrid / bm25 teachers read the round-1 model's cosines (a better dense half than the base's).
         from bgetune.negatives.teacher import teacher_scores
 
         report["teacher"] = teacher_scores(examples, passages, params.mining, params.model, device, precision,
-                                           scorer_model=model, scorer_instruction=instruction,
-                                           lexical=params.lexical)
+                                           scorer_model=model, scorer_instruction=instruction)
     model.train()
     log.info("round 2: re-mined negatives with the round-1 model: %s", report["negatives_per_strategy"])
     return examples, {"round2_mining": {k: report[k] for k in ("negatives_per_strategy", "drops",
