@@ -1,7 +1,7 @@
 """Which BM25: jieba's words or CJK character bigrams, and at which k1 — alone and as the hybrid's lexical half.
 
-The BM25 baseline (and the hybrid's lexical half, mining's bm25 strategy and hybrid teacher) tokenised Chinese with
-jieba's search mode until 2026-12-03. A segmenter cuts a domain term its own way (胃食管反流 in a question, 反流性食管炎
+The BM25 baseline and the hybrid's lexical half tokenised Chinese with jieba's search mode until 2026-12-03
+(mining's BM25 still does: ``mining.bm25``). A segmenter cuts a domain term its own way (胃食管反流 in a question, 反流性食管炎
 in the answer: only 食管 is shared), while Lucene's CJK analyzer indexes every character and every adjacent pair and
 matches however either side is cut. This bench scores one trained model's test questions with BM25 under each
 ``lexical`` setting given, alone and fused with the model (the stage's convex hybrid, its dense weight chosen on val;
@@ -49,12 +49,12 @@ def main() -> None:
     args = parser.parse_args()
 
     from bgetune.evaluation.hybrid import FUSION_POOL, fuse_all, tune_weights
-    from bgetune.evaluation.retrieval import dense_rankings, encode_windows, tune_window_weight, window_candidates
+    from bgetune.evaluation.retrieval import dense_rankings, encode_windows
     from bgetune.evaluation.significance import paired_bootstrap
     from bgetune.evaluation.testset import load_test_set
     from bgetune.params import LexicalParams
     from bgetune.search import encode
-    from bgetune.steps.evaluate import window_setting
+    from bgetune.steps.evaluate import tuned_window_weight, window_setting
 
     started = time.perf_counter()
     settings = [LexicalParams(**parse_setting(s)) for s in args.settings]
@@ -66,33 +66,29 @@ def main() -> None:
     if list(val.ids) != list(test.ids):
         raise SystemExit("val and test rank different corpora: this bench expects one corpus (bench/domain_runs.py)")
 
-    # The dense side as the evaluate stage ranks it by default: eval.windows, the weight chosen on val.
+    # The dense side as the evaluate stage ranks it by default: eval.windows, the weight chosen on val (its code).
     passage_vectors = encode(model, test.texts, batch, progress=False, kind="document", precision=precision)
     windows = window_setting(params.eval)
     window_vectors, window_weight = None, 0.0
     if windows:
         window_vectors = encode_windows(model, test.texts, windows, batch, precision)
-        val_queries = encode(model, val.queries, batch, instruction, False, kind="query", precision=precision)
-        candidates = window_candidates(val_queries, passage_vectors, *window_vectors, FUSION_POOL, device)
-        window_weight, _ = tune_window_weight(candidates, val.ids, val.relevant)
+        window_weight, _ = tuned_window_weight(params, root, model, instruction, device, precision,
+                                               (test.ids, passage_vectors, *window_vectors), val)
     dense = {name: dense_rankings(model, split.texts, split.ids, split.queries, FUSION_POOL, instruction, batch, False,
                                   passage_vectors=passage_vectors, device=device, precision=precision,
                                   windows=windows, window_vectors=window_vectors, window_weight=window_weight)
              for name, split in (("test", test), ("val", val))}
 
-    def evaluate(ranked_ids):
-        return headline_and_per_query(ranked_ids, test.relevant)
-
-    dense_metrics, dense_per_query = evaluate(dense["test"].ids)
+    dense_metrics, dense_per_query = headline_and_per_query(dense["test"].ids, test.relevant)
     rows, per_query_of = [], {"dense": dense_per_query}
     for lexical, test_set, val_set in zip(settings, splits["test"], splits["val"]):
         name = setting_name(lexical.model_dump())
-        metrics, per_query_of[f"bm25_{name}"] = evaluate(test_set.bm25)
+        metrics, per_query_of[f"bm25_{name}"] = headline_and_per_query(test_set.bm25, test.relevant)
         weights, _ = tune_weights("convex", dense["val"].ids, val_set.bm25, val_set.relevant, 60,
                                   dense["val"].scores, val_set.bm25_scores)
         fused = fuse_all(dense["test"].ids, test_set.bm25, weights, 60, 10, "convex", dense["test"].scores,
                          test_set.bm25_scores)
-        hybrid, per_query_of[f"hybrid_{name}"] = evaluate(fused)
+        hybrid, per_query_of[f"hybrid_{name}"] = headline_and_per_query(fused, test.relevant)
         rows.append({"setting": name, "lexical": lexical.model_dump(), **metrics, "hybrid_dense_weight": weights[0],
                      **{f"hybrid_{k}": v for k, v in hybrid.items()}})
     reference = rows[0]["setting"]
