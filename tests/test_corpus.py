@@ -1,3 +1,5 @@
+from collections import Counter
+
 from bgetune.corpus import assign_splits, build_corpus
 from bgetune.ingest import QA, Document, Section
 from bgetune.params import ChunkParams, SplitParams
@@ -42,3 +44,37 @@ def test_identical_questions_in_different_documents_share_a_split():
     for seed in range(8):
         result = build_corpus(docs, ChunkParams(max_chars=50), SplitParams(train=0.5, val=0.2, test=0.3), seed)
         assert result.assignment["d1"] == result.assignment["d6"]
+
+
+def test_alternative_questions_leave_the_split_alone_and_never_twin_a_question_of_another_split():
+    def corpus(with_alternatives):
+        documents = []
+        for i in range(30):
+            # main questions unlike each other (3 characters of their own), so documents split freely
+            question = "".join(chr(0x4E00 + 3 * i + k) for k in range(3)) + "怎么办"
+            qas = [QA(qid=f"q{i}", question=question)]
+            if with_alternatives:
+                # d0's alternative repeats d1's question; every document's other alternative is its own wording
+                other = question.replace(chr(0x4E00), chr(0x4E03)).replace(chr(0x4E01), chr(0x4E04)).replace(
+                    chr(0x4E02), chr(0x4E05)) if i == 0 else "".join(chr(0x5000 + 4 * i + k) for k in range(4)) + "的说法"
+                qas += [QA(qid=f"q{i}:alt0", question=other, alternative=True),
+                        QA(qid=f"q{i}:alt1", question=f"编号{i}：头晕眼花{i}", alternative=True)]
+            documents.append(Document(doc_id=f"d{i}", sections=[Section(text=f"第{i}篇回答的内容各不相同。", qas=qas)]))
+        return build_corpus(documents, ChunkParams(max_chars=50),
+                            SplitParams(train=0.5, val=0.2, test=0.3, group_by="query_similarity"), seed)
+
+    for seed in range(4):
+        plain, alt = corpus(False), corpus(True)
+        assert alt.assignment == plain.assignment   # alternatives never move a document
+        assert [p for p in alt.pairs if p.source == "existing"] == plain.pairs
+        assert len(set(alt.assignment.values())) == 3
+        twin_dropped = alt.assignment["d0"] != alt.assignment["d1"]
+        alternatives = {p.qid: p for p in alt.pairs if p.source == "existing_alt"}
+        assert ("q0:alt0" not in alternatives) == twin_dropped
+        # near-identical wordings across splits (编号i：头晕眼花i differ in two characters) are twins too
+        near = [f"q{i}:alt1" for i in range(30) if f"q{i}:alt1" not in alternatives]
+        assert near
+        assert alt.report["alt_queries_dropped_as_twins"] == twin_dropped + len(near)
+        assert len(alternatives) == 60 - alt.report["alt_queries_dropped_as_twins"]
+        assert all(p.split == alt.assignment[p.qid.split(":")[0].replace("q", "d")] for p in alternatives.values())
+        assert alt.report["alt_query_pairs_per_split"] == dict(Counter(p.split for p in alternatives.values()))

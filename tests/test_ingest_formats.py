@@ -36,6 +36,23 @@ def test_several_query_columns_are_joined(tmp_path):
     assert documents[1].sections[0].qas[0].question == "胃胀怎么办\n饭后胃胀"
 
 
+def test_alt_query_columns_give_one_alternative_question_per_line(tmp_path):
+    rows = [("内科", "高血压吃什么药", "血压一直高\n头晕", "可以服用硝苯地平，注意低盐饮食。"),
+            ("消化科", "胃胀怎么办", "", "少食多餐，可以吃些助消化的药物。")]
+    path = tmp_path / "med.csv"
+    pd.DataFrame(rows, columns=["department", "title", "ask", "answer"]).to_csv(path, index=False)
+    params = MED.model_copy(update={"qa_columns": MED.qa_columns.model_copy(update={"alt_queries": ["ask"]})})
+    documents, report = load_documents(tmp_path, params)
+    first, second = (d.sections[0].qas for d in documents)
+    assert [(q.question, q.alternative) for q in first] == [("高血压吃什么药", False), ("血压一直高", True),
+                                                           ("头晕", True)]
+    assert [q.qid.rsplit(":", 1)[1] for q in first] == ["q", "alt0", "alt1"]
+    assert [(q.question, q.alternative) for q in second] == [("胃胀怎么办", False)]   # an empty cell adds nothing
+    missing = MED.model_copy(update={"qa_columns": MED.qa_columns.model_copy(update={"alt_queries": ["similar"]})})
+    with pytest.raises(InputError, match=r"med.csv: column\(s\) \['similar'\] not found"):
+        load_documents(tmp_path, missing)
+
+
 def test_gb18030_file_read_as_utf8_names_the_line(tmp_path):
     write_csv(tmp_path / "med.csv", ROWS, "gb18030")
     with pytest.raises(InputError, match=r"med.csv: line 2: not valid utf-8"):

@@ -119,7 +119,8 @@ def build_corpus(documents: list[Document], chunk_params, split_params, seed: in
     questions = []   # (document id, question text)
     for document, section, _, _ in sections:
         for qa in section.qas:
-            questions.append((document.doc_id, qa.question))
+            if not qa.alternative:   # alternative wordings do not move documents (below: twins are dropped)
+                questions.append((document.doc_id, qa.question))
             for other in qa.extra_pos_docs:
                 if other in doc_index:
                     join(document.doc_id, other)
@@ -166,14 +167,17 @@ def build_corpus(documents: list[Document], chunk_params, split_params, seed: in
             pos_ids = list(dict.fromkeys(alias.get(pid, pid) for pid in pos_ids))
             neg_ids = [n for d in qa.neg_docs for n in doc_passages.get(d, [])]
             neg_ids = [n for n in dict.fromkeys(alias.get(n, n) for n in neg_ids) if n not in pos_ids]
-            pairs.append(Pair(qid=qa.qid, query=qa.question, pos_ids=pos_ids, source="existing", split=split,
-                              neg_ids=neg_ids))
+            pairs.append(Pair(qid=qa.qid, query=qa.question, pos_ids=pos_ids, split=split, neg_ids=neg_ids,
+                              source="existing_alt" if qa.alternative else "existing"))
+    pairs, twins = _drop_alternative_twins(pairs, split_params, progress)
     sizes = sorted((len(g) for g in groups.values()), reverse=True)
     report = {
         "passages": len(passages),
         "passages_per_split": dict(Counter(p.split for p in passages)),
         "documents_per_split": dict(Counter(assignment.values())),
-        "existing_pairs_per_split": dict(Counter(p.split for p in pairs)),
+        "existing_pairs_per_split": dict(Counter(p.split for p in pairs if p.source == "existing")),
+        **({"alt_query_pairs_per_split": dict(Counter(p.split for p in pairs if p.source == "existing_alt"))}
+           if any(p.source == "existing_alt" for p in pairs) else {}),
         "mean_passage_length": round(sum((measure if by_tokens else len)(p.text) for p in passages)
                                      / max(len(passages), 1), 1),
         "length_unit": chunk_params.unit,
@@ -183,7 +187,35 @@ def build_corpus(documents: list[Document], chunk_params, split_params, seed: in
                          "similar_question_pairs": similar_questions},
         "questions_not_mapped_by_answer": dict(unmapped),
     }
+    if any(p.source == "existing_alt" for p in pairs) or twins:
+        report["alt_queries_dropped_as_twins"] = twins
     return CorpusResult(passages=passages, pairs=pairs, assignment=assignment, report=report)
+
+
+def _drop_alternative_twins(pairs: list[Pair], split_params, progress: bool) -> tuple[list[Pair], int]:
+    """Alternative wordings (data.qa_columns.alt_queries) minus those that twin a question of another split.
+
+    Splits are decided by the main questions alone, so adding alternatives leaves the split (and the test set) as it
+    was; instead, an alternative equal to a question of another split (normalised; with group_by: query_similarity,
+    at least that similar) is dropped and counted: a training pair never repeats a test query.
+    """
+    from bgetune.dedup import normalise, similar_pairs
+
+    alternatives = [i for i, p in enumerate(pairs) if p.source == "existing_alt"]
+    if not alternatives:
+        return pairs, 0
+    keys = [normalise(p.query) for p in pairs]
+    twins: set[int] = set()
+    splits_of: dict[str, set[str]] = {}
+    for p, key in zip(pairs, keys):
+        splits_of.setdefault(key, set()).add(p.split)
+    twins.update(i for i in alternatives if len(splits_of[keys[i]]) > 1)
+    if split_params.group_by == "query_similarity":
+        alternative = set(alternatives)
+        for a, b in similar_pairs(keys, split_params.query_similarity, progress=progress):
+            if pairs[a].split != pairs[b].split:
+                twins.update(i for i in (a, b) if i in alternative)
+    return [p for i, p in enumerate(pairs) if i not in twins], len(twins)
 
 
 def _answer_passages(qa, text: str, spans: list[tuple[int, int]], ids: list[str]) -> list[str]:

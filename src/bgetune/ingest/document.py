@@ -19,6 +19,7 @@ class QA:
     answer_start: int | None = None  # character offset into the section text
     extra_pos_docs: list[str] = field(default_factory=list)  # other documents that answer it (qrels, FlagEmbedding)
     neg_docs: list[str] = field(default_factory=list)        # documents given as negatives (FlagEmbedding JSONL)
+    alternative: bool = False   # another wording from data.qa_columns.alt_queries (its pair: source existing_alt)
 
 
 @dataclass

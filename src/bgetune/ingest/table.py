@@ -1,7 +1,8 @@
 """QA tables: CSV/TSV/XLSX files, JSON lists or JSONL of rows with a question and an answer column (pandas).
 
 Each row becomes a document whose one passage is the answer and whose question is the row's query columns joined by
-a newline; column names come from ``data.qa_columns``, encodings from ``data.encoding`` ("auto" detects UTF-8 with or
+a newline; each non-empty line of the ``alt_queries`` columns (an FAQ's similar questions) is one more question for
+the same answer, marked as an alternative; column names come from ``data.qa_columns``, encodings from ``data.encoding`` ("auto" detects UTF-8 with or
 without BOM, else GB18030). A medical CSV such as meddialog's reads with::
 
     data:
@@ -44,7 +45,10 @@ def read_qa_table(path: Path, relative: str, data_params, policy: RecordPolicy |
         row_id = _cell(record.get(columns.id)) if columns.id else ""
         doc_id = f"{relative}:{row_id or where.rsplit(' ', 1)[-1]}"
         qas = [QA(qid=f"{doc_id}:q", question=query)] if query else []
-        if not query and counts is not None:
+        alternatives = [line.strip() for name in columns.alt_queries
+                        for line in _cell(record.get(name)).splitlines() if line.strip()]
+        qas += [QA(qid=f"{doc_id}:alt{k}", question=text, alternative=True) for k, text in enumerate(alternatives)]
+        if not qas and counts is not None:
             counts["row_without_question"] += 1
         documents.append(Document(doc_id=doc_id, title=title or None, domain=domain or None,
                                   sections=[Section(text=answer, title=title or None, qas=qas)]))
@@ -80,7 +84,8 @@ def _read_frame(path: Path, data_params, policy: RecordPolicy):
 
 
 def _require_columns(path: Path, available: list[str], columns) -> None:
-    wanted = [*columns.query, columns.answer] + [c for c in (columns.title, columns.domain, columns.id) if c]
+    wanted = [*columns.query, *columns.alt_queries, columns.answer] + [c for c in (columns.title, columns.domain,
+                                                                                   columns.id) if c]
     missing = [c for c in wanted if c not in available]
     if missing:
         raise InputError(f"{path}: column(s) {missing} not found; the file has {available} "

@@ -11,12 +11,15 @@ from bgetune.params.section import Ratio, Section
 # ------------------------------------------------------------------------------------------------------------ data
 class QaColumns(Section):
     query: list[str] = ["question"]   # joined by a newline when several (e.g. [title, ask])
+    # Columns holding other questions for the same answer (an FAQ's similar questions, a patient's full description):
+    # each non-empty line one more pair, used in the splits qa_gen.existing.alt_query_splits (training only by default).
+    alt_queries: list[str] = []
     answer: str = "answer"
     title: str | None = None
     domain: str | None = None         # carried into the passage's domain (cross-domain negatives, per-domain metrics)
     id: str | None = None
 
-    @field_validator("query", mode="before")
+    @field_validator("query", "alt_queries", mode="before")
     @classmethod
     def _one_or_more(cls, value):
         return [value] if isinstance(value, str) else value
@@ -113,8 +116,15 @@ class LlmParams(Section):
         return value
 
 
+class ExistingParams(Section):
+    # The splits that get the pairs of data.qa_columns.alt_queries; val and test keep the main questions, so that
+    # the evaluation asks what users ask (and stays comparable with a run without them).
+    alt_query_splits: list[Literal["train", "val", "test"]] = ["train"]
+
+
 class QaGenParams(Section):
     sources: list[Literal["existing", "heuristic", "llm"]] = ["existing", "heuristic"]
+    existing: ExistingParams = ExistingParams()
     heuristic: HeuristicParams = HeuristicParams()
     llm: LlmParams = LlmParams()
 
