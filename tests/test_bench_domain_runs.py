@@ -292,3 +292,29 @@ def test_the_bench_pins_the_words_bm25_and_the_cjk_variants_change_only_lexical_
         "bm25.jsonl"
     args = _args(tmp_path / "out")
     assert domain_runs.per_query(work, row, args).name == "hardness_windows_80_cjk_bigrams_own_bm25.jsonl"  # kept
+
+
+def test_the_alt_ask_variant_is_the_hardness_run_with_the_patients_descriptions_as_more_training_pairs(domain_runs):
+    from bgetune.params import params_from_dict
+
+    hour, med = domain_runs.SUITES["hour"], domain_runs.bench_params("meddialog", 600, 3, 32, eval_every=150)
+    hardness = params_from_dict(domain_runs.variant_dict(med, hour["fast_distill_dict_init_bf16_batch32_remine_hardness"]))
+    alt = params_from_dict(domain_runs.variant_dict(med, hour["fast_distill_dict_init_bf16_batch32_remine_hardness_alt_ask"]))
+    assert alt.data.qa_columns.alt_queries == ["ask"] and alt.data.qa_columns.query == ["title"]
+    assert alt.qa_gen.existing.alt_query_splits == ["train"]
+    assert alt.model_copy(update={"data": hardness.data}) == hardness
+
+
+def test_the_seed_7_cjk_mining_run_is_the_seed_7_hardness_run_with_the_cjk_variants_bm25_and_windows(domain_runs):
+    from bgetune.params import params_from_dict
+
+    hour, med = domain_runs.SUITES["hour"], domain_runs.bench_params("meddialog", 600, 3, 32, eval_every=150)
+    seed_7 = params_from_dict(domain_runs.variant_dict(med, hour["fast_distill_dict_init_bf16_batch32_remine_hardness_seed_7"]))
+    cjk = params_from_dict(domain_runs.variant_dict(
+        med, hour["fast_distill_dict_init_bf16_batch32_remine_hardness_windows_80_cjk_bigrams"]))
+    cjk_7 = params_from_dict(domain_runs.variant_dict(
+        med, hour["fast_distill_dict_init_bf16_batch32_remine_hardness_windows_80_cjk_bigrams_seed_7"]))
+    assert cjk_7.model_copy(update={"lexical": seed_7.lexical, "eval": seed_7.eval,
+                                    "mining": cjk_7.mining.model_copy(update={"bm25": seed_7.mining.bm25})}) == seed_7
+    assert cjk_7.model_copy(update={"mining": cjk.mining, "train": cjk.train}) == cjk
+    assert (cjk_7.mining.seed, cjk_7.train.seed) == (7, 7)
