@@ -2,8 +2,9 @@
 
 Each row becomes a document whose one passage is the answer and whose question is the row's query columns joined by
 a newline; each non-empty line of the ``alt_queries`` columns (an FAQ's similar questions) is one more question for
-the same answer, marked as an alternative; column names come from ``data.qa_columns``, encodings from ``data.encoding`` ("auto" detects UTF-8 with or
-without BOM, else GB18030). A medical CSV such as meddialog's reads with::
+the same answer, marked as an alternative. Column names come from ``data.qa_columns``, encodings from
+``data.encoding`` ("auto" detects UTF-8 with or without BOM, else GB18030). A medical CSV such as meddialog's reads
+with::
 
     data:
       encoding: auto
