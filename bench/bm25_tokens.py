@@ -41,7 +41,7 @@ def setting_name(lexical: dict) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     from domain_runs import (add_stored_model_args, git_commit, headline_and_per_query, interval, load_stored_model,
-                             machine, write_stored_model_bench)
+                             machine, stored_model_footer, write_stored_model_bench)
 
     add_stored_model_args(parser)
     parser.add_argument("--settings", nargs="+", default=list(DEFAULT_SETTINGS),
@@ -123,10 +123,8 @@ def main() -> None:
                      f"{r['hybrid_ndcg@10'] / r['ndcg@10']:.3f}× | {r['hybrid_ndcg@10'] / first_bm25:.3f}× |")
     window_text = (f"windows {windows[0]}:{windows[1]} at weight {window_weight:.1f} (val)" if windows
                    else "one vector per passage")
-    lines += ["", f"{args.dataset}/{args.variant} (models/{args.model}): {len(test.pairs)} test and {len(val.pairs)} "
-                  f"val questions over {len(test.ids)} passages; dense NDCG@10 {dense_metrics['ndcg@10']:.4f} "
-                  f"({window_text}); {device}, {precision}. Command: `{record['command']}`, commit "
-                  f"{record['commit']}, {record['date']}, {record['seconds'] / 60:.1f} min."]
+    lines += ["", stored_model_footer(args, test, val, f"; dense NDCG@10 {dense_metrics['ndcg@10']:.4f} "
+                                                        f"({window_text}); {device}, {precision}", record)]
     write_stored_model_bench(Path(args.out), stem, record, lines, per_query_of, test.pairs)
 
 

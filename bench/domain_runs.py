@@ -495,6 +495,14 @@ def interval(comparison: dict | None) -> str:
     return f"{comparison['difference']:+.4f} [{comparison['ci_low']:+.4f}, {comparison['ci_high']:+.4f}]"
 
 
+def stored_model_footer(args, test, val, about_run: str, record: dict) -> str:
+    """A stored-model bench's line under its table: the model, the questions and passages, ``about_run`` (placed
+    right after "passages": "; cpu, fp32" or " (mean …); …"), the command, commit, date and minutes."""
+    return (f"{args.dataset}/{args.variant} (models/{args.model}): {len(test.pairs)} test and {len(val.pairs)} val "
+            f"questions over {len(test.ids)} passages{about_run}. Command: `{record['command']}`, commit "
+            f"{record['commit']}, {record['date']}, {record['seconds'] / 60:.1f} min.")
+
+
 def write_stored_model_bench(out: Path, stem: str, record: dict, table: list[str], per_query_of: dict, pairs) -> None:
     """A stored-model bench's results: <stem>.json (``record``), <stem>.md (``table``, printed too) and each
     retriever's per-query NDCG@10 under per_query/<stem>/ (qid order of ``pairs``); ``out`` is made if missing."""

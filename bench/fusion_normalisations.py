@@ -89,7 +89,7 @@ def ranked_ids(fused: np.ndarray, ids: list[str], depth: int = 10) -> list[list[
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    from domain_runs import add_stored_model_args, git_commit, load_stored_model, machine
+    from domain_runs import add_stored_model_args, git_commit, load_stored_model, machine, stored_model_footer
 
     add_stored_model_args(parser)
     args = parser.parse_args()
@@ -158,11 +158,8 @@ def main() -> None:
         lines.append(f"| {r['normalisation']} | {r['fill']} | {r['grid']} | {r['dense_weight']:.2f} | "
                      f"{r['val_ndcg@10']:.4f} | {r['ndcg@10']:.4f} | {r['recall@10']:.4f} | {r['mrr@10']:.4f} | "
                      f"{c['difference']:+.4f} [{c['ci_low']:+.4f}, {c['ci_high']:+.4f}] |")
-    lines += ["", f"{args.dataset}/{args.variant} (models/{args.model}): {len(test.pairs)} test and "
-                  f"{len(val.pairs)} val questions over {len(test.ids)} passages; the stage's fusion is minmax, floor, "
-                  f"grid 0.1 (its stored hybrid NDCG@10: {stored.get('hybrid_ndcg@10')}). Command: "
-                  f"`{record['command']}`, commit {record['commit']}, {record['date']}, "
-                  f"{record['seconds'] / 60:.1f} min."]
+    lines += ["", stored_model_footer(args, test, val, "; the stage's fusion is minmax, floor, grid 0.1 (its stored "
+                                                        f"hybrid NDCG@10: {stored.get('hybrid_ndcg@10')})", record)]
     (out / f"{stem}.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
     print("\n".join(lines))
 

@@ -48,7 +48,7 @@ def bm25_with_windows(texts: list[str], queries: list[str], max_chars: int, over
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     from domain_runs import (add_stored_model_args, git_commit, headline_and_per_query, interval, load_stored_model,
-                             machine, write_stored_model_bench)
+                             machine, stored_model_footer, write_stored_model_bench)
 
     add_stored_model_args(parser)
     parser.add_argument("--windows", nargs="+", default=list(DEFAULT_WINDOWS),
@@ -149,10 +149,8 @@ def main() -> None:
                      f"{r['ndcg@10']:.4f} | {r['ndcg@10'] / bm25:.3f}× | {r['recall@10']:.4f} | {r['mrr@10']:.4f} | "
                      f"{interval(r['vs_bm25']) if r['retriever'] != 'bm25' else '–'} | "
                      f"{interval(r.get('vs_dense'))} | {hybrid} | {interval(r.get('hybrid_vs_hybrid'))} |")
-    lines += ["", f"{args.dataset}/{args.variant} (models/{args.model}): {len(test.pairs)} test and {len(val.pairs)} "
-                  f"val questions over {len(test.ids)} passages (mean {record['mean_passage_chars']} characters); "
-                  f"{device}, {precision}. Command: `{record['command']}`, commit {record['commit']}, "
-                  f"{record['date']}, {record['seconds'] / 60:.1f} min."]
+    lines += ["", stored_model_footer(args, test, val, f" (mean {record['mean_passage_chars']} characters); "
+                                                        f"{device}, {precision}", record)]
     write_stored_model_bench(Path(args.out), stem, record, lines, per_query_of, test.pairs)
 
 
