@@ -224,6 +224,14 @@ SUITES = {
         "fast_distill_dict_init_bf16_batch32_remine_hardness_alt_ask": {
             **REMINE_BF16_BATCH32, "train": {**REMINE_BF16_BATCH32["train"], **HARDNESS},
             "data": {"qa_columns": {"alt_queries": ["ask"]}}},
+        # ... the hardness run with the base's own rows of the corpus's characters (170 of MiniLM's 244 CJK rows, a
+        # fifth of meddialog's characters: 治, 食, 心) re-started from CC-CEDICT too (vocab.init_known_characters):
+        # those rows mark a script, not a meaning (cosine with their English senses ~0.05), so the commonest
+        # characters were the ones the dictionary start left meaningless. Untrained, the expanded base ranked 1,500
+        # titles' answers at NDCG@10 0.164 against 0.133.
+        "fast_distill_dict_init_bf16_batch32_remine_hardness_known_chars": {
+            **REMINE_BF16_BATCH32, "train": {**REMINE_BF16_BATCH32["train"], **HARDNESS},
+            "vocab": {**REMINE_BF16_BATCH32["vocab"], "init_known_characters": True}},
         # ... with 2,000 terms instead of 500, for 300 steps: with the dictionary start a whole-word row (高血压 →
         # "hypertension") starts where the English body already reads its meaning, so more of the domain's words
         # can enter as such instead of as characters whose senses are vaguer.
@@ -361,6 +369,10 @@ SUITES = {
         # whole sentences up to 80 characters, scored by its best vector. bench/passage_windows.py on the stored
         # run: 0.8814 → 0.9315; this measures it end to end, the windows' encoding inside the run's minutes.
         "hardness_windows_80": hardness_run(eval={"windows": {"max_chars": 80, "overlap_chars": 40}}),
+        # ... with the base's own CJK rows re-started from CC-CEDICT as well (vocab.init_known_characters; the hour
+        # suite's ..._known_chars says why).
+        "hardness_windows_80_known_chars": {**hardness_run(eval={"windows": {"max_chars": 80, "overlap_chars": 40}}),
+                                            "vocab": {**DICT2000_BF16["vocab"], "init_known_characters": True}},
         # ... and with BM25 over CJK character bigrams for the evaluation (lexical, the default since 2026-12-03)
         # and for mining (not the default: it did not win).
         "hardness_windows_80_cjk_bigrams": hardness_run(eval={"windows": {"max_chars": 80, "overlap_chars": 40}},

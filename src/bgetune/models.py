@@ -237,6 +237,12 @@ def expand_for_corpus(model, passage_texts: list[str], vocab_params, seed: int) 
     from bgetune.vocab import expand_vocabulary, missing_characters, tokens_per_text, unk_rate
 
     report = {"expand_chars": vocab_params.expand_chars, "expand_terms": vocab_params.expand_terms}
+    known_rows = []
+    if vocab_params.init_known_characters:   # the base's own characters: read before any token is added
+        from bgetune.vocab import known_characters
+
+        known_rows = model.tokenizer.convert_tokens_to_ids(
+            known_characters(model.tokenizer, passage_texts, vocab_params.min_char_count))
     sample = passage_texts[:2000]
     report["vocab_size_before"] = len(model.tokenizer)
     report["unk_rate_before"] = round(unk_rate(model.tokenizer, sample), 5)
@@ -267,10 +273,14 @@ def expand_for_corpus(model, passage_texts: list[str], vocab_params, seed: int) 
 
         glosses = read_dictionary(resolve_dictionary_path(vocab_params.dictionary))
         report["init"] = dictionary_init(model, glosses, report["vocab_size_before"], vocab_params.dictionary_senses,
-                                         vocab_params.init_noise)
+                                         vocab_params.init_noise, known_rows=known_rows)
         log.info("vocabulary: new rows from %s: %d from their own entry, %d from the entries of their parts, "
                  "%d kept (no entry)", vocab_params.dictionary, report["init"]["rows_from_entry"],
                  report["init"]["rows_from_parts"], report["init"]["rows_kept"])
+        if vocab_params.init_known_characters:
+            log.info("vocabulary: the base's own rows of %d corpus characters re-started from %s (%d without an "
+                     "entry kept)", report["init"]["known_rows_from_entry"], vocab_params.dictionary,
+                     report["init"]["known_rows_kept"])
     report["vocab_size_after"] = len(model.tokenizer)
     report["tokens_added"] = report["vocab_size_after"] - report["vocab_size_before"]
     report["unk_rate_after"] = round(unk_rate(model.tokenizer, sample), 5)

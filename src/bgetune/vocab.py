@@ -34,6 +34,25 @@ def missing_characters(tokenizer, texts: Iterable[str], min_count: int = 1) -> l
     return [ch for ch, _ in missing]
 
 
+def is_han(ch: str) -> bool:
+    """A CJK unified ideograph (the basic block and extension A: the characters CC-CEDICT's headwords use)."""
+    return "\u4e00" <= ch <= "\u9fff" or "\u3400" <= ch <= "\u4dbf"
+
+
+def known_characters(tokenizer, texts: Iterable[str], min_count: int = 1) -> list[str]:
+    """Han characters of ``texts`` that the tokenizer already has as one token of its own, most frequent first (ties
+    by code point): the rows ``dictionary_init(..., known_rows=...)`` may re-start."""
+    counts = Counter(ch for text in texts for ch in text if is_han(ch))
+    unk = tokenizer.unk_token_id
+    known = []
+    for ch, count in counts.items():
+        ids = tokenizer(ch, add_special_tokens=False)["input_ids"]
+        if count >= min_count and len(ids) == 1 and ids[0] != unk:
+            known.append((ch, count))
+    known.sort(key=lambda item: (-item[1], item[0]))
+    return [ch for ch, _ in known]
+
+
 def unk_rate(tokenizer, texts: Sequence[str]) -> float:
     """The fraction of tokens (special tokens excluded) that are the unknown token."""
     unk, total, unknown = tokenizer.unk_token_id, 0, 0
@@ -300,7 +319,7 @@ def _segments(token: str, glosses: dict[str, list[str]], longest: int = 8) -> li
 
 
 def dictionary_init(model, glosses: dict[str, list[str]], old_vocab_size: int, max_senses: int = 3,
-                    scale: float = 1.0) -> dict:
+                    scale: float = 1.0, known_rows: Sequence[int] = ()) -> dict:
     """Re-start the new embedding rows (ids ≥ ``old_vocab_size``) from what a bilingual dictionary says they mean,
     in the base model's own vocabulary: 肝 → "liver", 高血压 → "high blood pressure; hypertension". Returns counts
     of rows set from an entry, from the entries of their parts, and rows left as they were.
@@ -313,6 +332,11 @@ def dictionary_init(model, glosses: dict[str, list[str]], old_vocab_size: int, m
     rows; one whose parts have no entry either keeps its row. Averaging several rows shrinks their spread, so each
     row's distance from the old rows' mean is set to the old rows' average distance (× ``scale``): the new
     characters start as distinct as the old tokens, as with noise, but pointing where their meaning is.
+    ``known_rows`` (ids < ``old_vocab_size``, e.g. of ``known_characters``) are re-started the same way from their
+    own entry: an English base's few CJK rows (MiniLM's 244) mark a script, not a meaning — their nearest rows are
+    other CJK and Japanese characters, their cosine with their own English senses near 0 — so without this the
+    commonest characters (治, 食, 心: a fifth of meddialog's characters) would be the only ones that mean nothing.
+    The senses are always read from the rows as they were before any change.
     Hand-written because none of the named dependencies maps tokens across languages; deterministic (no sampling).
 
     Example::
@@ -324,8 +348,12 @@ def dictionary_init(model, glosses: dict[str, list[str]], old_vocab_size: int, m
     tokenizer = model.tokenizer
     weight = model[0].auto_model.get_input_embeddings().weight
     unk = tokenizer.unk_token_id
-    new_tokens = tokenizer.convert_ids_to_tokens(list(range(old_vocab_size, weight.shape[0])))
-    old = weight.detach()[:old_vocab_size].float()
+    new_ids = list(range(old_vocab_size, weight.shape[0]))
+    known_rows = sorted(set(int(row) for row in known_rows))
+    if any(row < 0 or row >= old_vocab_size for row in known_rows):
+        raise ValueError(f"known_rows must lie below old_vocab_size ({old_vocab_size})")
+    # A copy: re-started known rows must not change the senses read after them.
+    old = weight.detach()[:old_vocab_size].float().clone()
     sense_rows: dict[str, torch.Tensor | None] = {}
 
     def meaning(word: str):
@@ -342,18 +370,21 @@ def dictionary_init(model, glosses: dict[str, list[str]], old_vocab_size: int, m
         return sense_rows[word]
 
     counts = {"rows_from_entry": 0, "rows_from_parts": 0, "rows_kept": 0}
+    if known_rows:
+        counts.update({"known_rows_from_entry": 0, "known_rows_kept": 0})
     with torch.no_grad():
         mean = old.mean(dim=0)
         radius = (old - mean).norm(dim=1).mean()
-        for row, token in enumerate(new_tokens, start=old_vocab_size):
+        for row, token in zip(known_rows + new_ids, tokenizer.convert_ids_to_tokens(known_rows + new_ids)):
+            known = row < old_vocab_size
             value = meaning(token)
-            kind = "rows_from_entry"
-            if value is None and len(token) > 1:
+            kind = "known_rows_from_entry" if known else "rows_from_entry"
+            if value is None and len(token) > 1 and not known:
                 parts = [v for v in (meaning(p) for p in _segments(token, glosses)) if v is not None]
                 value = torch.stack(parts).mean(dim=0) if parts else None
                 kind = "rows_from_parts"
             if value is None:
-                counts["rows_kept"] += 1
+                counts["known_rows_kept" if known else "rows_kept"] += 1
                 continue
             offset = value - mean
             value = mean + scale * radius * offset / offset.norm().clamp_min(1e-12)

@@ -61,6 +61,9 @@ class VocabParams(Section):
     init_window: int = Field(5, ge=1)        # ± tokens counted as context by init: cooccurrence
     dictionary: str = "bundled:cc-cedict"    # init: dictionary: a CC-CEDICT-format file, or the bundled CC-CEDICT
     dictionary_senses: int = Field(3, ge=1)  # senses per entry used by init: dictionary (the k-th weighted 1/k)
+    # init: dictionary: also re-start the base's own rows of the corpus's Han characters (an English base's few CJK
+    # rows mark a script, not a meaning); never for a base that reads Chinese (bge-*-zh, bge-m3)
+    init_known_characters: bool = False
     expand_terms: bool = False
     top_terms: int = Field(500, ge=0)
     min_term_count: int = Field(3, ge=1)
@@ -69,6 +72,12 @@ class VocabParams(Section):
     warmup_lr: float = Field(1e-4, gt=0)
     warmup_scope: Literal["embeddings", "top_layers", "all"] = "embeddings"
     warmup_batch_size: int = Field(16, ge=1)
+
+    @model_validator(mode="after")
+    def _known_from_dictionary(self):
+        if self.init_known_characters and self.init != "dictionary":
+            raise ValueError(f"init_known_characters needs init: dictionary (init is {self.init!r})")
+        return self
 
 
 # ---------------------------------------------------------------------------------------------------------- mining
