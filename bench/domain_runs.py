@@ -378,6 +378,16 @@ SUITES = {
         "hardness_windows_80_cjk_bigrams": hardness_run(eval={"windows": {"max_chars": 80, "overlap_chars": 40}},
                                                         lexical=CJK_BM25, mining={"bm25": CJK_BM25}),
     },
+    # The base's own CJK rows re-started from CC-CEDICT (vocab.init_known_characters), paired in one invocation on a
+    # CPU without bf16 (fp32 throughout): the hour's one-round recipe with hardness weighting, without and with it,
+    # for a short run (--steps 80), where a better start shows most.
+    "known_chars": {
+        "dict_init_hardness": {**FAST_DISTILL, "vocab": {**FAST_DISTILL["vocab"], "init": "dictionary"},
+                               "train": {**FAST_DISTILL["train"], **HARDNESS}},
+        "dict_init_hardness_known_chars": {
+            **FAST_DISTILL, "vocab": {**FAST_DISTILL["vocab"], "init": "dictionary", "init_known_characters": True},
+            "train": {**FAST_DISTILL["train"], **HARDNESS}},
+    },
     # Issue 15: passage- and document-level scores of one trained model (documents span several passages).
     "levels": {"default": {}},
     "mining": {

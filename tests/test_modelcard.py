@@ -42,3 +42,15 @@ def test_the_card_says_how_to_index_when_the_evaluation_used_windows():
     assert "## Indexing" in card and "windows of whole sentences up to 80 characters" in card
     assert "10282 window vectors beside 1951 passages" in card
     assert "## Indexing" not in finetuned_card(params_from_dict({}), {"stage1": {}}, {"windows": None})
+
+
+def test_the_base_card_says_where_the_rows_started():
+    from bgetune.modelcard import base_card
+
+    counts = {"rows_from_entry": 800, "rows_from_parts": 60, "rows_kept": 3}
+    summary = {"characters_added": 863, "init": counts}
+    card = base_card(params_from_dict({}), summary, passages=126)
+    assert "`bundled:cc-cedict`: 800 from their own entry, 60 from their parts', 3 without one (noise) |" in card
+    restarted = base_card(params_from_dict({"vocab": {"init_known_characters": True}}),
+                          {**summary, "init": {**counts, "known_rows_from_entry": 170, "known_rows_kept": 2}}, 126)
+    assert "(noise); the base's own rows of 170 corpus characters re-started the same way |" in restarted

@@ -47,6 +47,7 @@ def test_schema_defaults_equal_params_yaml_key_by_key():
     ({"train": {"eval_every": 20, "checkpoint_every": 30}}, "train"),
     ({"train": {"optimizer": "lion"}}, "train.optimizer"),
     ({"train": {"optimizer": "schedule_free_adamw", "backend": "flagembedding"}}, "train"),
+    ({"vocab": {"init": "noise", "init_known_characters": True}}, "vocab"),
     ({"colour": "blue"}, "colour"),
 ])
 def test_bad_params_name_the_key(raw, key):

@@ -72,8 +72,10 @@ def _table(rows: list[tuple[str, object]]) -> str:
 def _row_start(vocab, counts: dict | None) -> str:
     """How the new embedding rows began, in words (vocab.init and what it managed)."""
     if vocab.init == "dictionary" and counts:
+        known = (f"; the base's own rows of {counts['known_rows_from_entry']} corpus characters re-started the same "
+                 f"way" if "known_rows_from_entry" in counts else "")
         return (f"English senses in `{vocab.dictionary}`: {counts['rows_from_entry']} from their own entry, "
-                f"{counts['rows_from_parts']} from their parts', {counts['rows_kept']} without one (noise)")
+                f"{counts['rows_from_parts']} from their parts', {counts['rows_kept']} without one (noise){known}")
     if vocab.init == "cooccurrence" and counts:
         return (f"the corpus's co-occurrence (PPMI + SVD): {counts['rows_from_cooccurrence']} rows, "
                 f"{counts['rows_kept']} not in the corpus (noise)")
