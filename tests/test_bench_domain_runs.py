@@ -80,7 +80,9 @@ def test_the_machine_record_names_the_cpu_where_linux_says_it(domain_runs):
     info = domain_runs.machine()
     assert info["cpu_count"] >= 1
     if Path("/proc/cpuinfo").exists():
-        assert info["cpu_model"] and isinstance(info["avx512"], bool)
+        assert info["cpu_model"] and isinstance(info["avx512"], bool) and isinstance(info["bf16_native"], bool)
+        from bgetune.device import cpu_bf16_native
+        assert info["bf16_native"] == cpu_bf16_native()   # the same flags read the same way
 
 
 def test_steps_factor_scales_the_suites_steps_and_is_not_a_param(domain_runs):

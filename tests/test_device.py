@@ -40,6 +40,26 @@ def test_fp16_selects_loss_scaling_and_is_refused_where_it_cannot_run():
         resolve_precision("bf16", "cuda", bf16_ok=False)
 
 
+def test_bf16_on_a_cpu_without_native_bf16_warns(tmp_path, caplog):
+    from bgetune.device import cpu_bf16_native
+
+    flags = "processor\t: 0\nmodel name\t: AMD EPYC\nflags\t\t: fpu sse2 avx2 fma{}\n"
+    for extra, expected in [("", False), (" avx512f avx512_bf16", True), (" amx_bf16", True)]:
+        (tmp_path / "cpuinfo").write_text(flags.format(extra))
+        assert cpu_bf16_native(tmp_path / "cpuinfo") is expected
+    (tmp_path / "arm").write_text("processor\t: 0\nFeatures\t: fp asimd bf16 i8mm\n")
+    assert cpu_bf16_native(tmp_path / "arm") is True
+    assert cpu_bf16_native(tmp_path / "missing") is None
+    with caplog.at_level("WARNING", logger="bgetune"):
+        assert resolve_precision("bf16", "cpu", cpu_bf16=False) == "bf16"     # allowed, but said
+    assert "without native bf16" in caplog.text and "use fp32" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="bgetune"):
+        resolve_precision("bf16", "cpu", cpu_bf16=True)
+        resolve_precision("auto", "cpu", cpu_bf16=False)
+    assert caplog.text == ""
+
+
 def test_runtime_records_versions():
     info = runtime("cpu", "fp32")
     assert info["torch"] == torch.__version__ and info["device"] == "cpu" and info["precision"] == "fp32"
