@@ -865,7 +865,7 @@ def machine() -> dict:
             info["cpu_model"] = line.split(":", 1)[1].strip()
         elif line.startswith("flags"):
             info["avx512"] = " avx512f" in line
-            # bf16 autocast is emulated without these (bgetune.device.cpu_bf16_native): the bf16 rows' minutes.
+            # bf16 autocast is emulated without these (bgetune.device.cpu_bf16_native): it decides the bf16 rows' minutes.
             info["bf16_native"] = " avx512_bf16" in line or " amx_bf16" in line
             break
     return info

@@ -65,7 +65,8 @@ def bf16_supported(device: str) -> bool:
 def cpu_bf16_native(cpuinfo: str | Path = "/proc/cpuinfo") -> bool | None:
     """Whether this CPU multiplies bf16 natively (x86: the AVX512-BF16 or AMX-BF16 flag; Arm: bf16 in its
     features); None where the file cannot be read (macOS, Windows). Without it autocast emulates bf16 matrix
-    products: on a 2-core AMD EPYC with AVX2 only, a 512×384×1536 product took 34× its fp32 time."""
+    products: on a 2-core AMD EPYC with AVX2 only, meddialog's hour run in bf16 had not finished its first
+    120-step round after 50 minutes, where a CPU with AVX512-BF16 trains both rounds in 24 (docs/benchmarks.md)."""
     try:
         text = Path(cpuinfo).read_text(errors="replace")
     except OSError:
@@ -92,7 +93,7 @@ def resolve_precision(requested: str, device: str, bf16_ok: bool | None = None,
         native = cpu_bf16_native() if cpu_bf16 is None else cpu_bf16
         if native is False:
             log.warning("precision bf16 on a CPU without native bf16 (no AVX512-BF16 or AMX): autocast emulates "
-                        "it, many times slower than fp32 (34x on an AVX2 AMD EPYC); use fp32 or auto here")
+                        "it, many times slower than fp32; use fp32 or auto here")
     if requested == "auto":
         if not gpu:
             return "fp32"
