@@ -226,9 +226,9 @@ SUITES = {
             "data": {"qa_columns": {"alt_queries": ["ask"]}}},
         # ... the hardness run with the base's own rows of the corpus's characters (170 of MiniLM's 244 CJK rows, a
         # fifth of meddialog's characters: 治, 食, 心) re-started from CC-CEDICT too (vocab.init_known_characters):
-        # those rows mark a script, not a meaning (cosine with their English senses ~0.05), so the commonest
-        # characters were the ones the dictionary start left meaningless. Untrained, the expanded base ranked 1,500
-        # titles' answers at NDCG@10 0.164 against 0.133.
+        # those rows mark a script, not a meaning (median cosine with their first English sense 0.06), so the
+        # commonest characters were the ones the dictionary start left meaningless. The known_chars suite measures
+        # it in fp32 (untrained 0.1587 against 0.1223; trained for 80 steps, the same).
         "fast_distill_dict_init_bf16_batch32_remine_hardness_known_chars": {
             **REMINE_BF16_BATCH32, "train": {**REMINE_BF16_BATCH32["train"], **HARDNESS},
             "vocab": {**REMINE_BF16_BATCH32["vocab"], "init_known_characters": True}},
@@ -865,9 +865,11 @@ def machine() -> dict:
             info["cpu_model"] = line.split(":", 1)[1].strip()
         elif line.startswith("flags"):
             info["avx512"] = " avx512f" in line
-            # bf16 autocast is emulated without these (bgetune.device.cpu_bf16_native): it decides the bf16 rows' minutes.
-            info["bf16_native"] = " avx512_bf16" in line or " amx_bf16" in line
             break
+    from bgetune.device import cpu_bf16_native
+
+    # bf16 autocast is emulated without AVX512-BF16 or AMX: it decides the bf16 rows' minutes.
+    info["bf16_native"] = cpu_bf16_native()
     return info
 
 
