@@ -224,10 +224,10 @@ SUITES = {
         "fast_distill_dict_init_bf16_batch32_remine_hardness_alt_ask": {
             **REMINE_BF16_BATCH32, "train": {**REMINE_BF16_BATCH32["train"], **HARDNESS},
             "data": {"qa_columns": {"alt_queries": ["ask"]}}},
-        # ... the hardness run with the base's own rows of the corpus's characters (170 of MiniLM's 244 CJK rows, a
-        # fifth of meddialog's characters: 治, 食, 心) re-started from CC-CEDICT too (vocab.init_known_characters):
-        # those rows mark a script, not a meaning (median cosine with their first English sense 0.06), so the
-        # commonest characters were the ones the dictionary start left meaningless. The known_chars suite measures
+        # ... the hardness run with the base's own rows of the corpus's characters (170 of MiniLM's 244 CJK rows:
+        # 治, 食, 心) re-started from CC-CEDICT too (vocab.init_known_characters):
+        # those rows, learnt where such characters stand mostly in names, mark a script rather than a meaning, so
+        # the commonest characters were the ones the dictionary start left meaningless. The known_chars suite measures
         # it in fp32 (untrained 0.1587 against 0.1223; trained for 80 steps, the same).
         "fast_distill_dict_init_bf16_batch32_remine_hardness_known_chars": {
             **REMINE_BF16_BATCH32, "train": {**REMINE_BF16_BATCH32["train"], **HARDNESS},
