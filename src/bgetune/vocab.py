@@ -333,9 +333,9 @@ def dictionary_init(model, glosses: dict[str, list[str]], old_vocab_size: int, m
     row's distance from the old rows' mean is set to the old rows' average distance (× ``scale``): the new
     characters start as distinct as the old tokens, as with noise, but pointing where their meaning is.
     ``known_rows`` (ids < ``old_vocab_size``, e.g. of ``known_characters``) are re-started the same way from their
-    own entry: an English base's few CJK rows (MiniLM's 244) mark a script, not a meaning — their nearest rows are
-    other CJK and Japanese characters, their cosine with their own English senses near 0 — so without this the
-    commonest characters (治, 食, 心: a fifth of meddialog's characters) would be the only ones that mean nothing.
+    own entry: an English base's few CJK rows (MiniLM's 244), learnt from English text where such characters stand
+    mostly in names, mark a script rather than a meaning, and they are among the commonest characters (治, 食, 心).
+    On meddialog this lifts the untrained expanded base, and 80 training steps erase the gain (docs/benchmarks.md).
     The senses are always read from the rows as they were before any change.
     Hand-written because none of the named dependencies maps tokens across languages; deterministic (no sampling).
 
