@@ -451,11 +451,9 @@ def bench_params(dataset: str, steps: int, epochs: int, batch_size: int, eval_ev
     params = deep_update(DATASETS[dataset], {
         # hardness weighting off: the default since it won here, pinned off so that every stored variant (the
         # hardness ones set it) rebuilds the params it ran with
-        # attention dropout null (the model's 0.1): the default until 2026-12-03 (now auto, 0 on a CPU), pinned so
-        # that every stored variant rebuilds the params it ran with (the fast ones set 0)
         "train": {"epochs": epochs, "max_steps": steps, "batch_size": batch_size, "lr": 5e-5,
                   "checkpoint_every": 0, "log_every": 10, "eval_every": eval_every, "hardness_mode": "off",
-                  "hardness_strength": 0.0, "attention_dropout": None},
+                  "hardness_strength": 0.0},
         # windows off: the default since 2026-12-03 (they won on CMRC), pinned off so that every stored variant
         # rebuilds the params it ran with (hardness_windows_80 sets them)
         "eval": {"k_values": [1, 5, 10, 100], "windows": {"max_chars": 0}},

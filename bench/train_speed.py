@@ -130,8 +130,7 @@ def worker(engine: str, shape: str, args) -> dict:
         model = load_model(str(folder), device, args.query_length, args.passage_length)
         params = TrainParams(epochs=1, max_steps=steps, batch_size=args.batch_size, train_group_size=args.group_size,
                              lr=2e-5, warmup_ratio=0.0, log_every=10_000, checkpoint_every=0, temperature=0.02,
-                             hardness_mode="off",   # the same loss as the other engines'
-                             attention_dropout=None)   # and the same model: their dropout is the config's
+                             hardness_mode="off")   # the same loss as the other engines'
         fit(model, examples, params, seed=0, device=device, precision=precision, progress=False,
             callbacks=[timer.callback])
     elif engine == "sentence_transformers":

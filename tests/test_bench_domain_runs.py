@@ -96,16 +96,6 @@ def test_steps_factor_scales_the_suites_steps_and_is_not_a_param(domain_runs):
     assert "steps_factor" in domain_runs.SUITES["levers"]["group2"]   # the suite itself is not changed
 
 
-def test_variants_rebuild_the_attention_dropout_they_ran_with(domain_runs):
-    from bgetune.params import params_from_dict
-
-    base = domain_runs.bench_params("meddialog", 150, 1, 16)
-    default = params_from_dict(domain_runs.variant_dict(base, domain_runs.SUITES["levers"]["default"]))
-    assert default.train.attention_dropout is None           # the model's 0.1, as before auto became the default
-    fast = params_from_dict(domain_runs.variant_dict(base, domain_runs.SUITES["levers"]["attention_dropout_0"]))
-    assert fast.train.attention_dropout == 0.0
-
-
 def test_per_query_scores_are_kept_and_found_once_the_work_folder_is_gone(domain_runs, tmp_path):
     from bgetune.evaluation.significance import compare_files
 

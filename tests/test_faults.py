@@ -283,7 +283,7 @@ CASES = [
          "train.backend: flagembedding cannot take train.method: lora (it takes full): change them", level="done"),
     Case("attention dropout on FlagEmbedding's trainer", "train",
          params_case(train={"backend": "flagembedding", "attention_dropout": 0.0, "hardness_mode": "off"}),
-         "cannot take train.attention_dropout: 0.0 (it takes auto or null): change them", level="done"),
+         "cannot take train.attention_dropout: 0.0 (it takes null): change them", level="done"),
     Case("symmetric InfoNCE on FlagEmbedding's trainer", "train",
          params_case(train={"backend": "flagembedding", "directions": ["query_to_doc", "doc_to_query"]}),
          "cannot take train.directions: ['query_to_doc', 'doc_to_query'] (it takes [query_to_doc]); "

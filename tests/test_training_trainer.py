@@ -335,54 +335,12 @@ def test_attention_dropout_is_set_for_training_and_not_saved(tiny_model, tmp_pat
     assert saved["attention_probs_dropout_prob"] == config_value   # inference never uses it; the config stays
 
 
-def attention_dropouts(model) -> list[float]:
-    return [m.p for n, m in model[0].auto_model.named_modules() if n.endswith("attention.self.dropout")]
-
-
-def test_auto_attention_dropout_is_zero_on_a_cpu_and_the_models_on_a_gpu():
-    from bgetune.training.trainer import resolve_attention_dropout
-
-    assert resolve_attention_dropout("auto", "cpu") == 0.0
-    assert resolve_attention_dropout("auto", "cuda") is None and resolve_attention_dropout("auto", "cuda:1") is None
-    assert resolve_attention_dropout(0.2, "cpu") == 0.2 and resolve_attention_dropout(None, "cpu") is None
-    assert resolve_attention_dropout(0.0, "cuda") == 0.0
-
-
-@pytest.mark.parametrize("setting, expected", [("auto", 0.0), (None, 0.1), (0.3, 0.3)])
-def test_training_on_a_cpu_runs_with_the_resolved_attention_dropout_and_reports_it(tiny_model, setting, expected):
-    assert attention_dropouts(tiny_model) == pytest.approx([0.1, 0.1])   # the tiny model's config
-    summary = fit(tiny_model, learnable_examples(), params(epochs=1, attention_dropout=setting), seed=0,
-                  device="cpu", progress=False)
-    assert attention_dropouts(tiny_model) == pytest.approx([expected, expected])
-    assert summary["attention_dropout"] == ("model's" if setting is None else expected)
-
-
-class OtherDropout(torch.nn.Module):
-    """Stands for another architecture's attention dropout: not a torch Dropout at BERT's module path (it keeps
-    ``p``, which BERT's attention reads)."""
-
-    p = 0.1
-
-    def forward(self, x):
-        return x
-
-
-def remove_attention_dropout(model) -> None:
-    for name, module in list(model[0].auto_model.named_modules()):
-        if name.endswith("attention.self.dropout"):
-            parent = model[0].auto_model.get_submodule(name.rsplit(".", 1)[0])
-            parent.dropout = OtherDropout()
-
-
 def test_attention_dropout_on_a_model_without_bert_attention_is_a_one_line_error(tiny_model):
     from bgetune.training.trainer import set_attention_dropout
 
-    remove_attention_dropout(tiny_model)
+    for name, module in list(tiny_model[0].auto_model.named_modules()):
+        if name.endswith("attention.self.dropout"):
+            parent = tiny_model[0].auto_model.get_submodule(name.rsplit(".", 1)[0])
+            parent.dropout = torch.nn.Identity()
     with pytest.raises(TrainingError, match="train.attention_dropout"):
         set_attention_dropout(tiny_model, 0.0)
-
-
-def test_auto_attention_dropout_keeps_the_models_where_there_is_none_to_set(tiny_model):
-    remove_attention_dropout(tiny_model)
-    summary = fit(tiny_model, learnable_examples(), params(epochs=1), seed=0, device="cpu", progress=False)
-    assert summary["attention_dropout"] == "model's"

@@ -234,9 +234,7 @@ class TrainParams(Section):
     loss: Literal["infonce", "cached_infonce", "cosine", "online_contrastive"] = "infonce"
     mini_batch_size: int = Field(8, ge=1)         # cached_infonce: texts per forward pass (memory), not the batch
     length_chunk_size: int = Field(16, ge=0)      # forward passes of this many length-sorted texts; 0: one pass
-    # auto: 0 where training runs on a CPU (PyTorch's fused CPU attention has no dropout: 1.85x faster steps, no
-    # measured quality change, docs/benchmarks.md), the model's own elsewhere; null: the model's; or a number.
-    attention_dropout: Literal["auto"] | float | None = "auto"
+    attention_dropout: float | None = Field(None, ge=0.0, lt=1.0)   # null: the model's config
     contrastive_margin: float = Field(0.5, ge=0.0)
     noise_weight: float = Field(0.0, ge=0.0)
     noise_margin: float = Field(0.3, ge=-1.0, le=1.0)
@@ -289,15 +287,6 @@ class TrainParams(Section):
             raise ValueError(f"train.optimizer: {self.optimizer} runs on the sentence_transformers backend only "
                              "(FlagEmbedding saves the model itself, before the average is taken); use adamw")
         return self
-
-    @field_validator("attention_dropout", mode="before")
-    @classmethod
-    def _attention_dropout(cls, value):
-        if value is None or value == "auto":
-            return value
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
-            raise ValueError(f"{value!r}: give auto, null (the model's) or a probability in [0, 1)")
-        return float(value)
 
     @field_validator("hardness_mode", mode="before")
     @classmethod

@@ -90,9 +90,7 @@ def flagembedding_refusals(params) -> list[str]:
         ("mining.rounds", params.mining.rounds, params.mining.rounds == 1, "1"),
         ("train.noise_weight", train.noise_weight, not train.noise_weight, "0"),
         ("train.distill_weight", train.distill_weight, not train.distill_weight, "0"),
-        # auto: FlagEmbedding trains with the model's own dropout, on a CPU too (its speed-up is this backend's)
-        ("train.attention_dropout", train.attention_dropout, train.attention_dropout in (None, "auto"),
-         "auto or null"),
+        ("train.attention_dropout", train.attention_dropout, train.attention_dropout is None, "null"),
         ("train.directions", train.directions, train.directions == ["query_to_doc"], "[query_to_doc]"),
         # on by default on the sentence_transformers backend (its InfoNCE term), so this is the one most runs meet
         ("train.hardness_mode", train.hardness_mode, train.hardness_mode == "off", "off"),

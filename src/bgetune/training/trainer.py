@@ -159,16 +159,10 @@ def fit(model, examples, params, seed: int, instruction: str = "", checkpoint_di
         **checkpointing_args(params.gradient_checkpointing),
     )
     freeze_unused_pooler(model)
-    attention_dropout = resolve_attention_dropout(params.attention_dropout, device)
-    if attention_dropout is not None:
-        changed = set_attention_dropout(model, attention_dropout, required=params.attention_dropout != "auto")
-        if changed:
-            log.info("%s: attention dropout %.2f in %d layers (train.attention_dropout: %s)", stage,
-                     attention_dropout, changed, params.attention_dropout)
-        else:
-            attention_dropout = None
-            log.info("%s: attention dropout as the model's config (train.attention_dropout: auto; %s has no "
-                     "BERT-style self-attention dropout to set)", stage, type(model[0].auto_model).__name__)
+    if params.attention_dropout is not None:
+        changed = set_attention_dropout(model, params.attention_dropout)
+        log.info("%s: attention dropout %.2f in %d layers (train.attention_dropout)", stage, params.attention_dropout,
+                 changed)
     collator = GroupCollator(preprocess_fn=model.preprocess, examples=examples, group_size=params.train_group_size,
                              seed=seed, instruction=instruction,
                              noise_texts=list(noise_texts or []) if params.noise_weight > 0 else [])
@@ -229,7 +223,6 @@ def fit(model, examples, params, seed: int, instruction: str = "", checkpoint_di
         "resumed_from": resume,
         "loss": params.loss,
         "optimizer": params.optimizer,
-        "attention_dropout": "model's" if attention_dropout is None else attention_dropout,
         "selected_by": params.select_by if selecting else None,
     })
     if restored_best:
@@ -246,30 +239,10 @@ def freeze_unused_pooler(model) -> None:
             parameter.requires_grad_(False)
 
 
-def resolve_attention_dropout(setting, device: str) -> float | None:
-    """``train.attention_dropout`` for a run on ``device``: ``auto`` is 0 on a CPU and None (the model's own)
-    elsewhere; a number or None stays as it is.
-
-    Why auto drops it on a CPU only: PyTorch's CPU attention has no fused kernel with dropout, so BERT's 0.1 sends
-    every attention call down the unfused path (1.85x slower training steps, bench/step_speed.py), while on meddialog
-    training without it changed nothing measurable (+0.001 [-0.010, +0.012] NDCG@10, docs/benchmarks.md). GPU
-    kernels have dropout built in: there the model keeps the value its recipes train with.
-
-    Example::
-
-        resolve_attention_dropout("auto", "cpu")     # 0.0
-        resolve_attention_dropout("auto", "cuda:0")  # None
-    """
-    if setting != "auto":
-        return setting
-    return 0.0 if device == "cpu" else None
-
-
-def set_attention_dropout(model, probability: float, required: bool = True) -> int:
+def set_attention_dropout(model, probability: float) -> int:
     """Set the dropout on attention probabilities of every self-attention layer (BERT, XLM-RoBERTa: the BGE
     models) for training; returns how many layers changed. The saved config keeps the model's own value: dropout
-    is off at inference anyway. A model without such layers is an error when ``required`` (the user set a value),
-    else it changes nothing and returns 0.
+    is off at inference anyway.
 
     Why it is a knob: PyTorch's CPU attention has no fused kernel with dropout, so with the default 0.1 it falls
     back to the unfused path, about 4x slower per attention call (fused GPU kernels have dropout built in)."""
@@ -278,7 +251,7 @@ def set_attention_dropout(model, probability: float, required: bool = True) -> i
         if isinstance(module, torch.nn.Dropout) and name.endswith("attention.self.dropout"):
             module.p = probability
             layers += 1
-    if not layers and required:
+    if not layers:
         raise TrainingError(f"train.attention_dropout: {type(model[0].auto_model).__name__} has no BERT-style "
                             "self-attention dropout to set; leave it null for this model")
     return layers
