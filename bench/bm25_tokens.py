@@ -11,6 +11,13 @@ bootstraps against the first setting (jieba's words at bm25s's k1 1.5, what the 
     python bench/bm25_tokens.py --dataset meddialog --variant fast_distill_dict_init_bf16_batch32_remine_hardness
     python bench/bm25_tokens.py --dataset cmrc2018 --variant hardness_in_batch
 
+``--three-way`` also fuses the model with the first two settings' BM25 at once (the same convex fusion over three
+lists, its weights chosen on val on a 0.1 grid), paired against each two-list hybrid: the two tokenisations miss
+different passages, so a hybrid might use both:
+
+    python bench/bm25_tokens.py --dataset meddialog --variant dict_init_hardness \
+        --settings words:1.5:0.75 cjk_bigrams:1.2:0.75 --three-way
+
 Reads ``<workdir>/<dataset>/<variant>`` (bench/domain_runs.py's folder), writes bench/results/<dataset>_bm25_tokens.json
 and .md (per-query NDCG@10 under bench/results/per_query/<dataset>_bm25_tokens/).
 """
@@ -46,7 +53,11 @@ def main() -> None:
     add_stored_model_args(parser)
     parser.add_argument("--settings", nargs="+", default=list(DEFAULT_SETTINGS),
                         help="tokens:k1:b settings; the first is the reference (default: %(default)s)")
+    parser.add_argument("--three-way", action="store_true",
+                        help="also fuse the model with the first two settings' BM25 together (weights on val)")
     args = parser.parse_args()
+    if args.three_way and len(args.settings) < 2:
+        parser.error("--three-way needs two --settings (the two BM25s to fuse with the model)")
 
     from bgetune.evaluation.hybrid import FUSION_POOL, fuse_all, tune_weights
     from bgetune.evaluation.retrieval import dense_rankings, encode_windows
@@ -102,13 +113,23 @@ def main() -> None:
                                                 args.seed)
         row["hybrid_vs_bm25"] = paired_bootstrap(per_query_of[f"bm25_{name}"], per_query_of[f"hybrid_{name}"],
                                                  args.samples, args.seed)
+    three_way = None
+    if args.three_way:
+        three_way = fuse_three(dense, splits, test, val, [rows[0]["setting"], rows[1]["setting"]])
+        per_query_of["hybrid_three_way"] = three_way.pop("per_query")
+        for row in rows[:2]:
+            three_way[f"vs_hybrid_{row['setting']}"] = paired_bootstrap(
+                per_query_of[f"hybrid_{row['setting']}"], per_query_of["hybrid_three_way"], args.samples, args.seed)
+        three_way["vs_bm25_reference"] = paired_bootstrap(per_query_of[f"bm25_{reference}"],
+                                                          per_query_of["hybrid_three_way"], args.samples, args.seed)
     stem = f"{args.dataset}_bm25_tokens"
     record = {"command": " ".join(["python", "bench/bm25_tokens.py"] + sys.argv[1:]),
               "commit": git_commit(), "machine": machine(), "device": device, "precision": precision,
               "date": time.strftime("%Y-%m-%d"), "dataset": args.dataset, "variant": args.variant,
               "model": args.model, "test_queries": len(test.pairs), "val_queries": len(val.pairs),
               "passages": len(test.ids), "windows": list(windows) if windows else None, "window_weight": window_weight,
-              "dense": dense_metrics, "rows": rows, "seconds": round(time.perf_counter() - started, 1)}
+              "dense": dense_metrics, "rows": rows, "three_way": three_way,
+              "seconds": round(time.perf_counter() - started, 1)}
     first_bm25 = rows[0]["ndcg@10"]
     lines = ["| BM25 (tokens, k1, b) | NDCG@10 | Recall@10 | MRR@10 | − the first [95% CI] | dense ÷ BM25 | "
              "hybrid NDCG@10 (dense weight) | hybrid − the first's [95% CI] | hybrid ÷ this BM25 | hybrid ÷ the first "
@@ -121,11 +142,52 @@ def main() -> None:
                      f"({r['hybrid_dense_weight']:.1f}) | "
                      f"{interval(r['hybrid_vs_reference']) if r is not rows[0] else '–'} | "
                      f"{r['hybrid_ndcg@10'] / r['ndcg@10']:.3f}× | {r['hybrid_ndcg@10'] / first_bm25:.3f}× |")
+    if three_way:
+        w = three_way["weights"]
+        lines += ["", "| three lists (dense, the first BM25, the second BM25) | weights (val) | hybrid NDCG@10 | Recall@10 | "
+                  "MRR@10 | − the first's hybrid [95% CI] | − the second's hybrid [95% CI] | ÷ the first BM25 |",
+                  "| --- " * 7 + "|",
+                  f"| convex fusion of three | {w[0]:.1f} / {w[1]:.1f} / {w[2]:.1f} | {three_way['ndcg@10']:.4f} | "
+                  f"{three_way['recall@10']:.4f} | {three_way['mrr@10']:.4f} | "
+                  f"{interval(three_way['vs_hybrid_' + rows[0]['setting']])} | "
+                  f"{interval(three_way['vs_hybrid_' + rows[1]['setting']])} | "
+                  f"{three_way['ndcg@10'] / first_bm25:.3f}× |"]
     window_text = (f"windows {windows[0]}:{windows[1]} at weight {window_weight:.1f} (val)" if windows
                    else "one vector per passage")
     lines += ["", stored_model_footer(args, test, val, f"; dense NDCG@10 {dense_metrics['ndcg@10']:.4f} "
                                                         f"({window_text}); {device}, {precision}", record)]
     write_stored_model_bench(Path(args.out), stem, record, lines, per_query_of, test.pairs)
+
+
+def three_way_grid(step: float = 0.1) -> list[list[float]]:
+    """Every [dense, first BM25, second BM25] weight triple on a ``step`` grid that sums to 1, dense first."""
+    n = round(1 / step)
+    return [[round(i * step, 6), round(j * step, 6), round((n - i - j) * step, 6)]
+            for i in range(n + 1) for j in range(n + 1 - i)]
+
+
+def fuse_three(dense: dict, splits: dict, test, val, names: list[str]) -> dict:
+    """The model fused with two BM25 rankings at once (convex, each list's top FUSION_POOL min-max normalised), the
+    weights that maximise val NDCG@10 (ties: the earlier triple, i.e. the smaller dense weight), scored on test."""
+    from domain_runs import headline_and_per_query
+
+    from bgetune.evaluation.hybrid import FUSION_POOL, convex_fusion
+    from bgetune.evaluation.metrics import ranking_metrics
+
+    n = FUSION_POOL
+
+    def fuse(split: str, weights: list[float]) -> list[list[str]]:
+        d, first, second = dense[split], splits[split][0], splits[split][1]
+        return [convex_fusion([di[:n], ai[:n], bi[:n]], [ds[:n], as_[:n], bs[:n]], weights, 10)
+                for di, ds, ai, as_, bi, bs in zip(d.ids, d.scores, first.bm25, first.bm25_scores, second.bm25,
+                                                   second.bm25_scores)]
+
+    trials = [{"weights": w, "val_ndcg@10": ranking_metrics(fuse("val", w), val.relevant, [10])["ndcg@10"]}
+              for w in three_way_grid()]
+    best = max(trials, key=lambda t: t["val_ndcg@10"])   # max keeps the first of equals
+    metrics, per_query = headline_and_per_query(fuse("test", best["weights"]), test.relevant)
+    return {"lexical": names, "weights": best["weights"], "val_ndcg@10": best["val_ndcg@10"], **metrics,
+            "per_query": per_query, "trials": trials}
 
 
 if __name__ == "__main__":
