@@ -33,8 +33,9 @@ repro: setup
 	$(BIN)/dvc metrics show
 
 # The tests run in parallel (pytest-xdist), one worker per CPU core up to 4 (each holds torch and its models;
-# each test keeps to one torch thread): 10.7 against 17.1 minutes on 2 cores. --dist loadfile keeps a file's tests
-# on one worker, so a module's fixture (the sample pipeline, the DVC project) is built once.
+# each test keeps to one torch thread): pytest took 10.7 minutes against 17.1 in series on a 2-core AMD EPYC
+# (2026-12-03). --dist loadfile keeps a file's tests on one worker, so a module's fixture (the sample pipeline, the
+# DVC project) is built once.
 TEST_WORKERS ?= $(shell $(PYTHON) -c "import os; print(min(4, len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count() or 1))")
 
 test: setup
