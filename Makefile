@@ -35,11 +35,11 @@ repro: setup
 # The tests run in parallel (pytest-xdist), one worker per CPU core up to 4 (each holds torch and its models;
 # each test keeps to one torch thread): pytest took 10.7 minutes against 17.1 in series on a 2-core AMD EPYC
 # (2026-12-03). --dist loadfile keeps a file's tests on one worker, so a module's fixture (the sample pipeline, the
-# DVC project) is built once; --no-loadscope-reorder hands files out as tests/conftest.py orders them, slowest first.
+# DVC project) is built once.
 TEST_WORKERS ?= $(shell $(PYTHON) -c "import os; print(min(4, len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count() or 1))")
 
 test: setup
-	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 clean:
 	rm -rf data/corpus.jsonl data/existing_pairs.jsonl data/splits.json data/pairs data/train.jsonl \

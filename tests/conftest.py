@@ -20,16 +20,6 @@ torch.set_num_threads(1)
 
 BENCH = Path(__file__).resolve().parents[1] / "bench"
 
-# The two slowest files (their module fixtures run the sample pipeline and a real DVC project: minutes each) come
-# first, so that `make test`'s workers (pytest-xdist, --dist loadfile --no-loadscope-reorder) start them at once on
-# two workers while the quick files fill in around them; a file's own order is kept.
-SLOWEST_FIRST = ("tests/test_sample.py", "tests/test_dvc_graph.py")
-
-
-def pytest_collection_modifyitems(config, items):
-    rank = {path: position for position, path in enumerate(SLOWEST_FIRST)}
-    items.sort(key=lambda item: rank.get(item.nodeid.split("::")[0], len(rank)))   # stable: the rest as collected
-
 
 @pytest.fixture(scope="session")
 def load_bench():
