@@ -146,7 +146,7 @@ def main() -> None:
         w = three_way["weights"]
         lines += ["", "| three lists (dense, the first BM25, the second BM25) | weights (val) | hybrid NDCG@10 | Recall@10 | "
                   "MRR@10 | − the first's hybrid [95% CI] | − the second's hybrid [95% CI] | ÷ the first BM25 |",
-                  "| --- " * 7 + "|",
+                  "| --- " * 8 + "|",
                   f"| convex fusion of three | {w[0]:.1f} / {w[1]:.1f} / {w[2]:.1f} | {three_way['ndcg@10']:.4f} | "
                   f"{three_way['recall@10']:.4f} | {three_way['mrr@10']:.4f} | "
                   f"{interval(three_way['vs_hybrid_' + rows[0]['setting']])} | "
