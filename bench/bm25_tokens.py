@@ -18,6 +18,13 @@ different passages, so a hybrid might use both:
     python bench/bm25_tokens.py --dataset meddialog --variant dict_init_hardness \
         --settings words:1.5:0.75 cjk_bigrams:1.2:0.75 --three-way
 
+A setting may end in ``:tr<smoothing>``: that BM25 with its query terms weighted as ``eval.term_weights: {method:
+term_recall, smoothing: <smoothing>}`` weighs them (learned from the variant's train pairs by the evaluate stage's
+code), e.g. the default BM25 plain and weighted:
+
+    python bench/bm25_tokens.py --dataset meddialog --variant dict_init_hardness \
+        --settings cjk_bigrams:1.2:0.75 cjk_bigrams:1.2:0.75:tr5
+
 Reads ``<workdir>/<dataset>/<variant>`` (bench/domain_runs.py's folder), writes bench/results/<dataset>_bm25_tokens.json
 and .md (per-query NDCG@10 under bench/results/per_query/<dataset>_bm25_tokens/).
 """
@@ -36,13 +43,38 @@ DEFAULT_SETTINGS = ("words:1.5:0.75", "words:1.2:0.75", "cjk_bigrams:1.5:0.75", 
 
 
 def parse_setting(text: str) -> dict:
-    """``tokens:k1:b`` (k1 and b optional: 1.2 and 0.75) as a ``lexical`` section."""
-    tokens, k1, b = (text.split(":") + ["", ""])[:3]
-    return {"tokens": tokens, "k1": float(k1 or 1.2), "b": float(b or 0.75)}
+    """``tokens:k1:b[:tr<smoothing>]`` (k1 and b optional: 1.2 and 0.75) as a ``lexical`` section, with
+    ``term_recall``: the smoothing of learned query-term weights (eval.term_weights), or None."""
+    tokens, k1, b, weights = (text.split(":") + ["", "", ""])[:4]
+    if weights and not weights.startswith("tr"):
+        raise SystemExit(f"--settings {text}: the fourth field is tr<smoothing> (term-recall weights), e.g. tr5")
+    return {"tokens": tokens, "k1": float(k1 or 1.2), "b": float(b or 0.75),
+            "term_recall": float(weights[2:] or 5.0) if weights else None}
 
 
 def setting_name(lexical: dict) -> str:
-    return f"{lexical['tokens']}_k1_{lexical['k1']:g}_b_{lexical['b']:g}"
+    name = f"{lexical['tokens']}_k1_{lexical['k1']:g}_b_{lexical['b']:g}"
+    return name + (f"_term_recall_{lexical['term_recall']:g}" if lexical.get("term_recall") is not None else "")
+
+
+def setting_label(lexical: dict) -> str:
+    label = f"{lexical['tokens']}, {lexical['k1']:g}, {lexical['b']:g}"
+    return label + (f", term recall (smoothing {lexical['term_recall']:g})"
+                    if lexical.get("term_recall") is not None else "")
+
+
+def learned_weights(root: Path, params, setting: dict) -> dict | None:
+    """The query-term weights the evaluate stage would learn for ``setting`` (None without ``term_recall``)."""
+    from bgetune.evaluation.term_weights import learn_term_weights
+    from bgetune.params import LexicalParams, TermWeightParams
+
+    if setting.get("term_recall") is None:
+        return None
+    lexical = LexicalParams(**{k: setting[k] for k in ("tokens", "k1", "b")})
+    term_weights = TermWeightParams(method="term_recall", smoothing=setting["term_recall"])
+    params = params.model_copy(update={"lexical": lexical,
+                                       "eval": params.eval.model_copy(update={"term_weights": term_weights})})
+    return learn_term_weights(root, params).weights
 
 
 def main() -> None:
@@ -68,11 +100,13 @@ def main() -> None:
     from bgetune.steps.evaluate import tuned_window_weight, window_setting
 
     started = time.perf_counter()
-    settings = [LexicalParams(**parse_setting(s)) for s in args.settings]
+    parsed = [parse_setting(s) for s in args.settings]
+    settings = [LexicalParams(**{k: p[k] for k in ("tokens", "k1", "b")}) for p in parsed]
     root, params, device, precision, model, instruction = load_stored_model(args)
     batch = params.eval.encode_batch_size
-    splits = {name: [load_test_set(root, params.eval, FUSION_POOL, split=name, lexical=lexical)
-                     for lexical in settings] for name in ("test", "val")}
+    weights_of = [learned_weights(root, params, p) for p in parsed]
+    splits = {name: [load_test_set(root, params.eval, FUSION_POOL, split=name, lexical=lexical, term_weights=weights)
+                     for lexical, weights in zip(settings, weights_of)] for name in ("test", "val")}
     test, val = splits["test"][0], splits["val"][0]
     if list(val.ids) != list(test.ids):
         raise SystemExit("val and test rank different corpora: this bench expects one corpus (bench/domain_runs.py)")
@@ -92,15 +126,16 @@ def main() -> None:
 
     dense_metrics, dense_per_query = headline_and_per_query(dense["test"].ids, test.relevant)
     rows, per_query_of = [], {"dense": dense_per_query}
-    for lexical, test_set, val_set in zip(settings, splits["test"], splits["val"]):
-        name = setting_name(lexical.model_dump())
+    for setting, test_set, val_set in zip(parsed, splits["test"], splits["val"]):
+        lexical = LexicalParams(**{k: setting[k] for k in ("tokens", "k1", "b")})
+        name = setting_name(setting)
         metrics, per_query_of[f"bm25_{name}"] = headline_and_per_query(test_set.bm25, test.relevant)
         weights, _ = tune_weights("convex", dense["val"].ids, val_set.bm25, val_set.relevant, 60,
                                   dense["val"].scores, val_set.bm25_scores)
         fused = fuse_all(dense["test"].ids, test_set.bm25, weights, 60, 10, "convex", dense["test"].scores,
                          test_set.bm25_scores)
         hybrid, per_query_of[f"hybrid_{name}"] = headline_and_per_query(fused, test.relevant)
-        rows.append({"setting": name, "lexical": lexical.model_dump(), **metrics, "hybrid_dense_weight": weights[0],
+        rows.append({"setting": name, "lexical": lexical.model_dump(), "term_recall": setting["term_recall"], **metrics, "hybrid_dense_weight": weights[0],
                      **{f"hybrid_{k}": v for k, v in hybrid.items()}})
     reference = rows[0]["setting"]
     for row in rows:
@@ -135,8 +170,7 @@ def main() -> None:
              "hybrid NDCG@10 (dense weight) | hybrid − the first's [95% CI] | hybrid ÷ this BM25 | hybrid ÷ the first "
              "BM25 |", "| --- " * 10 + "|"]
     for r in rows:
-        lex = r["lexical"]
-        lines.append(f"| {lex['tokens']}, {lex['k1']:g}, {lex['b']:g} | {r['ndcg@10']:.4f} | {r['recall@10']:.4f} | "
+        lines.append(f"| {setting_label({**r['lexical'], 'term_recall': r['term_recall']})} | {r['ndcg@10']:.4f} | {r['recall@10']:.4f} | "
                      f"{r['mrr@10']:.4f} | {interval(r['bm25_vs_reference']) if r is not rows[0] else '–'} | "
                      f"{dense_metrics['ndcg@10'] / r['ndcg@10']:.3f}× | {r['hybrid_ndcg@10']:.4f} "
                      f"({r['hybrid_dense_weight']:.1f}) | "

@@ -1,3 +1,4 @@
+import json
 import math
 import sys
 from pathlib import Path
@@ -7,16 +8,48 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 
-from bm25_tokens import fuse_three, parse_setting, setting_name, three_way_grid  # noqa: E402
+from bm25_tokens import (fuse_three, learned_weights, parse_setting, setting_label, setting_name,  # noqa: E402
+                         three_way_grid)
 
 from bgetune.params import LexicalParams  # noqa: E402
 
 
 def test_settings_read_as_lexical_sections_with_the_defaults_filled_in():
-    assert parse_setting("words:1.5:0.75") == {"tokens": "words", "k1": 1.5, "b": 0.75}
-    assert parse_setting("cjk_bigrams") == LexicalParams().model_dump()
-    assert parse_setting("cjk_bigrams:0.9") == {"tokens": "cjk_bigrams", "k1": 0.9, "b": 0.75}
+    assert parse_setting("words:1.5:0.75") == {"tokens": "words", "k1": 1.5, "b": 0.75, "term_recall": None}
+    assert parse_setting("cjk_bigrams") == {**LexicalParams().model_dump(), "term_recall": None}
+    assert parse_setting("cjk_bigrams:0.9") == {"tokens": "cjk_bigrams", "k1": 0.9, "b": 0.75, "term_recall": None}
     assert setting_name(parse_setting("words:1.5:0.75")) == "words_k1_1.5_b_0.75"
+
+
+def test_a_setting_may_weigh_its_query_terms_by_term_recall():
+    weighted = parse_setting("cjk_bigrams:1.2:0.75:tr3")
+    assert weighted == {"tokens": "cjk_bigrams", "k1": 1.2, "b": 0.75, "term_recall": 3.0}
+    assert parse_setting("cjk_bigrams:1.2:0.75:tr")["term_recall"] == 5.0      # the stage's default smoothing
+    assert setting_name(weighted) == "cjk_bigrams_k1_1.2_b_0.75_term_recall_3"
+    assert setting_label(weighted) == "cjk_bigrams, 1.2, 0.75, term recall (smoothing 3)"
+    with pytest.raises(SystemExit, match="tr<smoothing>"):
+        parse_setting("cjk_bigrams:1.2:0.75:idf")
+
+
+def test_learned_weights_are_the_evaluate_stages(tmp_path):
+    from bgetune.lexical import term_recall_weights
+    from bgetune.params import params_from_dict
+    from bgetune.text import lexical_tokens
+
+    (tmp_path / "data" / "pairs").mkdir(parents=True)
+    passages = [{"id": "p1", "doc_id": "d1", "text": "感冒多喝水休息", "split": "train"},
+                {"id": "p2", "doc_id": "d2", "text": "发烧吃退烧药", "split": "train"}]
+    (tmp_path / "data" / "corpus.jsonl").write_text("".join(json.dumps(p, ensure_ascii=False) + "\n" for p in passages))
+    pairs = [{"qid": "q1", "query": "医生感冒怎么办", "pos_ids": ["p1"], "source": "existing", "split": "train"},
+             {"qid": "q2", "query": "医生发烧怎么办", "pos_ids": ["p2"], "source": "existing", "split": "train"}]
+    (tmp_path / "data" / "pairs" / "train.jsonl").write_text(
+        "".join(json.dumps(p, ensure_ascii=False) + "\n" for p in pairs))
+    params = params_from_dict({})
+    assert learned_weights(tmp_path, params, parse_setting("words:1.5:0.75")) is None
+    got = learned_weights(tmp_path, params, parse_setting("cjk_bigrams:1.2:0.75:tr2"))
+    expected = term_recall_weights([(q["query"], p["text"]) for q, p in zip(pairs, passages)],
+                                   lambda text: lexical_tokens(text, "cjk_bigrams"), 2.0)
+    assert got == pytest.approx(expected) and got["医生"] < 1 < got["感冒"]
 
 
 def test_the_three_way_grid_holds_every_triple_of_tenths_that_sums_to_one():

@@ -358,3 +358,59 @@ def test_mining_and_training_seeds_make_a_second_run_on_the_same_split(mined_pro
     assert runs["other"][0] != runs["unset"][0]                          # other negatives drawn ...
     assert not torch.equal(runs["other"][1][key], runs["unset"][1][key])  # ... and other weights
     assert runs["other"][2] == runs["unset"][2]                          # on the same split
+
+
+def test_learned_term_weights_reach_the_hybrid_the_table_the_report_and_the_card(mined_project, tmp_path,
+                                                                                  monkeypatch):
+    from bgetune.evaluation import retrieval
+    from bgetune.lexical import BM25Index, term_recall_weights
+    from bgetune.records import read_passages
+    from bgetune.steps import evaluate
+    from bgetune.text import lexical_tokens
+
+    plain_root = copy_project(mined_project, tmp_path / "plain")
+    evaluate.run(load_params(plain_root / "params.yaml"), "bm25", plain_root, progress=False)
+    off = read_json(plain_root / "results" / "eval" / "bm25_term_weights.json")
+    assert off["method"] == "off" and off["weights"] == {}
+    assert "term_weighted" not in read_json(plain_root / "results" / "eval" / "bm25.json")
+
+    # Dense weight 0 without tuning: the hybrid's ranking is its lexical half's, which the bm25 stage scores alone.
+    root = copy_project(mined_project, tmp_path / "p", eval={"term_weights": {"method": "term_recall", "smoothing": 2.0},
+                                                             "hybrid": {"tune": False, "weights": [0.0, 1.0]}})
+    params = load_params(root / "params.yaml")
+    run_steps(root, params, ("train", "merge"))
+    built = {}     # the term weights of every BM25 each evaluation builds (the tiny set's BM25 is perfect either way)
+
+    def recording_index(texts, lexical=None, term_weights=None):
+        built.setdefault(current, []).append(term_weights)
+        return BM25Index(texts, lexical, term_weights)
+
+    monkeypatch.setattr(retrieval, "BM25Index", recording_index)
+    for current in ("finetuned", "merged", "bm25", "base"):
+        evaluate.run(params, current, root, progress=False)
+    # The baseline stays plain BM25.
+    assert read_json(root / "metrics" / "bm25.json") == read_json(plain_root / "metrics" / "bm25.json")
+    table = read_json(root / "results" / "eval" / "bm25_term_weights.json")
+    text_of = {p.id: p.text for p in read_passages(root / "data" / "corpus.jsonl")}
+    train = [(p.query, "\n".join(text_of[i] for i in p.pos_ids)) for p in read_pairs(root / "data/pairs/train.jsonl")]
+    expected = term_recall_weights(train, lambda text: lexical_tokens(text, params.lexical.tokens), 2.0)
+    assert table["method"] == "term_recall" and table["train_questions"] == len(train)
+    assert table["weights"] == pytest.approx(expected) and min(expected.values()) < 1 < max(expected.values())
+    # A dense evaluation ranks test and val with the learned weights (the hybrid's half and its tuning); the bm25
+    # stage ranks the plain baseline, then the weighted BM25 beside it.
+    assert built["finetuned"] == [expected, expected]
+    assert built["bm25"] == [None, expected]
+    weighted = read_json(root / "results" / "eval" / "bm25.json")["term_weighted"]
+    assert weighted["term_weights"]["terms"] == len(expected)
+    hybrid = read_json(root / "results" / "eval" / "finetuned.json")["hybrid"]
+    assert hybrid["bm25"]["term_weights"]["train_questions"] == len(train)
+    assert hybrid["passage"]["ndcg@10"] == pytest.approx(weighted["passage"]["ndcg@10"])
+    run_steps(root, params, ("report", "publish"))
+    report = (root / "results" / "report.html").read_text()
+    assert "BM25 with learned term weights" in report and f"{weighted['passage']['ndcg@10']:.4f}" in report
+    # Publish ships the table beside the model whose hybrid used it; the card points to it. (Dense weight 0: the
+    # card says BM25 alone ranked best and names the weighted BM25 to use.)
+    published = root / "models" / "publish" / "finetuned"
+    assert read_json(published / "bm25_term_weights.json") == table
+    assert "term recall" in (published / "README.md").read_text() and "bm25_term_weights.json in this folder" in \
+        (published / "README.md").read_text()

@@ -17,6 +17,8 @@ import re
 
 from bgetune.lexical import describe_lexical
 
+CARD_TERM_WEIGHTS = "bm25_term_weights.json in this folder"   # publish copies the table beside the card
+
 _CJK = re.compile(r"[\u3400-\u9fff]")
 
 
@@ -193,9 +195,9 @@ def hybrid_section(hybrid: dict) -> str:
                   f"{hybrid['bm25_ndcg@10']:.4f}.")
     if hybrid["weights"][0] == 0:
         return ("## With BM25\n\nOn the val split BM25 alone ranked best (the dense side got weight 0): use "
-                f"{describe_lexical(hybrid.get('bm25'))} for this domain, or fine-tune further." + scores + "\n")
+                f"{describe_lexical(hybrid.get('bm25'), CARD_TERM_WEIGHTS)} for this domain, or fine-tune further." + scores + "\n")
     return (f"## With BM25 (hybrid)\n\nWeights chosen on the val split: {fusion_recipe(hybrid)}; "
-            f"{describe_lexical(hybrid.get('bm25'))}.{scores}\n")
+            f"{describe_lexical(hybrid.get('bm25'), CARD_TERM_WEIGHTS)}.{scores}\n")
 
 
 def test_table(test: dict) -> str:

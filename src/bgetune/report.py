@@ -173,6 +173,21 @@ def worst_queries(per_query: list[dict], texts: dict[str, str], count: int = 10)
     return _table(["query", "rank of its passage", "its passage", "what came back instead"], rows, "worst")
 
 
+def term_weights_table(weighted: dict, plain: dict) -> str:
+    """eval.term_weights at work: the weighted BM25 against the plain baseline, and the terms it trusts least and
+    most (results/eval/bm25.json's "term_weighted")."""
+    learned = weighted["term_weights"]
+    passage = weighted.get("passage", {})
+    return key_value_table({
+        "NDCG@10 (plain BM25 → weighted)": f"{plain.get('ndcg@10', 0):.4f} → {passage.get('ndcg@10', 0):.4f}",
+        "Recall@10 (plain BM25 → weighted)": f"{plain.get('recall@10', 0):.4f} → {passage.get('recall@10', 0):.4f}",
+        "learned from": f"{learned['train_questions']} train questions ({learned['method']}, smoothing "
+                        f"{learned['smoothing']:g}): {learned['terms']} terms, {learned['terms_below_1']} below 1",
+        "lowest weights": ", ".join(f"{t} {w:.2f}" for t, w in learned["lowest"]),
+        "highest weights": ", ".join(f"{t} {w:.2f}" for t, w in learned["highest"]),
+        "table": "results/eval/bm25_term_weights.json"})
+
+
 def key_value_table(mapping: dict) -> str:
     rows = []
     for key, value in mapping.items():
@@ -217,6 +232,10 @@ def build_report(root: Path, provenance: dict, significance: dict, per_query: li
             ["model", "query ↔ chit-chat similarity", "queries whose positive loses to chit-chat",
              "chit-chat as a query: best passage similarity", "chit-chat queries above the median positive"],
             noise_rows, "noise"))
+    weighted = (details.get("eval_bm25") or {}).get("term_weighted")
+    if weighted:
+        sections.append("<h2>BM25 with learned term weights (the hybrid's lexical half)</h2>"
+                        + term_weights_table(weighted, (details.get("eval_bm25") or {}).get("passage", {})))
     mining = details.get("mining")
     if mining:
         strategies = sorted(set(mining.get("negatives_per_strategy", {})) | set(mining.get("mean_score_per_strategy",

@@ -186,8 +186,8 @@ def dense_rankings(model, passage_texts: list[str], passage_ids: list[str], quer
 
 
 def bm25_rankings(passage_texts: list[str], passage_ids: list[str], queries: list[str], k: int,
-                  with_scores: bool = False, *, lexical):
-    indices, scores = BM25Index(passage_texts, lexical).search(queries, k)
+                  with_scores: bool = False, *, lexical, term_weights: dict[str, float] | None = None):
+    indices, scores = BM25Index(passage_texts, lexical, term_weights).search(queries, k)
     ids, ranked_scores = [], []
     for row, row_scores in zip(indices, scores):
         score_of = dict(zip(row, row_scores))

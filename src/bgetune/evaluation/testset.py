@@ -36,8 +36,10 @@ class TestSet:
         self.relevant_documents = [{self.doc_of[i] for i in rel if i in self.doc_of} for rel in self.relevant]
 
 
-def load_test_set(root: Path, eval_params, k: int, split: str = "test", *, lexical) -> TestSet:
-    """``split``'s pairs over the whole corpus, with BM25 (``lexical``: params.lexical) ranking each query's top k."""
+def load_test_set(root: Path, eval_params, k: int, split: str = "test", *, lexical,
+                  term_weights: dict[str, float] | None = None) -> TestSet:
+    """``split``'s pairs over the whole corpus, with BM25 (``lexical``: params.lexical; ``term_weights``: the query
+    terms' learned weights, bgetune.evaluation.term_weights) ranking each query's top k."""
     from bgetune.evaluation.leakage import LeakageError, describe, find_leaks
     from bgetune.evaluation.retrieval import bm25_rankings
     from bgetune.lineage import check_pairs_in_corpus
@@ -57,7 +59,7 @@ def load_test_set(root: Path, eval_params, k: int, split: str = "test", *, lexic
             log.warning(describe(leaks))
         leakage = {"leaked_test_queries": leaks["leaked_queries"], "leaked_test_passages": leaks["leaked_passages"]}
     ids, scores = bm25_rankings([p.text for p in passages], [p.id for p in passages], [p.query for p in pairs], k,
-                                with_scores=True, lexical=lexical)
+                                with_scores=True, lexical=lexical, term_weights=term_weights)
     return TestSet(passages, pairs, ids, scores, leakage)
 
 

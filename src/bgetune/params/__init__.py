@@ -20,7 +20,7 @@ from pydantic import ValidationError, model_validator
 
 from bgetune.errors import BgetuneError
 from bgetune.params.evaluation import (EvalParams, GeneralSetParams, HybridParams, MergeModel, MergeParams,
-                                      WindowParams)
+                                      TermWeightParams, WindowParams)
 from bgetune.params.inputs import (ChunkParams, DataParams, HeuristicParams, LlmParams, QaColumns, QaGenParams,
                                    SplitParams)
 from bgetune.params.modelling import (LOSS_NAMES, SELECT_BY, STRATEGIES, CrossDomainMiningParams, DenseMiningParams,
@@ -33,8 +33,8 @@ __all__ = ["Params", "ParamsError", "load_params", "params_from_dict", "Section"
            "ChunkParams", "SplitParams", "HeuristicParams", "LlmParams", "QaGenParams", "ModelParams", "LexicalParams",
            "VocabParams", "MiningParams", "RankRange", "DenseMiningParams", "TfidfMiningParams", "KeywordMiningParams",
            "CrossDomainMiningParams", "LengthMiningParams", "RandomMiningParams", "GuardParams", "LoraParams",
-           "Stage2Params", "TrainParams", "MergeModel", "MergeParams", "HybridParams", "WindowParams",
-           "GeneralSetParams", "EvalParams", "STRATEGIES", "LOSS_NAMES", "SELECT_BY"]
+           "Stage2Params", "TrainParams", "MergeModel", "MergeParams", "HybridParams", "TermWeightParams",
+           "WindowParams", "GeneralSetParams", "EvalParams", "STRATEGIES", "LOSS_NAMES", "SELECT_BY"]
 
 
 class Params(Section):

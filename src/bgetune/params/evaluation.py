@@ -89,6 +89,19 @@ class GeneralSetParams(Section):
     max_passages: int = Field(0, ge=0)
 
 
+class TermWeightParams(Section):
+    """Query-term weights of the hybrid's BM25, learned from the train pairs (``bgetune.lexical.term_recall_weights``);
+    the baseline BM25 stays unweighted."""
+    # off | term_recall: each question term weighted by how often its training questions' answers contain it
+    method: Literal["off", "term_recall"] = "off"
+    smoothing: float = Field(5.0, ge=0)        # pseudo-questions pulling a rare term's weight toward 1
+
+    @field_validator("method", mode="before")
+    @classmethod
+    def _off(cls, value):
+        return "off" if value is False else value   # YAML reads a bare off as false
+
+
 class EvalParams(Section):
     k_values: list[int] = [1, 5, 10, 20, 100]
     level: Literal["passage", "document"] = "passage"   # the headline level; both are reported when documents span
@@ -97,6 +110,7 @@ class EvalParams(Section):
     pair_negatives: int = Field(10, ge=1)
     noise_texts: str = ""
     hybrid: HybridParams = HybridParams()
+    term_weights: TermWeightParams = TermWeightParams()
     windows: WindowParams = WindowParams()
     general: GeneralSetParams = GeneralSetParams()
     leakage: Literal["error", "warn"] = "error"

@@ -26,29 +26,37 @@ log = logging.getLogger("bgetune")
 HEADLINE = ("ndcg@10", "recall@1", "recall@10", "recall@100", "mrr@10", "map@10", "hybrid_ndcg@10", "pair_auc")
 CURVE_KS = (1, 2, 3, 5, 10, 20, 50, 100)
 PIPELINE_MODELS = ("base", "finetuned", "merged", "bm25")
+TERM_WEIGHTS_FILE = "results/eval/bm25_term_weights.json"
 
 
 def outputs(name: str, dense: bool) -> list[str]:
     file = name.replace("/", "_")
     outs = [f"metrics/{file}.json", f"results/eval/{file}.json", f"results/per_query/{file}.jsonl",
             f"results/curves/{file}.json"]
-    return outs + ([f"results/plots/similarity_{file}.png"] if dense else [])
+    # The lexical stage also writes the hybrid's learned query-term weights, the table a deployment loads.
+    return outs + ([f"results/plots/similarity_{file}.png"] if dense else [TERM_WEIGHTS_FILE])
 
 
 def run(params, name: str, root: str | Path = ".", progress: bool = True, extra_reference: str | None = None) -> dict:
+    from bgetune.evaluation.term_weights import learn_term_weights
     from bgetune.evaluation.testset import load_test_set
 
     root = Path(root)
     started = time.perf_counter()
     k = max(max(params.eval.k_values), max(CURVE_KS))
-    test = load_test_set(root, params.eval, k, lexical=params.lexical)
+    learned = learn_term_weights(root, params)
     if name == "bm25":
-        results, per_query_extra, pair_scores = lexical_results(params, test, k)
+        # The baseline is plain BM25; the learned weights are scored beside it (the hybrid's lexical half alone).
+        test = load_test_set(root, params.eval, k, lexical=params.lexical)
+        results, per_query_extra, pair_scores = lexical_results(params, test, k, root, learned)
         rankings, scores = test.bm25, test.bm25_scores
         hybrid = None
     else:
+        # A dense model's test set ranks BM25 only for the hybrid: with the learned weights when they are on.
+        test = load_test_set(root, params.eval, k, lexical=params.lexical,
+                             term_weights=learned.weights if learned else None)
         results, rankings, scores, hybrid, pair_scores = dense_results(params, name, root, test, k, progress,
-                                                                       extra_reference)
+                                                                       extra_reference, learned)
     results.update({"queries": len(test.pairs), "passages": len(test.ids), "documents": len(set(test.doc_of.values())),
                     **test.leakage, "seconds": round(time.perf_counter() - started, 2)})
     headline = headline_metrics(results, params.eval.level)
@@ -62,7 +70,9 @@ def run(params, name: str, root: str | Path = ".", progress: bool = True, extra_
 
         write_json(out.path(f"results/curves/{file}.json"),
                    [{"k": kk, "recall": r} for kk, r in recall_curve(rankings, test.relevant, CURVE_KS)])
-        if name != "bm25":
+        if name == "bm25":
+            write_json(out.path(TERM_WEIGHTS_FILE), term_weights_table(params, learned))
+        else:
             from bgetune.plots import score_histograms
 
             score_histograms({"positive": pair_scores["positive"], "random negative": pair_scores["negative"]},
@@ -96,19 +106,39 @@ def level_metrics(rankings, scores, test, eval_params) -> dict:
     return out
 
 
-def lexical_results(params, test, k: int):
+def lexical_results(params, test, k: int, root: Path, learned=None):
     from bgetune.evaluation.general import general_bm25_metrics, load_general_set
+    from bgetune.evaluation.testset import load_test_set
 
     levels = level_metrics(test.bm25, test.bm25_scores, test, params.eval)
     levels.pop("document_rankings", None)
     results = {"lexical": params.lexical.model_dump(), **levels}
+    if learned is not None:
+        weighted = load_test_set(root, params.eval, k, lexical=params.lexical, term_weights=learned.weights)
+        weighted_levels = level_metrics(weighted.bm25, weighted.bm25_scores, test, params.eval)
+        weighted_levels.pop("document_rankings", None)
+        results["term_weighted"] = {"term_weights": learned.summary(), **weighted_levels}
+        log.info("evaluate bm25: with the learned term weights NDCG@10 %.4f (plain %.4f)",
+                 weighted_levels["passage"]["ndcg@10"], levels["passage"]["ndcg@10"])
     general = load_general_set(params.eval.general, params.seed)
     if general is not None:
         results["general"] = general_bm25_metrics(general, params.eval.k_values, params.lexical)
     return results, None, None
 
 
-def dense_results(params, name: str, root: Path, test, k: int, progress: bool, extra_reference: str | None):
+def term_weights_table(params, learned) -> dict:
+    """results/eval/bm25_term_weights.json: what a deployment needs to rank as the hybrid did — the BM25 setting and
+    each query term's weight (a term not listed weighs 1); method off: no weights."""
+    table = {"lexical": params.lexical.model_dump(), "method": params.eval.term_weights.method,
+             "smoothing": params.eval.term_weights.smoothing,
+             "score": "sum over the query's terms of weight × the term's BM25 score", "weights": {}}
+    if learned is not None:
+        table.update(train_questions=learned.train_questions, weights=learned.weights)
+    return table
+
+
+def dense_results(params, name: str, root: Path, test, k: int, progress: bool, extra_reference: str | None,
+                  learned=None):
     from bgetune.device import resolve_device, resolve_precision, runtime
     from bgetune.evaluation.general import general_metrics, load_general_set
     from bgetune.evaluation.hybrid import FUSION_POOL, fuse_all
@@ -126,7 +156,9 @@ def dense_results(params, name: str, root: Path, test, k: int, progress: bool, e
     passage_vectors = encode(model, test.texts, batch, progress=progress, kind="document", precision=precision)
     windows, window_vectors, window_summary = window_setting(eval_params), None, None
     # Both tunings rank the val split: loaded once for the two.
-    val = load_test_set(root, eval_params, FUSION_POOL, split="val", lexical=params.lexical) if (
+    term_weights = learned.weights if learned else None
+    val = load_test_set(root, eval_params, FUSION_POOL, split="val", lexical=params.lexical,
+                        term_weights=term_weights) if (
         (windows and eval_params.windows.tune) or (eval_params.hybrid.enabled and eval_params.hybrid.tune)) else None
     if windows:
         window_vectors = encode_windows(model, test.texts, windows, batch, precision, progress)
@@ -174,13 +206,17 @@ def dense_results(params, name: str, root: Path, test, k: int, progress: bool, e
         if settings.tune:
             weights, tuning = tuned_hybrid_weights(params, root, model, instruction, device, precision,
                                                    (test.ids, ranked.passage_vectors, ranked.window_vectors,
-                                                    ranked.window_owners), weight, val)
+                                                    ranked.window_owners), weight, val, term_weights)
         hybrid = fuse_all(ranked.ids, test.bm25, weights, settings.rrf_k, k, settings.method, ranked.scores,
                           test.bm25_scores)
         fused_levels = level_metrics(hybrid, None, test, eval_params)
         fused_levels.pop("document_rankings", None)
+        bm25 = params.lexical.model_dump()
+        if learned is not None:
+            bm25["term_weights"] = {key: value for key, value in learned.summary().items()
+                                    if key not in ("lowest", "highest")}
         results["hybrid"] = {"method": settings.method, "weights": weights, "rrf_k": settings.rrf_k,
-                             "bm25": params.lexical.model_dump(), "tuning": tuning, **fused_levels}
+                             "bm25": bm25, "tuning": tuning, **fused_levels}
     general = load_general_set(eval_params.general, params.seed)
     if general is not None:
         results["general"] = general_metrics(model, instruction, general, eval_params.k_values, batch, False,
@@ -225,17 +261,18 @@ def tuned_window_weight(params, root: Path, model, instruction: str, device: str
 
 
 def tuned_hybrid_weights(params, root: Path, model, instruction: str, device: str, precision: str,
-                         encoded_corpus: tuple | None = None, window_weight: float = 0.0, val=None):
+                         encoded_corpus: tuple | None = None, window_weight: float = 0.0, val=None,
+                         term_weights: dict[str, float] | None = None):
     """The [dense, bm25] weights of ``eval.hybrid.method``'s fusion chosen on the val split. ``encoded_corpus``:
     (passage ids, their vectors, window vectors, window owners) the test split already encoded with this model; val
     ranks the same corpus, so they are reused when the ids match (one corpus encode per evaluation instead of two);
-    ``val``: the val split if loaded."""
+    ``val``: the val split if loaded (else loaded here, its BM25 with ``term_weights``)."""
     from bgetune.evaluation.hybrid import FUSION_POOL, tune_weights
     from bgetune.evaluation.retrieval import dense_rankings
     from bgetune.evaluation.testset import load_test_set
 
     val = val if val is not None else load_test_set(root, params.eval, FUSION_POOL, split="val",
-                                                   lexical=params.lexical)
+                                                   lexical=params.lexical, term_weights=term_weights)
     vectors = windows = None
     if encoded_corpus is not None and list(encoded_corpus[0]) == list(val.ids):
         vectors = encoded_corpus[1]

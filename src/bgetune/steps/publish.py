@@ -21,6 +21,7 @@ from bgetune.records import read_json, read_passages
 
 log = logging.getLogger("bgetune")
 OUTS = ["models/publish/finetuned", "models/publish/merged"]
+TERM_WEIGHTS = "results/eval/bm25_term_weights.json"    # written by the evaluate-bm25 stage
 
 
 def run(params, root: str | Path = ".", progress: bool = True) -> dict:
@@ -32,7 +33,7 @@ def run(params, root: str | Path = ".", progress: bool = True) -> dict:
     test = {name: read_json(root / "metrics" / f"{name}.json") for name in ("base", "finetuned", "merged", "bm25")
             if (root / "metrics" / f"{name}.json").exists()}
     labels = {"base": f"base (`{params.model.base}`, as shipped)", "finetuned": "fine-tuned", "merged": "merged",
-              "bm25": "BM25 (jieba)"}
+              "bm25": "BM25"}
     test = {labels[k]: v for k, v in test.items()}
     passages = read_passages(root / "data/corpus.jsonl")
     train = read_json(root / "results/train.json")
@@ -51,6 +52,9 @@ def run(params, root: str | Path = ".", progress: bool = True) -> dict:
             facts["path"] = f"models/publish/{name}"
             facts["tokens_added"] = (read_json(root / "results/vocab.json") or {}).get("tokens_added", 0)
             facts["hybrid"] = hybrid_facts(root, name)
+            if learned_term_weights(facts["hybrid"]):
+                # The hybrid's BM25 weighed the question terms: its table travels with the model that needs it.
+                shutil.copyfile(root / TERM_WEIGHTS, target / "bm25_term_weights.json")
             evaluation = root / "results" / "eval" / f"{name}.json"
             facts["windows"] = (read_json(evaluation) or {}).get("windows") if evaluation.exists() else None
             if name == "merged":
@@ -77,6 +81,12 @@ def hybrid_facts(root: Path, name: str) -> dict | None:
     return {"method": hybrid.get("method", "rrf"), "weights": hybrid["weights"], "rrf_k": hybrid.get("rrf_k", 60),
             "bm25": hybrid.get("bm25"), "ndcg@10": metrics.get("hybrid_ndcg@10"),
             "bm25_ndcg@10": (read_json(bm25) or {}).get("ndcg@10") if bm25.exists() else None}
+
+
+def learned_term_weights(hybrid: dict | None) -> bool:
+    """Whether the hybrid ranked with BM25 query-term weights learned from the train pairs (eval.term_weights)."""
+    learned = ((hybrid or {}).get("bm25") or {}).get("term_weights") or {}
+    return learned.get("method", "off") != "off"
 
 
 def link_tree(source: Path, target: Path) -> None:
