@@ -105,7 +105,10 @@ if __name__ == "__main__":
     for stage, script in STAGE_SCRIPTS.items():
         body = document["stages"][stage]
         body = body["do"] if "do" in body else body
-        data = [d for d in body["deps"] if not (str(d).endswith(".py") or str(d).startswith("src/"))]
-        body["deps"].clear()
-        body["deps"].extend(data + code_deps(REPO / "stages" / f"{script}.py"))
+        deps = body["deps"]
+        # Code deps deleted in place (not the list cleared) so that the data deps keep their trailing comments.
+        for index in reversed(range(len(deps))):
+            if str(deps[index]).endswith(".py") or str(deps[index]).startswith("src/"):
+                del deps[index]
+        deps.extend(code_deps(REPO / "stages" / f"{script}.py"))
     yaml.dump(document, path)
