@@ -103,3 +103,12 @@ def test_describe_names_learned_term_weights():
     assert text.endswith("each question term's score weighted by its term recall in the 120 train questions "
                          "(45 terms: the table)")
     assert describe_lexical({**lexical, "term_weights": {"method": "off"}}) == describe_lexical(LexicalParams().model_dump())
+
+
+@pytest.mark.parametrize("section, message", [({"method": "idf"}, "eval.term_weights.method"),
+                                              ({"smoothing": -1}, "eval.term_weights.smoothing")])
+def test_bad_term_weight_params_name_the_key(section, message):
+    with pytest.raises(ParamsError, match=message):
+        params_from_dict({"eval": {"term_weights": section}})
+    # YAML reads a bare off as false: it still means off
+    assert params_from_dict({"eval": {"term_weights": {"method": False}}}).eval.term_weights.method == "off"

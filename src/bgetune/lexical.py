@@ -88,7 +88,7 @@ def term_recall_weights(pairs: Iterable[tuple[str, str]], tokens: Callable[[str]
 
         weight(t) = (hits(t) + smoothing · mean) / (questions(t) + smoothing) / mean
 
-    A term users ask with but answers rarely repeat (医生, 请问, 怎么办) falls below 1; a term answers share (a
+    A term users ask with but answers rarely repeat (怎么办, 吗, 吃什么) falls below 1; a term answers share (a
     disease, a drug) rises above it. This is the classic relevance weighting of BM25 (Robertson & Spärck Jones)
     estimated from training pairs, as term-necessity prediction does (Zhao & Callan 2010). ``tokens``: the BM25's
     tokeniser (``BM25Index.tokens``), so that the weights key the terms the index scores.

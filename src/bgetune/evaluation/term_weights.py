@@ -1,5 +1,5 @@
 """The hybrid's lexical half, trained: query-term weights for BM25 learned from the train pairs
-(``eval.term_weights``), so that a question's chit-chat (医生你好, 请问, 怎么办) counts less than its disease or drug.
+(``eval.term_weights``), so that a question's asking words (怎么办, 吗, 吃什么) count less than its disease or drug.
 The baseline BM25 stays unweighted: it is what a user has without bgetune.
 
 Example::

@@ -1,13 +1,14 @@
 """evaluate <name>: one retriever on the test split — ``base`` (model.base as shipped), ``finetuned``, ``merged``,
-``bm25`` (jieba + BM25, the baseline) or ``extra <key>`` (a model from eval.extra_models).
+``bm25`` (params.lexical's BM25, the baseline) or ``extra <key>`` (a model from eval.extra_models).
 
 Writes metrics/<name>.json — the headline numbers only (NDCG@10, Recall@1/10/100, MRR@10, MAP@10, hybrid
 NDCG@10, pair AUC), what ``dvc metrics diff`` compares — and, for the report, results/eval/<name>.json (every
 metric: at every k, passage and document level, pair, noise both ways, hybrid, general set, counts, device,
 timings), results/per_query/<name>.jsonl (each test query's rank, NDCG@10 and top passages), results/curves/<name>.json
-(Recall@k) and, for dense models, results/plots/similarity_<name>.png.
+(Recall@k) and, for dense models, results/plots/similarity_<name>.png; ``bm25`` also writes
+results/eval/bm25_term_weights.json (eval.term_weights: the hybrid's learned query-term weights, empty when off).
 
-Reads params: seed, eval, model.* (dense models).
+Reads params: seed, eval, lexical, model.* (dense models).
 
 Example::
 
