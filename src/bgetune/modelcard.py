@@ -195,7 +195,8 @@ def hybrid_section(hybrid: dict) -> str:
                   f"{hybrid['bm25_ndcg@10']:.4f}.")
     if hybrid["weights"][0] == 0:
         return ("## With BM25\n\nOn the val split BM25 alone ranked best (the dense side got weight 0): use "
-                f"{describe_lexical(hybrid.get('bm25'), CARD_TERM_WEIGHTS)} for this domain, or fine-tune further." + scores + "\n")
+                f"{describe_lexical(hybrid.get('bm25'), CARD_TERM_WEIGHTS)} for this domain, or fine-tune further."
+                + scores + "\n")
     return (f"## With BM25 (hybrid)\n\nWeights chosen on the val split: {fusion_recipe(hybrid)}; "
             f"{describe_lexical(hybrid.get('bm25'), CARD_TERM_WEIGHTS)}.{scores}\n")
 
