@@ -63,14 +63,21 @@ def setting_label(lexical: dict) -> str:
                     if lexical.get("term_recall") is not None else "")
 
 
+def lexical_section(setting: dict):
+    """The ``lexical`` params of a parsed setting (without its term weights)."""
+    from bgetune.params import LexicalParams
+
+    return LexicalParams(**{k: setting[k] for k in ("tokens", "k1", "b")})
+
+
 def learned_weights(root: Path, params, setting: dict) -> dict | None:
     """The query-term weights the evaluate stage would learn for ``setting`` (None without ``term_recall``)."""
     from bgetune.evaluation.term_weights import learn_term_weights
-    from bgetune.params import LexicalParams, TermWeightParams
+    from bgetune.params import TermWeightParams
 
     if setting.get("term_recall") is None:
         return None
-    lexical = LexicalParams(**{k: setting[k] for k in ("tokens", "k1", "b")})
+    lexical = lexical_section(setting)
     term_weights = TermWeightParams(method="term_recall", smoothing=setting["term_recall"])
     params = params.model_copy(update={"lexical": lexical,
                                        "eval": params.eval.model_copy(update={"term_weights": term_weights})})
@@ -95,13 +102,12 @@ def main() -> None:
     from bgetune.evaluation.retrieval import dense_rankings, encode_windows
     from bgetune.evaluation.significance import paired_bootstrap
     from bgetune.evaluation.testset import load_test_set
-    from bgetune.params import LexicalParams
     from bgetune.search import encode
     from bgetune.steps.evaluate import tuned_window_weight, window_setting
 
     started = time.perf_counter()
     parsed = [parse_setting(s) for s in args.settings]
-    settings = [LexicalParams(**{k: p[k] for k in ("tokens", "k1", "b")}) for p in parsed]
+    settings = [lexical_section(p) for p in parsed]
     root, params, device, precision, model, instruction = load_stored_model(args)
     batch = params.eval.encode_batch_size
     weights_of = [learned_weights(root, params, p) for p in parsed]
@@ -126,8 +132,7 @@ def main() -> None:
 
     dense_metrics, dense_per_query = headline_and_per_query(dense["test"].ids, test.relevant)
     rows, per_query_of = [], {"dense": dense_per_query}
-    for setting, test_set, val_set in zip(parsed, splits["test"], splits["val"]):
-        lexical = LexicalParams(**{k: setting[k] for k in ("tokens", "k1", "b")})
+    for setting, lexical, test_set, val_set in zip(parsed, settings, splits["test"], splits["val"]):
         name = setting_name(setting)
         metrics, per_query_of[f"bm25_{name}"] = headline_and_per_query(test_set.bm25, test.relevant)
         weights, _ = tune_weights("convex", dense["val"].ids, val_set.bm25, val_set.relevant, 60,
@@ -135,8 +140,8 @@ def main() -> None:
         fused = fuse_all(dense["test"].ids, test_set.bm25, weights, 60, 10, "convex", dense["test"].scores,
                          test_set.bm25_scores)
         hybrid, per_query_of[f"hybrid_{name}"] = headline_and_per_query(fused, test.relevant)
-        rows.append({"setting": name, "lexical": lexical.model_dump(), "term_recall": setting["term_recall"], **metrics, "hybrid_dense_weight": weights[0],
-                     **{f"hybrid_{k}": v for k, v in hybrid.items()}})
+        rows.append({"setting": name, "lexical": lexical.model_dump(), "term_recall": setting["term_recall"], **metrics,
+                     "hybrid_dense_weight": weights[0], **{f"hybrid_{k}": v for k, v in hybrid.items()}})
     reference = rows[0]["setting"]
     for row in rows:
         name = row["setting"]
@@ -170,7 +175,8 @@ def main() -> None:
              "hybrid NDCG@10 (dense weight) | hybrid − the first's [95% CI] | hybrid ÷ this BM25 | hybrid ÷ the first "
              "BM25 |", "| --- " * 10 + "|"]
     for r in rows:
-        lines.append(f"| {setting_label({**r['lexical'], 'term_recall': r['term_recall']})} | {r['ndcg@10']:.4f} | {r['recall@10']:.4f} | "
+        lines.append(f"| {setting_label({**r['lexical'], 'term_recall': r['term_recall']})} | {r['ndcg@10']:.4f} | "
+                     f"{r['recall@10']:.4f} | "
                      f"{r['mrr@10']:.4f} | {interval(r['bm25_vs_reference']) if r is not rows[0] else '–'} | "
                      f"{dense_metrics['ndcg@10'] / r['ndcg@10']:.3f}× | {r['hybrid_ndcg@10']:.4f} "
                      f"({r['hybrid_dense_weight']:.1f}) | "

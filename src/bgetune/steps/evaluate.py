@@ -49,7 +49,7 @@ def run(params, name: str, root: str | Path = ".", progress: bool = True, extra_
     if name == "bm25":
         # The baseline is plain BM25; the learned weights are scored beside it (the hybrid's lexical half alone).
         test = load_test_set(root, params.eval, k, lexical=params.lexical)
-        results, per_query_extra, pair_scores = lexical_results(params, test, k, root, learned)
+        results, per_query_extra, pair_scores = lexical_results(params, test, k, learned)
         rankings, scores = test.bm25, test.bm25_scores
         hybrid = None
     else:
@@ -107,16 +107,18 @@ def level_metrics(rankings, scores, test, eval_params) -> dict:
     return out
 
 
-def lexical_results(params, test, k: int, root: Path, learned=None):
+def lexical_results(params, test, k: int, learned=None):
     from bgetune.evaluation.general import general_bm25_metrics, load_general_set
-    from bgetune.evaluation.testset import load_test_set
+    from bgetune.evaluation.retrieval import bm25_rankings
 
     levels = level_metrics(test.bm25, test.bm25_scores, test, params.eval)
     levels.pop("document_rankings", None)
     results = {"lexical": params.lexical.model_dump(), **levels}
     if learned is not None:
-        weighted = load_test_set(root, params.eval, k, lexical=params.lexical, term_weights=learned.weights)
-        weighted_levels = level_metrics(weighted.bm25, weighted.bm25_scores, test, params.eval)
+        # The test set already read: only its BM25 ranking is redone, with the weights.
+        ids, scores = bm25_rankings(test.texts, test.ids, test.queries, k, with_scores=True, lexical=params.lexical,
+                                    term_weights=learned.weights)
+        weighted_levels = level_metrics(ids, scores, test, params.eval)
         weighted_levels.pop("document_rankings", None)
         results["term_weighted"] = {"term_weights": learned.summary(), **weighted_levels}
         log.info("evaluate bm25: with the learned term weights NDCG@10 %.4f (plain %.4f)",
