@@ -25,6 +25,10 @@ code), e.g. the default BM25 plain and weighted:
     python bench/bm25_tokens.py --dataset meddialog --variant dict_init_hardness \
         --settings cjk_bigrams:1.2:0.75 cjk_bigrams:1.2:0.75:tr5
 
+Each weighted setting whose plain setting is listed too also gets a row as ``eval.term_weights.tune`` runs it: the
+hybrid's val tuning fuses the model with both and keeps the weights only when val ranks better with them (the
+stage's own ``tune_lexical``), paired against the plain setting's hybrid.
+
 Reads ``<workdir>/<dataset>/<variant>`` (bench/domain_runs.py's folder), writes bench/results/<dataset>_bm25_tokens.json
 and .md (per-query NDCG@10 under bench/results/per_query/<dataset>_bm25_tokens/).
 """
@@ -153,6 +157,18 @@ def main() -> None:
                                                 args.seed)
         row["hybrid_vs_bm25"] = paired_bootstrap(per_query_of[f"bm25_{name}"], per_query_of[f"hybrid_{name}"],
                                                  args.samples, args.seed)
+    val_choices = []
+    for plain, weighted in choice_pairs(parsed):
+        choice = val_choice(dense, splits, test, val, plain, weighted, setting_name(parsed[weighted]))
+        per_query_of[f"hybrid_{choice['setting']}"] = choice.pop("per_query")
+        plain_name = setting_name(parsed[plain])
+        choice["vs_plain_hybrid"] = paired_bootstrap(per_query_of[f"hybrid_{plain_name}"],
+                                                     per_query_of[f"hybrid_{choice['setting']}"], args.samples,
+                                                     args.seed)
+        choice["label"] = f"{setting_label(parsed[weighted])} or plain"
+        choice["plain_bm25_ndcg@10"] = rows[plain]["ndcg@10"]
+        choice["plain_hybrid_ndcg@10"] = rows[plain]["hybrid_ndcg@10"]
+        val_choices.append(choice)
     three_way = None
     if args.three_way:
         three_way = fuse_three(dense, splits, test, val, [rows[0]["setting"], rows[1]["setting"]])
@@ -168,7 +184,7 @@ def main() -> None:
               "date": time.strftime("%Y-%m-%d"), "dataset": args.dataset, "variant": args.variant,
               "model": args.model, "test_queries": len(test.pairs), "val_queries": len(val.pairs),
               "passages": len(test.ids), "windows": list(windows) if windows else None, "window_weight": window_weight,
-              "dense": dense_metrics, "rows": rows, "three_way": three_way,
+              "dense": dense_metrics, "rows": rows, "val_choices": val_choices, "three_way": three_way,
               "seconds": round(time.perf_counter() - started, 1)}
     first_bm25 = rows[0]["ndcg@10"]
     lines = ["| BM25 (tokens, k1, b) | NDCG@10 | Recall@10 | MRR@10 | − the first [95% CI] | dense ÷ BM25 | "
@@ -182,6 +198,14 @@ def main() -> None:
                      f"({r['hybrid_dense_weight']:.1f}) | "
                      f"{interval(r['hybrid_vs_reference']) if r is not rows[0] else '–'} | "
                      f"{r['hybrid_ndcg@10'] / r['ndcg@10']:.3f}× | {r['hybrid_ndcg@10'] / first_bm25:.3f}× |")
+    if val_choices:
+        lines += ["", "| hybrid, its BM25 chosen on val (eval.term_weights.tune) | val hybrid NDCG@10 plain / "
+                  "weighted | chosen | test hybrid NDCG@10 (dense weight) | Recall@10 | − the plain hybrid [95% CI] | "
+                  "÷ plain BM25 |", "| --- " * 7 + "|"]
+        for c in val_choices:
+            lines.append(f"| {c['label']} | {c['plain_val_ndcg@10']:.4f} / {c['term_weighted_val_ndcg@10']:.4f} | "
+                         f"{c['chosen']} | {c['ndcg@10']:.4f} ({c['dense_weight']:.1f}) | {c['recall@10']:.4f} | "
+                         f"{interval(c['vs_plain_hybrid'])} | {c['ndcg@10'] / c['plain_bm25_ndcg@10']:.3f}× |")
     if three_way:
         w = three_way["weights"]
         lines += ["", "| three lists (dense, the first BM25, the second BM25) | weights (val) | hybrid NDCG@10 | Recall@10 | "
@@ -197,6 +221,34 @@ def main() -> None:
     lines += ["", stored_model_footer(args, test, val, f"; dense NDCG@10 {dense_metrics['ndcg@10']:.4f} "
                                                         f"({window_text}); {device}, {precision}", record)]
     write_stored_model_bench(Path(args.out), stem, record, lines, per_query_of, test.pairs)
+
+
+def choice_pairs(parsed: list[dict]) -> list[tuple[int, int]]:
+    """(plain, weighted) indices of ``parsed``: each setting with term weights and the same BM25 without them."""
+    plain_of = {setting_name({**p, "term_recall": None}): i for i, p in enumerate(parsed) if p["term_recall"] is None}
+    return [(plain_of[setting_name({**p, "term_recall": None})], i) for i, p in enumerate(parsed)
+            if p["term_recall"] is not None and setting_name({**p, "term_recall": None}) in plain_of]
+
+
+def val_choice(dense: dict, splits: dict, test, val, plain: int, weighted: int, weighted_name: str) -> dict:
+    """The convex hybrid as ``eval.term_weights.tune`` builds it: val fuses the model with the plain and the
+    weighted BM25 (``splits[...][plain]`` and ``[weighted]``), each with its own dense weight, and keeps the better
+    (ties: plain); test is fused with that BM25 at that weight."""
+    from domain_runs import headline_and_per_query
+
+    from bgetune.evaluation.hybrid import fuse_all, tune_lexical
+
+    candidates = {"plain": plain, "term_weighted": weighted}
+    chosen, options = tune_lexical("convex", dense["val"].ids, dense["val"].scores,
+                                   {name: (splits["val"][i].bm25, splits["val"][i].bm25_scores)
+                                    for name, i in candidates.items()}, val.relevant)
+    weights, lexical = options[chosen]["weights"], splits["test"][candidates[chosen]]
+    fused = fuse_all(dense["test"].ids, lexical.bm25, weights, 60, 10, "convex", dense["test"].scores,
+                     lexical.bm25_scores)
+    metrics, per_query = headline_and_per_query(fused, test.relevant)
+    return {"setting": f"{weighted_name}_or_plain_on_val", "chosen": chosen, "dense_weight": weights[0],
+            **{f"{name}_val_ndcg@10": round(option["val_ndcg@10"], 6) for name, option in options.items()},
+            **metrics, "per_query": per_query}
 
 
 def three_way_grid(step: float = 0.1) -> list[list[float]]:

@@ -8,8 +8,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 
-from bm25_tokens import (fuse_three, learned_weights, parse_setting, setting_label, setting_name,  # noqa: E402
-                         three_way_grid)
+from bm25_tokens import (choice_pairs, fuse_three, learned_weights, parse_setting, setting_label,  # noqa: E402
+                         setting_name, three_way_grid, val_choice)
 
 from bgetune.params import LexicalParams  # noqa: E402
 
@@ -82,3 +82,29 @@ def test_three_lists_find_what_no_pair_does_and_the_weights_come_from_val():
     assert max(t["val_ndcg@10"] for t in result["trials"] if 0.0 in t["weights"]) < 1.0   # no pair finds r first
     # on test, "t" (dense 1.0 × 0.2 = 0.2) falls behind a (0.58), r (0.54), b (0.52) and d (0.36): rank 5
     assert result["per_query"] == [pytest.approx(1 / math.log2(6))] and result["recall@10"] == 1.0
+
+
+def test_each_weighted_setting_is_paired_with_its_plain_setting_when_listed():
+    parsed = [parse_setting(s) for s in ("words:1.5:0.75", "cjk_bigrams:1.2:0.75", "cjk_bigrams:1.2:0.75:tr5",
+                                         "words:1.2:0.75:tr3", "cjk_bigrams:1.2:0.75:tr1")]
+    assert choice_pairs(parsed) == [(1, 2), (1, 4)]     # words at k1 1.2 has no plain setting listed
+
+
+def test_the_val_choice_fuses_test_with_the_bm25_and_weight_val_chose():
+    # Val: the plain BM25 ranks a decoy first, the weighted one the answer: val keeps the weighted BM25 (BM25 alone,
+    # dense weight 0). Test is then ranked by the weighted BM25 — here it has the test answer first, the plain
+    # BM25 does not have it at all.
+    top = [1.0, 0.8, 0.0]
+    dense = {"val": ranking(["d", "r", "x"], [0.9, 0.8, 0.1]), "test": ranking(["a", "t", "b"], top)}
+    splits = {"val": [lexical(["d", "x"], [5.0, 1.0]), lexical(["r", "d"], [5.0, 1.0])],
+              "test": [lexical(["a", "b"], [5.0, 1.0]), lexical(["t", "a"], [5.0, 1.0])]}
+    choice = val_choice(dense, splits, SimpleNamespace(relevant=[{"t"}]), SimpleNamespace(relevant=[{"r"}]), 0, 1,
+                        "cjk_tr5")
+    assert choice["chosen"] == "term_weighted" and choice["dense_weight"] == 0.0
+    assert choice["term_weighted_val_ndcg@10"] == 1.0 and choice["plain_val_ndcg@10"] < 1
+    assert choice["ndcg@10"] == 1.0 and choice["per_query"] == [1.0] and choice["setting"] == "cjk_tr5_or_plain_on_val"
+    # Both BM25s alike on val: the tie keeps plain, and test is fused with the plain one (t at rank 2 by dense).
+    splits["val"][0] = splits["val"][1]
+    choice = val_choice(dense, splits, SimpleNamespace(relevant=[{"t"}]), SimpleNamespace(relevant=[{"r"}]), 0, 1,
+                        "cjk_tr5")
+    assert choice["chosen"] == "plain" and choice["ndcg@10"] < 1

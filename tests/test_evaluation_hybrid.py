@@ -1,7 +1,7 @@
 import pytest
 
 from bgetune.evaluation.hybrid import (CONVEX_DENSE_WEIGHTS, FUSION_POOL, convex_fusion, fuse_all,
-                                       reciprocal_rank_fusion, tune_weights)
+                                       reciprocal_rank_fusion, tune_lexical, tune_weights)
 
 
 def test_reciprocal_rank_fusion_hand_computed():
@@ -72,3 +72,28 @@ def test_tune_weights_picks_the_val_best_and_the_smaller_dense_weight_on_a_tie()
     assert weights == first_best["weights"] == [0.1, 0.9]   # the smallest dense weight among the tied best
     rrf_weights, rrf_trials = tune_weights("rrf", dense, lexical, relevant, k=60)
     assert rrf_weights[1] == 1.0 and max(t["val_ndcg@10"] for t in rrf_trials) < 1   # ranks alone cannot
+
+
+def test_tune_lexical_keeps_the_bm25_val_fuses_best_with_and_the_first_on_a_tie():
+    # Dense ranks the answer r second; the plain BM25 ranks a decoy first and r nowhere, the weighted one ranks r
+    # first: only the weighted BM25 lifts r to the top (at any dense weight below 1).
+    dense, dense_scores = [["d", "r", "x"]], [[0.9, 0.8, 0.1]]
+    plain, weighted = ([["d", "x"]], [[5.0, 1.0]]), ([["r", "d"]], [[5.0, 1.0]])
+    chosen, options = tune_lexical("convex", dense, dense_scores, {"plain": plain, "term_weighted": weighted},
+                                   [{"r"}])
+    assert chosen == "term_weighted" and options["term_weighted"]["val_ndcg@10"] == pytest.approx(1.0)
+    assert options["plain"]["val_ndcg@10"] < 1
+    assert options["term_weighted"]["weights"] == [0.0, 1.0]       # its own tuned weights: BM25 alone is perfect
+    # The same ranking under both names: a tie, and the first listed (the simpler BM25) is kept.
+    chosen, options = tune_lexical("convex", dense, dense_scores, {"plain": weighted, "term_weighted": weighted},
+                                   [{"r"}])
+    assert chosen == "plain"
+    # Fixed weights (eval.hybrid.tune off): each BM25 is scored at them, one trial each.
+    chosen, options = tune_lexical("convex", dense, dense_scores, {"plain": plain, "term_weighted": weighted},
+                                   [{"r"}], weights=[1.0, 0.0])
+    assert chosen == "plain" and options["plain"]["weights"] == [1.0, 0.0]      # dense alone: both 1/log2(3)
+    assert [len(o["trials"]) for o in options.values()] == [1, 1]
+    assert options["plain"]["val_ndcg@10"] == pytest.approx(options["term_weighted"]["val_ndcg@10"])
+    chosen, _ = tune_lexical("convex", dense, dense_scores, {"plain": plain, "term_weighted": weighted}, [{"r"}],
+                             weights=[0.5, 0.5])
+    assert chosen == "term_weighted"     # r: 0.5·0.875 + 0.5·1 beats d: 0.5 + 0.5·0

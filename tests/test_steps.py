@@ -278,7 +278,7 @@ def test_hybrid_tuning_reuses_the_corpus_vectors_the_test_split_encoded(mined_pr
     # The reused vectors choose the weights a fresh encode would.
     full = read_json(root / "results" / "eval" / "base.json")
     model, instruction, _ = evaluate.model_for(params, "base", root, "cpu", None)
-    weights, tuning = evaluate.tuned_hybrid_weights(params, root, model, instruction, "cpu", "fp32")
+    weights, tuning, _ = evaluate.tuned_hybrid_weights(params, root, model, instruction, "cpu", "fp32")
     assert weights == full["hybrid"]["weights"] and tuning["trials"] == full["hybrid"]["tuning"]["trials"]
 
 
@@ -375,8 +375,9 @@ def test_learned_term_weights_reach_the_hybrid_the_table_the_report_and_the_card
     assert "term_weighted" not in read_json(plain_root / "results" / "eval" / "bm25.json")
 
     # Dense weight 0 without tuning: the hybrid's ranking is its lexical half's, which the bm25 stage scores alone.
-    root = copy_project(mined_project, tmp_path / "p", eval={"term_weights": {"method": "term_recall", "smoothing": 2.0},
-                                                             "hybrid": {"tune": False, "weights": [0.0, 1.0]}})
+    root = copy_project(mined_project, tmp_path / "p", eval={
+        "term_weights": {"method": "term_recall", "smoothing": 2.0, "tune": False},   # on, not left to val
+        "hybrid": {"tune": False, "weights": [0.0, 1.0]}})
     params = load_params(root / "params.yaml")
     run_steps(root, params, ("train", "merge"))
     built = {}     # the term weights of every BM25 each evaluation builds (the tiny set's BM25 is perfect either way)
@@ -414,3 +415,57 @@ def test_learned_term_weights_reach_the_hybrid_the_table_the_report_and_the_card
     assert read_json(published / "bm25_term_weights.json") == table
     assert "term recall" in (published / "README.md").read_text() and "bm25_term_weights.json in this folder" in \
         (published / "README.md").read_text()
+
+
+@pytest.mark.parametrize("overrule", [False, True])
+def test_val_decides_whether_the_hybrid_keeps_the_learned_term_weights(mined_project, tmp_path, monkeypatch,
+                                                                       overrule):
+    """eval.term_weights.tune: the hybrid's val tuning fuses the model with plain and with weighted BM25, each with
+    its own weights, and keeps the better (ties: plain); the test hybrid is then the run with the weights off or
+    fixed on. ``overrule``: the choice forced the other way, so that both branches run whatever the tiny set says."""
+    from bgetune.evaluation import hybrid as hybrid_module
+    from bgetune.evaluation import retrieval
+    from bgetune.lexical import BM25Index
+    from bgetune.steps import evaluate
+
+    learned = {"method": "term_recall", "smoothing": 2.0}
+    roots = {"off": copy_project(mined_project, tmp_path / "off"),
+             "on": copy_project(mined_project, tmp_path / "on", eval={"term_weights": {**learned, "tune": False}}),
+             "val": copy_project(mined_project, tmp_path / "val", eval={"term_weights": {**learned, "tune": True}})}
+    hybrids = {}
+    for name in ("off", "on"):
+        evaluate.run(load_params(roots[name] / "params.yaml"), "base", roots[name], progress=False)
+        hybrids[name] = read_json(roots[name] / "results" / "eval" / "base.json")["hybrid"]
+    built, real_tune_lexical = [], hybrid_module.tune_lexical
+
+    def recording_index(texts, lexical=None, term_weights=None):
+        built.append(term_weights is not None)
+        return BM25Index(texts, lexical, term_weights)
+
+    def overruled(*args, **kwargs):
+        chosen, options = real_tune_lexical(*args, **kwargs)
+        return ("plain" if chosen == "term_weighted" else "term_weighted"), options
+
+    monkeypatch.setattr(retrieval, "BM25Index", recording_index)
+    if overrule:
+        monkeypatch.setattr(hybrid_module, "tune_lexical", overruled)
+    evaluate.run(load_params(roots["val"] / "params.yaml"), "base", roots["val"], progress=False)
+    hybrid = read_json(roots["val"] / "results" / "eval" / "base.json")["hybrid"]
+    choice = hybrid["tuning"]["bm25"]
+    # Each option's val NDCG@10 is the best the fixed runs' tunings found.
+    assert choice["plain_val_ndcg@10"] == max(t["val_ndcg@10"] for t in hybrids["off"]["tuning"]["trials"])
+    assert choice["term_weighted_val_ndcg@10"] == max(t["val_ndcg@10"] for t in hybrids["on"]["tuning"]["trials"])
+    val_choice = "term_weighted" if choice["term_weighted_val_ndcg@10"] > choice["plain_val_ndcg@10"] else "plain"
+    assert choice["chosen"] == (val_choice if not overrule else {"plain": "term_weighted",
+                                                                   "term_weighted": "plain"}[val_choice])
+    same = hybrids["on" if choice["chosen"] == "term_weighted" else "off"]
+    assert hybrid["weights"] == same["weights"] and hybrid["passage"] == same["passage"]
+    assert hybrid["tuning"]["trials"] == same["tuning"]["trials"]
+    assert ("term_weights" in hybrid["bm25"]) == (choice["chosen"] == "term_weighted")
+    # BM25s built: test and val plain, val weighted beside it, and test again with the weights only if kept.
+    assert built == [False, False, True] + ([True] if choice["chosen"] == "term_weighted" else [])
+    evaluate.run(load_params(roots["val"] / "params.yaml"), "bm25", roots["val"], progress=False)
+    run_steps(roots["val"], load_params(roots["val"] / "params.yaml"), ("report",))
+    report = (roots["val"] / "results" / "report.html").read_text()
+    kept = "weighted" if choice["chosen"] == "term_weighted" else "plain"
+    assert f"base: {kept} (val hybrid NDCG@10 {choice['term_weighted_val_ndcg@10']:.4f} weighted" in report

@@ -173,12 +173,17 @@ def worst_queries(per_query: list[dict], texts: dict[str, str], count: int = 10)
     return _table(["query", "rank of its passage", "its passage", "what came back instead"], rows, "worst")
 
 
-def term_weights_table(weighted: dict, plain: dict) -> str:
-    """eval.term_weights at work: the weighted BM25 against the plain baseline, and the terms it trusts least and
-    most (results/eval/bm25.json's "term_weighted")."""
+def term_weights_table(weighted: dict, plain: dict, choices: dict[str, dict] | None = None) -> str:
+    """eval.term_weights at work: the weighted BM25 against the plain baseline, the terms it trusts least and
+    most (results/eval/bm25.json's "term_weighted"), and ``choices``: per model, which BM25 its hybrid kept on val
+    (results/eval/<model>.json's hybrid.tuning.bm25, with eval.term_weights.tune)."""
     learned = weighted["term_weights"]
     passage = weighted.get("passage", {})
+    kept = "; ".join(f"{name}: {'weighted' if c['chosen'] == 'term_weighted' else 'plain'} (val hybrid NDCG@10 "
+                     f"{c['term_weighted_val_ndcg@10']:.4f} weighted, {c['plain_val_ndcg@10']:.4f} plain)"
+                     for name, c in (choices or {}).items())
     return key_value_table({
+        "each hybrid's BM25, chosen on val": kept or None,
         "NDCG@10 (plain BM25 → weighted)": f"{plain.get('ndcg@10', 0):.4f} → {passage.get('ndcg@10', 0):.4f}",
         "Recall@10 (plain BM25 → weighted)": f"{plain.get('recall@10', 0):.4f} → {passage.get('recall@10', 0):.4f}",
         "learned from": f"{learned['train_questions']} train questions ({learned['method']}, smoothing "
@@ -186,6 +191,16 @@ def term_weights_table(weighted: dict, plain: dict) -> str:
         "lowest weights": ", ".join(f"{t} {w:.2f}" for t, w in learned["lowest"]),
         "highest weights": ", ".join(f"{t} {w:.2f}" for t, w in learned["highest"]),
         "table": "results/eval/bm25_term_weights.json"})
+
+
+def hybrid_bm25_choices(details: dict) -> dict[str, dict]:
+    """Per model, the hybrid's val choice between plain and term-weighted BM25 (absent: val did not choose)."""
+    choices = {}
+    for name in MODELS:
+        hybrid = (details.get(f"eval_{name}") or {}).get("hybrid") or {}
+        if (hybrid.get("tuning") or {}).get("bm25"):
+            choices[name] = hybrid["tuning"]["bm25"]
+    return choices
 
 
 def key_value_table(mapping: dict) -> str:
@@ -235,7 +250,8 @@ def build_report(root: Path, provenance: dict, significance: dict, per_query: li
     weighted = (details.get("eval_bm25") or {}).get("term_weighted")
     if weighted:
         sections.append("<h2>BM25 with learned term weights (the hybrid's lexical half)</h2>"
-                        + term_weights_table(weighted, (details.get("eval_bm25") or {}).get("passage", {})))
+                        + term_weights_table(weighted, (details.get("eval_bm25") or {}).get("passage", {}),
+                                             hybrid_bm25_choices(details)))
     mining = details.get("mining")
     if mining:
         strategies = sorted(set(mining.get("negatives_per_strategy", {})) | set(mining.get("mean_score_per_strategy",

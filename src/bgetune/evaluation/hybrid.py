@@ -17,6 +17,8 @@ Example::
     reciprocal_rank_fusion([["a", "b"], ["b", "c"]], weights=[1.0, 1.0], k=60)            # ["b", "a", "c"]
     convex_fusion([["a", "b"], ["b", "c"]], [[0.9, 0.1], [12.0, 3.0]], weights=[0.4, 0.6])   # ["b", "a", "c"]
     weights, trials = tune_weights("convex", dense_ids, bm25_ids, relevant, dense_scores=…, lexical_scores=…)
+    chosen, options = tune_lexical("convex", dense_ids, dense_scores, {"plain": (ids, scores),
+                                                                       "term_weighted": (ids2, scores2)}, relevant)
 """
 from __future__ import annotations
 
@@ -100,3 +102,25 @@ def tune_weights(method: str, dense: list[list[str]], lexical: list[list[str]], 
                        "val_ndcg@10": ranking_metrics(fused, relevant, [10])["ndcg@10"]})
     best = max(trials, key=lambda t: (t["val_ndcg@10"], -t["dense_weight"]))
     return best["weights"], trials
+
+
+def tune_lexical(method: str, dense: list[list[str]], dense_scores: list[list[float]] | None,
+                 lexical: dict[str, tuple[list[list[str]], list[list[float]]]], relevant: list[set[str]],
+                 k: int = 60, weights: list[float] | None = None) -> tuple[str, dict[str, dict]]:
+    """Which of several BM25 rankings of the same val queries (``lexical``: name → (ids, scores), e.g. plain and
+    term-weighted) the fusion ranks best with: each gets its own weights (``tune_weights``; ``weights`` given: those
+    fixed). Ties go to the first listed (the simpler BM25). Returns the chosen name and, per name, its weights, best
+    val NDCG@10 and trials."""
+    from bgetune.evaluation.metrics import ranking_metrics
+
+    options = {}
+    for name, (ids, scores) in lexical.items():
+        if weights is None:
+            chosen, trials = tune_weights(method, dense, ids, relevant, k, dense_scores, scores)
+        else:
+            fused = fuse_all(dense, ids, weights, k, 10, method, dense_scores, scores)
+            chosen, trials = list(weights), [{"dense_weight": weights[0], "weights": list(weights),
+                                              "val_ndcg@10": ranking_metrics(fused, relevant, [10])["ndcg@10"]}]
+        options[name] = {"weights": chosen, "val_ndcg@10": max(t["val_ndcg@10"] for t in trials), "trials": trials}
+    best = max(options, key=lambda name: options[name]["val_ndcg@10"])     # max keeps the first of equals
+    return best, options

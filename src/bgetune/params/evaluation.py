@@ -95,6 +95,7 @@ class TermWeightParams(Section):
     # off | term_recall: each question term weighted by how often its training questions' answers contain it
     method: Literal["off", "term_recall"] = "off"
     smoothing: float = Field(5.0, ge=0)        # pseudo-questions pulling a rare term's weight toward 1
+    tune: bool = True     # the hybrid's val tuning also ranks with plain BM25 and keeps the weights only if they win
 
     @field_validator("method", mode="before")
     @classmethod

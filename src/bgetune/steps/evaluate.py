@@ -53,9 +53,11 @@ def run(params, name: str, root: str | Path = ".", progress: bool = True, extra_
         rankings, scores = test.bm25, test.bm25_scores
         hybrid = None
     else:
-        # A dense model's test set ranks BM25 only for the hybrid: with the learned weights when they are on.
+        # A dense model's test set ranks BM25 only for the hybrid: with the learned weights when they are on (and
+        # not left to val, which then ranks test a second time if it keeps them).
         test = load_test_set(root, params.eval, k, lexical=params.lexical,
-                             term_weights=learned.weights if learned else None)
+                             term_weights=learned.weights if learned and not choosing_term_weights(params, learned)
+                             else None)
         results, rankings, scores, hybrid, pair_scores = dense_results(params, name, root, test, k, progress,
                                                                        extra_reference, learned)
     results.update({"queries": len(test.pairs), "passages": len(test.ids), "documents": len(set(test.doc_of.values())),
@@ -147,7 +149,7 @@ def dense_results(params, name: str, root: Path, test, k: int, progress: bool, e
     from bgetune.evaluation.hybrid import FUSION_POOL, fuse_all
     from bgetune.evaluation.noise import load_noise_texts, noise_as_queries, noise_similarity
     from bgetune.evaluation.pairs import pair_metrics
-    from bgetune.evaluation.retrieval import dense_rankings, encode_windows
+    from bgetune.evaluation.retrieval import bm25_rankings, dense_rankings, encode_windows
     from bgetune.evaluation.testset import load_test_set
     from bgetune.search import encode
 
@@ -158,11 +160,14 @@ def dense_results(params, name: str, root: Path, test, k: int, progress: bool, e
     batch = eval_params.encode_batch_size
     passage_vectors = encode(model, test.texts, batch, progress=progress, kind="document", precision=precision)
     windows, window_vectors, window_summary = window_setting(eval_params), None, None
-    # Both tunings rank the val split: loaded once for the two.
+    # Both tunings rank the val split: loaded once for the two. Val choosing whether the hybrid keeps the learned
+    # term weights loads it with plain BM25 and ranks the weighted one beside it.
     term_weights = learned.weights if learned else None
+    choosing = choosing_term_weights(params, learned)
+    hybrid_on_val = eval_params.hybrid.enabled and (eval_params.hybrid.tune or choosing)
     val = load_test_set(root, eval_params, FUSION_POOL, split="val", lexical=params.lexical,
-                        term_weights=term_weights) if (
-        (windows and eval_params.windows.tune) or (eval_params.hybrid.enabled and eval_params.hybrid.tune)) else None
+                        term_weights=None if choosing else term_weights) if (
+        (windows and eval_params.windows.tune) or hybrid_on_val) else None
     if windows:
         window_vectors = encode_windows(model, test.texts, windows, batch, precision, progress)
         owners = window_vectors[1]
@@ -204,18 +209,23 @@ def dense_results(params, name: str, root: Path, test, k: int, progress: bool, e
     hybrid = None
     settings = eval_params.hybrid
     if settings.enabled:
-        weights = list(settings.weights)
-        tuning = None
-        if settings.tune:
-            weights, tuning = tuned_hybrid_weights(params, root, model, instruction, device, precision,
-                                                   (test.ids, ranked.passage_vectors, ranked.window_vectors,
-                                                    ranked.window_owners), weight, val, term_weights)
-        hybrid = fuse_all(ranked.ids, test.bm25, weights, settings.rrf_k, k, settings.method, ranked.scores,
-                          test.bm25_scores)
+        weights, tuning, weighted = list(settings.weights), None, learned is not None
+        if hybrid_on_val:
+            weights, tuning, weighted = tuned_hybrid_weights(
+                params, root, model, instruction, device, precision,
+                (test.ids, ranked.passage_vectors, ranked.window_vectors, ranked.window_owners), weight, val,
+                term_weights, choosing)
+        bm25_ids, bm25_scores = test.bm25, test.bm25_scores
+        if choosing and weighted:
+            # Val kept the weights: test's BM25 (ranked plain when loaded) is ranked again with them.
+            bm25_ids, bm25_scores = bm25_rankings(test.texts, test.ids, test.queries, k, with_scores=True,
+                                                  lexical=params.lexical, term_weights=term_weights)
+        hybrid = fuse_all(ranked.ids, bm25_ids, weights, settings.rrf_k, k, settings.method, ranked.scores,
+                          bm25_scores)
         fused_levels = level_metrics(hybrid, None, test, eval_params)
         fused_levels.pop("document_rankings", None)
         bm25 = params.lexical.model_dump()
-        if learned is not None:
+        if weighted:
             bm25["term_weights"] = {key: value for key, value in learned.summary().items()
                                     if key not in ("lowest", "highest")}
         results["hybrid"] = {"method": settings.method, "weights": weights, "rrf_k": settings.rrf_k,
@@ -263,19 +273,28 @@ def tuned_window_weight(params, root: Path, model, instruction: str, device: str
     return weight, {"val_queries": len(val.pairs), "trials": trials}
 
 
+def choosing_term_weights(params, learned) -> bool:
+    """Whether val decides if the hybrid's BM25 keeps the learned query-term weights (``eval.term_weights.tune``)."""
+    return learned is not None and params.eval.term_weights.tune and params.eval.hybrid.enabled
+
+
 def tuned_hybrid_weights(params, root: Path, model, instruction: str, device: str, precision: str,
                          encoded_corpus: tuple | None = None, window_weight: float = 0.0, val=None,
-                         term_weights: dict[str, float] | None = None):
-    """The [dense, bm25] weights of ``eval.hybrid.method``'s fusion chosen on the val split. ``encoded_corpus``:
-    (passage ids, their vectors, window vectors, window owners) the test split already encoded with this model; val
-    ranks the same corpus, so they are reused when the ids match (one corpus encode per evaluation instead of two);
-    ``val``: the val split if loaded (else loaded here, its BM25 with ``term_weights``)."""
-    from bgetune.evaluation.hybrid import FUSION_POOL, tune_weights
-    from bgetune.evaluation.retrieval import dense_rankings
+                         term_weights: dict[str, float] | None = None, choose_term_weights: bool = False):
+    """The [dense, bm25] weights of ``eval.hybrid.method``'s fusion chosen on the val split (``eval.hybrid.weights``
+    when ``tune`` is off), and whether its BM25 weighs query terms. ``encoded_corpus``: (passage ids, their vectors,
+    window vectors, window owners) the test split already encoded with this model; val ranks the same corpus, so
+    they are reused when the ids match (one corpus encode per evaluation instead of two); ``val``: the val split if
+    loaded (else loaded here, its BM25 with ``term_weights`` unless val chooses). ``choose_term_weights``: val's BM25
+    is plain and is also ranked with ``term_weights``; the fusion keeps whichever ranks val better (ties: plain).
+    Returns (weights, the tuning record, whether the BM25 is term-weighted)."""
+    from bgetune.evaluation.hybrid import FUSION_POOL, tune_lexical
+    from bgetune.evaluation.retrieval import bm25_rankings, dense_rankings
     from bgetune.evaluation.testset import load_test_set
 
-    val = val if val is not None else load_test_set(root, params.eval, FUSION_POOL, split="val",
-                                                   lexical=params.lexical, term_weights=term_weights)
+    val = val if val is not None else load_test_set(
+        root, params.eval, FUSION_POOL, split="val", lexical=params.lexical,
+        term_weights=None if choose_term_weights else term_weights)
     vectors = windows = None
     if encoded_corpus is not None and list(encoded_corpus[0]) == list(val.ids):
         vectors = encoded_corpus[1]
@@ -286,10 +305,23 @@ def tuned_hybrid_weights(params, root: Path, model, instruction: str, device: st
                             precision=precision, windows=window_setting(params.eval) if window_weight else None,
                             window_vectors=windows, window_weight=window_weight)
     settings = params.eval.hybrid
-    weights, trials = tune_weights(settings.method, ranked.ids, val.bm25, val.relevant, settings.rrf_k,
-                                   ranked.scores, val.bm25_scores)
-    log.info("hybrid (%s) weights chosen on val: dense %.2f, bm25 %.2f", settings.method, *weights)
-    return weights, {"val_queries": len(val.pairs), "trials": trials}
+    lexical = {"plain" if choose_term_weights or term_weights is None else "term_weighted":
+               (val.bm25, val.bm25_scores)}
+    if choose_term_weights:
+        lexical["term_weighted"] = bm25_rankings(val.texts, val.ids, val.queries, FUSION_POOL, with_scores=True,
+                                                 lexical=params.lexical, term_weights=term_weights)
+    chosen, options = tune_lexical(settings.method, ranked.ids, ranked.scores, lexical, val.relevant,
+                                   settings.rrf_k, None if settings.tune else list(settings.weights))
+    weights = options[chosen]["weights"]
+    tuning = {"val_queries": len(val.pairs), "trials": options[chosen]["trials"] if settings.tune else None}
+    if choose_term_weights:
+        tuning["bm25"] = {"chosen": chosen, **{f"{name}_val_ndcg@10": option["val_ndcg@10"]
+                                               for name, option in options.items()}}
+        log.info("hybrid BM25 chosen on val: %s (val NDCG@10 plain %.4f, term-weighted %.4f)", chosen,
+                 options["plain"]["val_ndcg@10"], options["term_weighted"]["val_ndcg@10"])
+    log.info("hybrid (%s) weights %s: dense %.2f, bm25 %.2f", settings.method,
+             "chosen on val" if settings.tune else "from eval.hybrid.weights", *weights)
+    return weights, tuning, chosen == "term_weighted"
 
 
 def model_for(params, name: str, root: Path, device: str, extra_reference: str | None):
