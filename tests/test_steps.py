@@ -368,7 +368,7 @@ def test_learned_term_weights_reach_the_hybrid_the_table_the_report_and_the_card
     from bgetune.steps import evaluate
     from bgetune.text import lexical_tokens
 
-    plain_root = copy_project(mined_project, tmp_path / "plain")
+    plain_root = copy_project(mined_project, tmp_path / "plain", eval={"term_weights": {"method": "off"}})
     evaluate.run(load_params(plain_root / "params.yaml"), "bm25", plain_root, progress=False)
     off = read_json(plain_root / "results" / "eval" / "bm25_term_weights.json")
     assert off["method"] == "off" and off["weights"] == {}
@@ -429,7 +429,7 @@ def test_val_decides_whether_the_hybrid_keeps_the_learned_term_weights(mined_pro
     from bgetune.steps import evaluate
 
     learned = {"method": "term_recall", "smoothing": 2.0}
-    roots = {"off": copy_project(mined_project, tmp_path / "off"),
+    roots = {"off": copy_project(mined_project, tmp_path / "off", eval={"term_weights": {"method": "off"}}),
              "on": copy_project(mined_project, tmp_path / "on", eval={"term_weights": {**learned, "tune": False}}),
              "val": copy_project(mined_project, tmp_path / "val", eval={"term_weights": {**learned, "tune": True}})}
     hybrids = {}
