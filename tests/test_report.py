@@ -214,6 +214,24 @@ def test_the_hybrid_advice_says_when_its_lead_over_bm25_is_noise(tmp_path):
     assert "[+0.010, +0.030])." in verdict and "within the noise" not in verdict
 
 
+def test_the_verdict_warns_when_val_choices_rest_on_few_questions(tmp_path):
+    metrics, significance, per_query = write_results(tmp_path)
+
+    def verdict_of():
+        html = build_report(tmp_path, {}, significance, per_query, {})
+        return html[html.index("<h2>Verdict</h2>"):html.index("<h2>Test-split metrics</h2>")]
+
+    assert "val questions" not in verdict_of()                # no tuning recorded: nothing to say
+    for val_queries, warned in ((21, True), (99, True), (100, False), (599, False)):
+        (tmp_path / "results" / "eval" / "finetuned.json").write_text(json.dumps(
+            {"hybrid": {"weights": [0.8, 0.2], "tuning": {"val_queries": val_queries, "trials": []}}}))
+        assert (f"rest on {val_queries} val questions" in verdict_of()) is warned
+    # Windows tuned on val, the hybrid not: its count serves.
+    (tmp_path / "results" / "eval" / "finetuned.json").write_text(json.dumps(
+        {"hybrid": {"weights": [0.8, 0.2], "tuning": None}, "windows": {"tuning": {"val_queries": 30}}}))
+    assert "rest on 30 val questions" in verdict_of()
+
+
 def test_the_provenance_seed_names_the_stages_own_seeds_where_a_run_sets_them():
     from bgetune.params import params_from_dict
     from bgetune.steps.report import seed_line

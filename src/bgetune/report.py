@@ -90,9 +90,15 @@ def significance_table(significance: dict) -> str:
     return _table(["comparison", "NDCG@10 difference", "95% interval", "verdict"], rows, "significance")
 
 
+# Below this many val questions the report warns that val's choices are noisy: a paired NDCG@10 difference's 95%
+# interval there is wider than the differences val decides on (a few hundredths; on the shipped sample 21 val
+# questions gave the term weights +0.027 on val and the 40 test questions −0.028).
+FEW_VAL_QUESTIONS = 100
+
+
 def verdicts(models: dict, significance: dict, details: dict) -> list[str]:
     """The sentences a reader needs first: did fine-tuning win over BM25 (and if not, why), what did merging cost
-    and buy, and which retriever to deploy."""
+    and buy, which retriever to deploy, and whether val's choices rest on too few questions to trust."""
     from bgetune.modelcard import fusion_recipe
 
     lines = []
@@ -159,7 +165,23 @@ def verdicts(models: dict, significance: dict, details: dict) -> list[str]:
                        f"characters (overlap up to {windows['overlap_chars']}) and rank a passage by (1 − {weight}) "
                        f"× its own cosine + {weight} × its best vector's, as this evaluation did (eval.windows).")
         lines.append(advice)
+    val_questions = questions_val_chose_on(details)
+    if val_questions and val_questions < FEW_VAL_QUESTIONS:
+        lines.append(f"The settings chosen on val (the hybrid's weights and BM25, the window weight, the merge) rest "
+                     f"on {val_questions} val questions: so few that a choice val prefers can lose on test; more val "
+                     "questions (split.val) make them steadier.")
     return lines
+
+
+def questions_val_chose_on(details: dict) -> int | None:
+    """How many val questions the evaluation's tunings ranked (the fine-tuned model's, else any model's)."""
+    for name in ("finetuned", *MODELS):
+        evaluation = details.get(f"eval_{name}") or {}
+        for section in ("hybrid", "windows"):
+            tuning = (evaluation.get(section) or {}).get("tuning") or {}
+            if tuning.get("val_queries"):
+                return tuning["val_queries"]
+    return None
 
 
 def worst_queries(per_query: list[dict], texts: dict[str, str], count: int = 10) -> str:
