@@ -455,8 +455,9 @@ def bench_params(dataset: str, steps: int, epochs: int, batch_size: int, eval_ev
                   "checkpoint_every": 0, "log_every": 10, "eval_every": eval_every, "hardness_mode": "off",
                   "hardness_strength": 0.0},
         # windows off: the default since 2026-12-03 (they won on CMRC), pinned off so that every stored variant
-        # rebuilds the params it ran with (hardness_windows_80 sets them)
-        "eval": {"k_values": [1, 5, 10, 100], "windows": {"max_chars": 0}},
+        # rebuilds the params it ran with (hardness_windows_80 sets them); the hybrid's learned query-term weights
+        # likewise (the default since 2026-12-03; bench/bm25_tokens.py measures them on a stored run)
+        "eval": {"k_values": [1, 5, 10, 100], "windows": {"max_chars": 0}, "term_weights": {"method": "off"}},
         "lexical": dict(WORDS_BM25),
     })
     if chunk_chars:
