@@ -14,6 +14,17 @@ def test_the_card_says_how_to_fuse_with_bm25_as_val_chose():
     pairs = hybrid_section({"method": "convex", "weights": [0.6, 0.4],
                             "bm25": {"tokens": "cjk_bigrams", "k1": 1.2, "b": 0.75}})
     assert "; BM25 (k1 1.2, b 0.75) over each Chinese character and each adjacent pair" in pairs
+    assert "Val chose" not in pairs                                   # val did not choose the BM25
+
+
+def test_the_card_says_which_bm25_val_chose_for_the_fusion():
+    choice = {"chosen": "plain", "plain_val_ndcg@10": 0.4012, "term_weighted_val_ndcg@10": 0.3991}
+    plain = hybrid_section({"method": "convex", "weights": [0.6, 0.4], "bm25_choice": choice})
+    assert "Val chose plain BM25: the fusion scored val NDCG@10 0.4012 with it, 0.3991 with query-term weights" in plain
+    weighted = hybrid_section({"method": "convex", "weights": [0.0, 1.0],
+                               "bm25_choice": {**choice, "chosen": "term_weighted", "term_weighted_val_ndcg@10": 0.5}})
+    assert "Val chose the term weights: the fusion scored val NDCG@10 0.5000 with them, 0.4012 with plain BM25." \
+        in weighted and "BM25 alone ranked best" in weighted
 
 
 def test_the_card_names_the_optimizer_and_the_seed_the_training_drew_from():

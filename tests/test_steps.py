@@ -469,3 +469,6 @@ def test_val_decides_whether_the_hybrid_keeps_the_learned_term_weights(mined_pro
     report = (roots["val"] / "results" / "report.html").read_text()
     kept = "weighted" if choice["chosen"] == "term_weighted" else "plain"
     assert f"base: {kept} (val hybrid NDCG@10 {choice['term_weighted_val_ndcg@10']:.4f} weighted" in report
+    from bgetune.steps.publish import hybrid_facts
+
+    assert hybrid_facts(roots["val"], "base")["bm25_choice"] == choice      # what the card says (test_modelcard)

@@ -193,12 +193,26 @@ def hybrid_section(hybrid: dict) -> str:
     if hybrid.get("ndcg@10") is not None and hybrid.get("bm25_ndcg@10") is not None:
         scores = (f" On the test split this fusion scored NDCG@10 {hybrid['ndcg@10']:.4f} against BM25's "
                   f"{hybrid['bm25_ndcg@10']:.4f}.")
+    choice = bm25_choice_sentence(hybrid.get("bm25_choice"))
     if hybrid["weights"][0] == 0:
         return ("## With BM25\n\nOn the val split BM25 alone ranked best (the dense side got weight 0): use "
                 f"{describe_lexical(hybrid.get('bm25'), CARD_TERM_WEIGHTS)} for this domain, or fine-tune further."
-                + scores + "\n")
+                + choice + scores + "\n")
     return (f"## With BM25 (hybrid)\n\nWeights chosen on the val split: {fusion_recipe(hybrid)}; "
-            f"{describe_lexical(hybrid.get('bm25'), CARD_TERM_WEIGHTS)}.{scores}\n")
+            f"{describe_lexical(hybrid.get('bm25'), CARD_TERM_WEIGHTS)}.{choice}{scores}\n")
+
+
+def bm25_choice_sentence(choice: dict | None) -> str:
+    """Val's choice between plain BM25 and BM25 with learned query-term weights (eval.term_weights.tune), as a
+    sentence starting with a space; "" when val did not choose."""
+    if not choice:
+        return ""
+    plain, weighted = choice["plain_val_ndcg@10"], choice["term_weighted_val_ndcg@10"]
+    if choice["chosen"] == "term_weighted":
+        return (f" Val chose the term weights: the fusion scored val NDCG@10 {weighted:.4f} with them, {plain:.4f} "
+                "with plain BM25.")
+    return (f" Val chose plain BM25: the fusion scored val NDCG@10 {plain:.4f} with it, {weighted:.4f} with query-term "
+            "weights learned from the train pairs.")
 
 
 def test_table(test: dict) -> str:

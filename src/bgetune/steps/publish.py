@@ -71,7 +71,8 @@ def run(params, root: str | Path = ".", progress: bool = True) -> dict:
 
 
 def hybrid_facts(root: Path, name: str) -> dict | None:
-    """The BM25 fusion the evaluate stage chose for ``name`` (method, weights) and what it scored, or None."""
+    """The BM25 fusion the evaluate stage chose for ``name`` (method, weights, and with eval.term_weights.tune val's
+    choice of BM25) and what it scored, or None."""
     evaluation = root / "results" / "eval" / f"{name}.json"
     hybrid = (read_json(evaluation) or {}).get("hybrid") if evaluation.exists() else None
     if not hybrid:
@@ -79,7 +80,8 @@ def hybrid_facts(root: Path, name: str) -> dict | None:
     metrics = read_json(root / "metrics" / f"{name}.json") or {}
     bm25 = root / "metrics" / "bm25.json"
     return {"method": hybrid.get("method", "rrf"), "weights": hybrid["weights"], "rrf_k": hybrid.get("rrf_k", 60),
-            "bm25": hybrid.get("bm25"), "ndcg@10": metrics.get("hybrid_ndcg@10"),
+            "bm25": hybrid.get("bm25"), "bm25_choice": (hybrid.get("tuning") or {}).get("bm25"),
+            "ndcg@10": metrics.get("hybrid_ndcg@10"),
             "bm25_ndcg@10": (read_json(bm25) or {}).get("ndcg@10") if bm25.exists() else None}
 
 
