@@ -75,6 +75,14 @@ def test_what_needs_val_pairs_needs_a_val_split():
                           "eval": {"hybrid": {"tune": False}, "windows": {"max_chars": 80}}})
     with pytest.raises(ParamsError, match="merge.search needs val pairs"):
         params_from_dict({"split": {"train": 0.8, "val": 0.0, "test": 0.2}, "merge": {"search": "grid"}})
+    no_val = {"split": {"train": 0.8, "val": 0.0, "test": 0.2}, "merge": {"search": "off"},
+              "eval": {"hybrid": {"tune": False}, "windows": {"max_chars": 0}}}
+    with pytest.raises(ParamsError, match=r"eval.term_weights.tune needs val pairs.*\(or eval.term_weights.tune: false"):
+        params_from_dict(no_val)
+    # Without val nothing chooses: the weights always (tune false), never (off), or no hybrid to weigh them for.
+    for term_weights, hybrid in (({"tune": False}, {}), ({"method": "off"}, {}), ({}, {"enabled": False})):
+        params_from_dict({**no_val, "eval": {"hybrid": {"tune": False, **hybrid}, "windows": {"max_chars": 0},
+                                             "term_weights": term_weights}})
 
 
 def test_a_bare_off_in_yaml_means_off():

@@ -71,6 +71,10 @@ class Params(Section):
             raise ValueError("eval.hybrid.tune needs val pairs: set split.val > 0")
         if self.eval.windows.max_chars and self.eval.windows.tune and self.split.val <= 0:
             raise ValueError("eval.windows.tune needs val pairs: set split.val > 0 (or eval.windows.tune: false)")
+        term_weights = self.eval.term_weights
+        if term_weights.method != "off" and term_weights.tune and self.eval.hybrid.enabled and self.split.val <= 0:
+            raise ValueError("eval.term_weights.tune needs val pairs: set split.val > 0 (or eval.term_weights.tune: "
+                             "false)")
         return self
 
 
