@@ -305,8 +305,9 @@ def tuned_hybrid_weights(params, root: Path, model, instruction: str, device: st
                             precision=precision, windows=window_setting(params.eval) if window_weight else None,
                             window_vectors=windows, window_weight=window_weight)
     settings = params.eval.hybrid
-    lexical = {"plain" if choose_term_weights or term_weights is None else "term_weighted":
-               (val.bm25, val.bm25_scores)}
+    # Val's BM25 as loaded: weighted only when the weights are on and not left to val.
+    loaded_as = "term_weighted" if term_weights is not None and not choose_term_weights else "plain"
+    lexical = {loaded_as: (val.bm25, val.bm25_scores)}
     if choose_term_weights:
         lexical["term_weighted"] = bm25_rankings(val.texts, val.ids, val.queries, FUSION_POOL, with_scores=True,
                                                  lexical=params.lexical, term_weights=term_weights)
