@@ -71,6 +71,32 @@ def build_tiny_model(folder: Path, pooling: str = "mean", seed: int = 0, extra_t
     return folder
 
 
+def build_tiny_xlmr(folder: Path, seed: int = 0, pieces: list[str] | None = None) -> Path:
+    """Write a random-initialised 2-layer XLM-RoBERTa (bge-m3's architecture) with a SentencePiece-style Unigram
+    tokenizer as a sentence-transformers folder with CLS pooling. Words start with ``▁`` (``blue`` reads as
+    ``▁blue``); ``pieces`` adds entries as written (``血压``: a Chinese word read inside running text)."""
+    from transformers import XLMRobertaConfig, XLMRobertaModel, XLMRobertaTokenizer
+
+    vocab = [(t, 0.0) for t in ("<s>", "<pad>", "</s>", "<unk>", "<mask>")] + [("▁", -3.0)]
+    vocab += [("▁" + w, -5.0) for w in WORDS + ["the", "is", "here", "and", "where"]]
+    vocab += [(c, -8.0) for c in BASE_CHARS + list(".,。")] + [(p, -4.0) for p in pieces or []]
+    tokenizer = XLMRobertaTokenizer(vocab=vocab)
+    torch.manual_seed(seed)
+    config = XLMRobertaConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                              intermediate_size=64, max_position_embeddings=130, pad_token_id=1, bos_token_id=0,
+                              eos_token_id=2)
+    raw = folder.with_name(folder.name + "-raw")
+    XLMRobertaModel(config).save_pretrained(raw)
+    tokenizer.save_pretrained(raw)
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.modules import Normalize, Pooling, Transformer
+
+    transformer = Transformer(str(raw), max_seq_length=64)
+    st = SentenceTransformer(modules=[transformer, Pooling(32, pooling_mode="cls"), Normalize()], device="cpu")
+    st.save(str(folder))
+    return folder
+
+
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory) -> Path:
     return build_tiny_model(tmp_path_factory.mktemp("models") / "tiny-mean", pooling="mean")

@@ -472,3 +472,37 @@ def test_val_decides_whether_the_hybrid_keeps_the_learned_term_weights(mined_pro
     from bgetune.steps.publish import hybrid_facts
 
     assert hybrid_facts(roots["val"], "base")["bm25_choice"] == choice      # what the card says (test_modelcard)
+
+
+def test_a_bge_m3_shaped_base_runs_every_stage_with_its_own_tokenizer_and_pooling(tmp_path):
+    """XLM-RoBERTa with a SentencePiece-style tokenizer and CLS pooling (bge-m3's shape), not BERT: term expansion,
+    the masked-LM warm-up's head, training, merging, evaluation and the published card all follow the base."""
+    from sentence_transformers import SentenceTransformer
+
+    from bgetune.models import pooling_mode
+    from bgetune.steps import evaluate
+    from conftest import build_tiny_xlmr
+
+    base = build_tiny_xlmr(tmp_path / "models" / "tiny-bge-m3")
+    root = tmp_path / "p"
+    (root / "data").mkdir(parents=True)
+    (root / "data" / "terms.txt").write_text("红猫\n", encoding="utf-8")
+    write_project(root, base, vocab={"expand_terms": True, "top_terms": 5, "min_term_count": 1,
+                                     "term_file": "data/terms.txt", "warmup_steps": 2, "warmup_scope": "all"})
+    params = load_params(root / "params.yaml")
+    summaries = run_steps(root, params, ("split", "qa_gen", "vocab", "mine_negatives", "train", "merge"))
+    vocab = summaries["vocab"]   # the corpus's words are pieces already (▁cat): only the user's term is new
+    assert vocab["terms_added"] == 1 and vocab["sample_terms"] == ["红猫"] and vocab["warmup"]["steps"] == 2
+    for name in ("base", "finetuned", "merged", "bm25"):
+        evaluate.run(params, name, root, progress=False)
+    run_steps(root, params, ("report", "publish"))
+    before = SentenceTransformer(str(root / "models" / "base"), device="cpu")
+    after = SentenceTransformer(str(root / "models" / "finetuned"), device="cpu")
+    assert type(after[0].auto_model).__name__ == "XLMRobertaModel" and pooling_mode(after) == "cls"
+    assert after.tokenizer.tokenize("红猫") == ["红猫"] and len(after.tokenizer) == len(before.tokenizer)
+    assert not torch.equal(before[0].auto_model.embeddings.word_embeddings.weight,
+                           after[0].auto_model.embeddings.word_embeddings.weight)
+    card = (root / "models" / "publish" / "finetuned" / "README.md").read_text(encoding="utf-8")
+    assert 'pooling_method="cls"' in card and "query_instruction_for_retrieval" not in card
+    headline = read_json(root / "metrics" / "finetuned.json")
+    assert f"{headline['ndcg@10']:.4f}" in card and 0 <= headline["pair_auc"] <= 1

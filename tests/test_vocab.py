@@ -263,3 +263,23 @@ def test_the_vocab_params_restart_only_the_corpus_characters_when_asked(tiny_mod
         assert (report["init"]["known_rows_from_entry"], report["init"]["known_rows_kept"]) == (2, 0)
     else:
         assert changed == set() and "known_rows_from_entry" not in report["init"]
+
+
+def test_domain_terms_skip_words_the_tokenizer_already_reads_as_one_token(tiny_model, tmp_path):
+    from transformers import AutoTokenizer
+
+    from bgetune.vocab import domain_terms, reads_as_one_token
+    from conftest import build_tiny_xlmr
+
+    bert = tiny_model.tokenizer                   # uncased WordPiece: each Han character is a token of its own
+    assert reads_as_one_token(bert, "banana") and reads_as_one_token(bert, "Banana")   # "Banana" reads "banana"
+    assert not reads_as_one_token(bert, "bananas") and not reads_as_one_token(bert, "血压")
+    folder = build_tiny_xlmr(tmp_path / "tiny-bge-m3", pieces=["血压", "▁心脏"])
+    piece = AutoTokenizer.from_pretrained(str(folder.with_name(folder.name + "-raw")))   # SentencePiece-style
+    assert piece.tokenize("banana") == ["▁banana"] and reads_as_one_token(piece, "banana")
+    assert reads_as_one_token(piece, "血压")       # an entry as written: one token inside running text too
+    assert piece.tokenize("心脏") == ["▁心脏"] and not reads_as_one_token(piece, "心脏")   # only at a word's start
+    assert not reads_as_one_token(piece, "bananas") and not reads_as_one_token(piece, "高血压")
+    texts = ["banana 血压 高血压 心脏"] * 3
+    assert sorted(domain_terms(bert, texts, top_n=10, min_count=1)) == ["心脏", "血压", "高血压"]
+    assert sorted(domain_terms(piece, texts, top_n=10, min_count=1)) == ["心脏", "高血压"]

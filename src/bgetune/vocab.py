@@ -73,7 +73,10 @@ def expand_vocabulary(model, new_tokens: Sequence[str], init_noise: float = 1.0,
     """Add ``new_tokens`` to a SentenceTransformer's tokenizer and embedding matrix; returns what was done.
 
     Existing rows are never changed. The same tokens, noise and seed give bit-identical new rows, which is what lets
-    the merge stage rebuild the expanded base that training started from.
+    the merge stage rebuild the expanded base that training started from. A SentencePiece tokenizer (XLM-RoBERTa,
+    bge-m3) as transformers 5 loads it reads the text after an added token as a new word (one more ``▁``); the
+    vocab stage's ``tokens_per_passage_after`` shows what that costs. (Its pre-tokenizer's ``prepend_scheme:
+    first`` would avoid it, but transformers rebuilds the pre-tokenizer from the class on every load.)
     """
     from tokenizers import AddedToken
 
@@ -181,6 +184,25 @@ def cooccurrence_init(model, texts: Sequence[str], old_vocab_size: int, window: 
             "svd_dimensions": int(components)}
 
 
+def reads_as_one_token(tokenizer, term: str) -> bool:
+    """Whether the tokenizer already reads ``term`` as one token of its own, so a new row would only duplicate it.
+
+    A term that is a vocabulary entry as written is one token wherever it stands (BERT's ``cat``; a SentencePiece
+    piece without its word-start mark, as a Chinese word reads inside running text). A word of a spaced script is
+    also one token when the tokenizer reads it as one known token: uncased BERT's ``App`` is ``app``, and
+    SentencePiece's ``blue`` is ``▁blue`` (XLM-RoBERTa, bge-m3). A Han term is not: one piece with the word-start
+    mark covers it only at the start of a word, and Chinese runs words together.
+
+    >>> reads_as_one_token(bert_uncased_tokenizer, "App")   # doctest: +SKIP
+    True
+    """
+    unk = tokenizer.unk_token_id
+    if tokenizer.convert_tokens_to_ids(term) != unk:
+        return True
+    ids = tokenizer(term, add_special_tokens=False)["input_ids"]
+    return len(ids) == 1 and ids[0] != unk and not any(is_han(ch) for ch in term)
+
+
 def domain_terms(tokenizer, texts: Sequence[str], top_n: int, min_count: int = 3,
                  user_terms: Sequence[str] = ()) -> list[str]:
     """Multi-character domain terms worth a token of their own: the user's terms first, then the corpus's jieba
@@ -206,8 +228,8 @@ def domain_terms(tokenizer, texts: Sequence[str], top_n: int, min_count: int = 3
         if term in seen or not term.strip():
             continue
         seen.add(term)
-        if len(tokenizer.tokenize(term)) <= 1 and tokenizer.convert_tokens_to_ids(term) != tokenizer.unk_token_id:
-            continue   # already one token
+        if reads_as_one_token(tokenizer, term):
+            continue
         chosen.append(term)
         if len(chosen) >= len(user_terms) + top_n:
             break
