@@ -71,11 +71,13 @@ def build_tiny_model(folder: Path, pooling: str = "mean", seed: int = 0, extra_t
     return folder
 
 
-def build_tiny_xlmr(folder: Path, seed: int = 0, pieces: list[str] | None = None) -> Path:
+def build_tiny_xlmr(folder: Path, seed: int = 0, pieces: list[str] | None = None, reranker: bool = False) -> Path:
     """Write a random-initialised 2-layer XLM-RoBERTa (bge-m3's architecture) with a SentencePiece-style Unigram
     tokenizer as a sentence-transformers folder with CLS pooling. Words start with ``▁`` (``blue`` reads as
-    ``▁blue``); ``pieces`` adds entries as written (``血压``: a Chinese word read inside running text)."""
-    from transformers import XLMRobertaConfig, XLMRobertaModel, XLMRobertaTokenizer
+    ``▁blue``); ``pieces`` adds entries as written (``血压``: a Chinese word read inside running text).
+    ``reranker``: a one-logit sequence classifier in ``folder`` instead (bge-reranker's shape: a cross-encoder)."""
+    from transformers import (XLMRobertaConfig, XLMRobertaForSequenceClassification, XLMRobertaModel,
+                              XLMRobertaTokenizer)
 
     vocab = [(t, 0.0) for t in ("<s>", "<pad>", "</s>", "<unk>", "<mask>")] + [("▁", -3.0)]
     vocab += [("▁" + w, -5.0) for w in WORDS + ["the", "is", "here", "and", "where"]]
@@ -84,7 +86,12 @@ def build_tiny_xlmr(folder: Path, seed: int = 0, pieces: list[str] | None = None
     torch.manual_seed(seed)
     config = XLMRobertaConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
                               intermediate_size=64, max_position_embeddings=130, pad_token_id=1, bos_token_id=0,
-                              eos_token_id=2)
+                              eos_token_id=2, num_labels=1)
+    if reranker:   # wider initial weights: logits that differ by more than rounding
+        config.initializer_range = 0.5
+        XLMRobertaForSequenceClassification(config).save_pretrained(folder)
+        tokenizer.save_pretrained(folder)
+        return folder
     raw = folder.with_name(folder.name + "-raw")
     XLMRobertaModel(config).save_pretrained(raw)
     tokenizer.save_pretrained(raw)

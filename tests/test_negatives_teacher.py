@@ -64,3 +64,69 @@ def test_a_bi_encoder_teacher_rescores_every_group(tiny_model_dir):
     assert report["kind"] == "bi-encoder cosines"
     assert examples[0].pos_scores[0] > examples[0].neg_scores[0]   # the identical text scores highest
     assert -1.0 <= examples[0].neg_scores[0] <= 1.0
+
+
+def test_a_cross_encoder_teacher_scores_each_query_with_the_stored_passage_text(tmp_path):
+    from sentence_transformers import CrossEncoder
+
+    from conftest import build_tiny_xlmr
+
+    reranker = build_tiny_xlmr(tmp_path / "tiny-bge-reranker", reranker=True)   # XLM-RoBERTa + one logit
+    assert is_cross_encoder(str(reranker))
+    passages = [Passage(id=i, doc_id=i, text=t, split="train")
+                for i, t in (("p", "the red cat is here"), ("n1", "blue dog"), ("n2", "big fish and small bird"))]
+    examples = [TrainExample(query="where is the red cat", pos=["red cat (as mined)"], pos_ids=["p"],
+                             neg=["blue dog", "big fish"], neg_ids=["n1", "n2"]),
+                TrainExample(query="small bird", pos=["big fish and small bird"], pos_ids=["n2"], neg=["blue dog"],
+                             neg_ids=["n1"])]
+    report = teacher_scores(examples, passages, MiningParams(teacher=str(reranker)), ModelParams(), "cpu", "fp32",
+                            scorer_model=None, scorer_instruction="")
+    assert report["kind"].startswith("cross-encoder logits")
+    texts = {p.id: p.text for p in passages}
+    import torch
+
+    pairs = [(e.query, texts[i]) for e in examples for i in e.pos_ids + e.neg_ids]   # the corpus's text, by id
+    cross_encoder = CrossEncoder(str(reranker), device="cpu")
+    logits = cross_encoder.predict(pairs, activation_fn=torch.nn.Identity())
+    got = [s for e in examples for s in e.pos_scores + e.neg_scores]
+    assert np.allclose(got, logits, atol=1e-6) and len(set(np.round(got, 3))) == len(got)
+    # The raw logits, not sentence-transformers' default sigmoid of them (which crowds a group's scores together).
+    assert not np.allclose(got, cross_encoder.predict(pairs), atol=1e-3)
+    assert [len(e.pos_scores) for e in examples] == [1, 1] and [len(e.neg_scores) for e in examples] == [2, 1]
+
+
+def test_hub_cross_encoders_are_told_apart_by_their_hub_config_or_else_their_name(monkeypatch):
+    import bgetune.negatives.teacher as teacher
+
+    monkeypatch.setattr(teacher, "hub_architectures", lambda reference: None)   # no hub, nothing cached
+    assert is_cross_encoder("BAAI/bge-reranker-v2-m3") and is_cross_encoder("cross-encoder/ms-marco-MiniLM-L6-v2")
+    assert not is_cross_encoder("BAAI/bge-large-zh-v1.5")
+    monkeypatch.setattr(teacher, "hub_architectures", lambda reference: ["XLMRobertaForSequenceClassification"])
+    assert is_cross_encoder("someone/zh-medical-ranker")
+    monkeypatch.setattr(teacher, "hub_architectures", lambda reference: ["BertModel"])
+    assert not is_cross_encoder("someone/bge-reranker-lookalike-embedder")
+
+
+def test_a_bi_encoder_teacher_encodes_each_passage_once_and_scores_its_corpus_text(tiny_model_dir, monkeypatch):
+    import bgetune.search
+    from bgetune.models import load_model
+
+    passages = [Passage(id=i, doc_id=i, text=t, split="train")
+                for i, t in (("p", "the red cat"), ("n1", "blue dog"), ("n2", "big fish and small bird"))]
+    examples = [TrainExample(query="red cat", pos=["red cat (as mined)"], pos_ids=["p"], neg=["blue dog", "big fish"],
+                             neg_ids=["n1", "n2"]),
+                TrainExample(query="small bird", pos=["big fish and small bird"], pos_ids=["n2"], neg=["blue dog"],
+                             neg_ids=["n1"])]
+    calls = []
+    real_encode = bgetune.search.encode
+    monkeypatch.setattr(bgetune.search, "encode", lambda model, texts, *a, **k: calls.append(list(texts)) or
+                        real_encode(model, texts, *a, **k))
+    teacher_scores(examples, passages, MiningParams(teacher=str(tiny_model_dir)), ModelParams(), "cpu", "fp32",
+                   scorer_model=None, scorer_instruction="")
+    assert calls[1] == ["the red cat", "blue dog", "big fish and small bird"]   # one call, each passage once
+    model = load_model(str(tiny_model_dir), query_max_length=64, passage_max_length=512)
+    texts = {p.id: p.text for p in passages}
+    for example in examples:
+        query = model.encode([example.query], normalize_embeddings=True)[0]
+        members = model.encode([texts[i] for i in example.pos_ids + example.neg_ids], normalize_embeddings=True)
+        assert np.allclose(example.pos_scores + example.neg_scores, members @ query, atol=1e-5)

@@ -27,20 +27,37 @@ log = logging.getLogger("bgetune")
 
 
 def is_cross_encoder(reference: str) -> bool:
+    """Whether the teacher is a cross-encoder (a reranker: one logit per query-passage pair), by the architecture
+    its config.json names; a hub model whose config can be neither fetched nor found in the cache is judged by its
+    name (``BAAI/bge-reranker-v2-m3``, ``cross-encoder/…``)."""
     from bgetune.models import is_hub_id, resolve_model_path
 
     if is_hub_id(reference):
-        return "rerank" in reference.lower()
-    config = Path(resolve_model_path(reference)) / "config.json"
-    try:
-        architectures = json.loads(config.read_text()).get("architectures") or []
-    except (OSError, ValueError):
-        return False
+        architectures = hub_architectures(reference)
+        if architectures is None:
+            name = reference.lower()
+            return "rerank" in name or name.startswith("cross-encoder/")
+    else:
+        try:
+            config = json.loads((Path(resolve_model_path(reference)) / "config.json").read_text())
+            architectures = config.get("architectures") or []
+        except (OSError, ValueError):
+            return False
     return any(a.endswith("ForSequenceClassification") for a in architectures)
 
 
+def hub_architectures(reference: str) -> list[str] | None:
+    """The architectures a hub model's config.json names (fetched, or from the cache offline); None if neither."""
+    try:
+        from huggingface_hub import hf_hub_download
+
+        return json.loads(Path(hf_hub_download(reference, "config.json")).read_text()).get("architectures") or []
+    except Exception:   # no network, no cache, a gated or missing repo: the caller falls back to the name
+        return None
+
+
 def teacher_scores(examples, passages, mining_params, model_params, device: str, precision: str, scorer_model,
-                   scorer_instruction: str) -> dict:
+                   scorer_instruction: str, progress: bool = False) -> dict:
     teacher = mining_params.teacher
     texts_of = {p.id: p.text for p in passages}
     if teacher in LEXICAL_TEACHERS:
@@ -70,11 +87,18 @@ def teacher_scores(examples, passages, mining_params, model_params, device: str,
     if is_cross_encoder(teacher):
         from sentence_transformers import CrossEncoder
 
+        import torch
+
+        from bgetune.search import precision_context
+
         model = CrossEncoder(teacher, device=device, trust_remote_code=model_params.trust_remote_code)
         pairs = [(e.query, texts_of.get(i, t)) for e in examples
                  for i, t in zip(e.pos_ids + e.neg_ids, e.pos + e.neg)]
-        scores = model.predict(pairs, batch_size=mining_params.encode_batch_size, show_progress_bar=False,
-                               convert_to_numpy=True).tolist()
+        # Identity: the raw logits, as FlagEmbedding's rerankers give them to distillation; sentence-transformers
+        # would squash a one-logit model through a sigmoid, which flattens the teacher's distribution.
+        with precision_context(device, precision):
+            scores = model.predict(pairs, batch_size=mining_params.encode_batch_size, show_progress_bar=progress,
+                                   activation_fn=torch.nn.Identity(), convert_to_numpy=True).tolist()
         kind = "cross-encoder logits (distil with train.distill_temperature near 1)"
     else:
         from bgetune.search import encode
@@ -82,13 +106,16 @@ def teacher_scores(examples, passages, mining_params, model_params, device: str,
         model = load_model(teacher, device, model_params.query_max_length, model_params.passage_max_length,
                            model_params.pooling, model_params.trust_remote_code, key="mining.teacher")
         instruction = query_instruction_for(teacher, model_params.query_instruction)
-        queries = encode(model, [e.query for e in examples], mining_params.encode_batch_size, instruction, False,
+        queries = encode(model, [e.query for e in examples], mining_params.encode_batch_size, instruction, progress,
                          kind="query", precision=precision)
-        scores = []
-        for q, e in enumerate(examples):
-            members = encode(model, e.pos + e.neg, mining_params.encode_batch_size, progress=False, kind="document",
-                             precision=precision)
-            scores.extend((members @ queries[q]).tolist())
+        # Each passage once, in full batches (groups share passages, and a batch of one group's 8 texts leaves a
+        # GPU idle); the corpus's text by id, as the cross-encoder reads it.
+        group_texts = [[texts_of.get(i, t) for i, t in zip(e.pos_ids + e.neg_ids, e.pos + e.neg)] for e in examples]
+        unique = list(dict.fromkeys(t for texts in group_texts for t in texts))
+        vectors = encode(model, unique, mining_params.encode_batch_size, progress=progress, kind="document",
+                         precision=precision)
+        row = {t: n for n, t in enumerate(unique)}
+        scores = [float(vectors[row[t]] @ queries[q]) for q, texts in enumerate(group_texts) for t in texts]
         kind = "bi-encoder cosines"
     cursor = 0
     for e in examples:

@@ -46,7 +46,7 @@ def run(params, root: str | Path = ".", progress: bool = True) -> dict:
         from bgetune.negatives.teacher import teacher_scores
 
         report["teacher"] = teacher_scores(examples, passages, params.mining, params.model, device, precision,
-                                           scorer_model=model, scorer_instruction=instruction)
+                                           scorer_model=model, scorer_instruction=instruction, progress=progress)
     report.update({"scoring_model": scorer, "query_instruction": instruction, "runtime": runtime(device, precision),
                    "seconds": round(time.perf_counter() - started, 2)})
     groups = {"positive": [s for e in examples for s in (e.pos_scores or [])]}

@@ -185,7 +185,7 @@ def remine(params, root: Path, model, passages, instruction: str, device: str, p
         from bgetune.negatives.teacher import teacher_scores
 
         report["teacher"] = teacher_scores(examples, passages, params.mining, params.model, device, precision,
-                                           scorer_model=model, scorer_instruction=instruction)
+                                           scorer_model=model, scorer_instruction=instruction, progress=progress)
     model.train()
     log.info("round 2: re-mined negatives with the round-1 model: %s", report["negatives_per_strategy"])
     return examples, {"round2_mining": {k: report[k] for k in ("negatives_per_strategy", "drops",
