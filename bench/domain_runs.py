@@ -388,6 +388,15 @@ SUITES = {
             **FAST_DISTILL, "vocab": {**FAST_DISTILL["vocab"], "init": "dictionary", "init_known_characters": True},
             "train": {**FAST_DISTILL["train"], **HARDNESS}},
     },
+    # Batches drawn within one domain (train.batch_by: domain; meddialog's departments: in-batch negatives share a
+    # topic), paired with the same recipe on mixed batches in one invocation (fp32, --steps 80, as known_chars).
+    "batch_by_domain": {
+        "dict_init_hardness": {**FAST_DISTILL, "vocab": {**FAST_DISTILL["vocab"], "init": "dictionary"},
+                               "train": {**FAST_DISTILL["train"], **HARDNESS}},
+        "dict_init_hardness_domain_batches": {
+            **FAST_DISTILL, "vocab": {**FAST_DISTILL["vocab"], "init": "dictionary"},
+            "train": {**FAST_DISTILL["train"], **HARDNESS, "batch_by": "domain"}},
+    },
     # Issue 15: passage- and document-level scores of one trained model (documents span several passages).
     "levels": {"default": {}},
     "mining": {

@@ -31,11 +31,13 @@ def test_bundled_model_resolves_to_a_local_sentence_transformers_folder():
     assert (folder / "modules.json").exists() and (folder / "model.safetensors").exists()
 
 
-def test_plain_transformers_folder_gets_cls_pooling_for_bge(tmp_path):
+def test_plain_transformers_folder_gets_cls_pooling_for_bge(tmp_path, caplog):
     from conftest import build_tiny_model
 
     raw = build_tiny_model(tmp_path / "tiny-plain", sentence_transformers_folder=False)
-    assert pooling_mode(load_model(str(raw))) == "mean"      # not named BGE: mean
+    with caplog.at_level("INFO", logger="bgetune"):
+        assert pooling_mode(load_model(str(raw))) == "mean"      # not named BGE: mean, and the log says why
+    assert "has no modules.json: pooling mean, as its name does not say BGE (model.pooling sets it)" in caplog.text
     named = raw.rename(tmp_path / "bge-tiny-zh-v1.5")
     model = load_model(str(named))
     assert pooling_mode(model) == "cls"

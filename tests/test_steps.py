@@ -506,3 +506,35 @@ def test_a_bge_m3_shaped_base_runs_every_stage_with_its_own_tokenizer_and_poolin
     assert 'pooling_method="cls"' in card and "query_instruction_for_retrieval" not in card
     headline = read_json(root / "metrics" / "finetuned.json")
     assert f"{headline['ndcg@10']:.4f}" in card and 0 <= headline["pair_auc"] <= 1
+
+
+def test_batches_by_domain_when_asked_and_as_before_when_the_corpus_has_one(mined_project, tmp_path, caplog):
+    from safetensors.torch import load_file
+
+    from bgetune.records import read_jsonl, read_passages, write_jsonl
+
+    def weights(root):
+        return load_file(str(root / "models" / "finetuned" / "model.safetensors"))
+
+    plain = copy_project(mined_project, tmp_path / "plain")
+    run_steps(plain, load_params(plain / "params.yaml"), ("train",))
+    one = copy_project(mined_project, tmp_path / "one", train={"batch_by": "domain"})
+    with caplog.at_level("INFO", logger="bgetune"):
+        summary = run_steps(one, load_params(one / "params.yaml"), ("train",))["train"]
+    assert "the examples hold one domain" in caplog.text and "batch_groups" not in summary["stage1"]
+    assert all(torch.equal(a, b) for a, b in zip(weights(plain).values(), weights(one).values()))
+    two = copy_project(mined_project, tmp_path / "two", train={"batch_by": "domain"})
+    passages = read_passages(two / "data" / "corpus.jsonl")   # every other document in a second domain
+    documents = sorted({p.doc_id for p in passages})
+    for p in passages:
+        p.domain = "birds" if documents.index(p.doc_id) % 2 else "cats"
+    write_jsonl(two / "data" / "corpus.jsonl", passages)
+    caplog.clear()
+    with caplog.at_level("INFO", logger="bgetune"):
+        summary = run_steps(two, load_params(two / "params.yaml"), ("train",))["train"]
+    examples = list(read_jsonl(two / "data" / "train.jsonl"))
+    domain_of = {p.id: p.domain for p in passages}
+    expected = {d: sum(domain_of[e["pos_ids"][0]] == d for e in examples) for d in ("birds", "cats")}
+    assert summary["stage1"]["batch_groups"] == expected and min(expected.values()) > 0
+    assert "each batch from one domain, 2 domains" in caplog.text
+    assert not all(torch.equal(a, b) for a, b in zip(weights(plain).values(), weights(two).values()))

@@ -4,8 +4,8 @@ import random
 import pytest
 
 from bgetune.records import TrainExample
-from bgetune.training.data import (GroupCollator, ScheduleBatchSampler, id_hash, no_duplicate_batches, sample_group,
-                                   schedule_dataset)
+from bgetune.training.data import (GroupCollator, ScheduleBatchSampler, domain_groups, id_hash, no_duplicate_batches,
+                                   sample_group, schedule_dataset)
 
 
 def examples_with_repeats(n=12):
@@ -38,6 +38,41 @@ def test_two_processes_get_slices_of_the_same_global_batches(monkeypatch):
     # accelerate hands slice 2k to process 0 and 2k+1 to process 1: together they are the one-process batch k.
     assert [a + b for a, b in zip(halves.slices[::2], halves.slices[1::2])] == whole
     assert len(halves) % 2 == 0 and halves.left_out == 0
+
+
+def test_grouped_schedule_draws_each_batch_from_one_domain_and_interleaves_them(monkeypatch):
+    # 30 examples in three domains of 14, 10 and 6; two share a positive passage (kept apart as before).
+    domains = ["liver"] * 14 + ["heart"] * 10 + ["lung"] * 6
+    examples = [TrainExample(query=f"q{i}", pos=[f"p{i}"], pos_ids=[f"p{i}" if i != 1 else "p0"], neg=[])
+                for i in range(30)]
+    domain_of = {f"p{i}": d for i, d in enumerate(domains)}
+    groups = domain_groups(examples, domain_of)
+    assert groups == domains
+    dataset = schedule_dataset(examples, epochs=2, groups=groups)
+    sampler = ScheduleBatchSampler(dataset, batch_size=4, seed=0)
+    per_epoch, order = {0: [], 1: []}, []
+    for batch in sampler:
+        rows = [dataset[i] for i in batch]
+        assert len({r["group"] for r in rows}) == 1 and len({r["epoch"] for r in rows}) == 1
+        keys = [k for r in rows for k in r["keys"]]
+        assert len(keys) == len(set(keys))
+        per_epoch[rows[0]["epoch"]] += [r["example"] for r in rows]
+        order.append(rows[0]["group"])
+    assert sorted(per_epoch[0]) == sorted(per_epoch[1]) == list(range(30))   # nothing dropped
+    # 4 + 3 + 2 batches per epoch (liver's 14 make 4, its last of 2; the shared positive waits for a later one)
+    assert sorted(order[:len(order) // 2]) == ["heart"] * 3 + ["liver"] * 4 + ["lung"] * 2
+    changes = sum(a != b for a, b in zip(order, order[1:]))
+    assert changes >= 4, f"domains run one after another: {order}"   # shuffled, not in blocks of one domain
+    assert ScheduleBatchSampler(dataset, batch_size=4, seed=0).slices == sampler.slices
+    monkeypatch.setenv("WORLD_SIZE", "2")    # two processes: each global batch (of 8) is still one domain
+    for a, b in zip(*[iter(ScheduleBatchSampler(dataset, batch_size=4, seed=0).slices)] * 2):
+        assert len({dataset[i]["group"] for i in a + b}) == 1
+
+
+def test_an_example_without_a_domain_or_passage_ids_is_in_the_unnamed_group():
+    examples = [TrainExample(query="a", pos=["x"], pos_ids=["p1"], neg=[]),
+                TrainExample(query="b", pos=["y"], pos_ids=["p2"], neg=[]), TrainExample(query="c", pos=["z"], neg=[])]
+    assert domain_groups(examples, {"p1": "liver", "p2": None}) == ["liver", "", ""]
 
 
 def test_greedy_batches_defer_rather_than_drop():

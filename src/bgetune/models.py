@@ -164,6 +164,9 @@ def load_model(reference: str, device: str = "cpu", query_max_length: int = 64, 
                                       config_kwargs={"trust_remote_code": trust_remote_code},
                                       processor_kwargs={"trust_remote_code": trust_remote_code})
             mode = default_pooling_for(reference) if pooling == "auto" else pooling
+            if pooling == "auto":   # a guess from the name: say so, since a wrong pooling ruins every score
+                log.info("%s: %r has no modules.json: pooling %s, as its name %s BGE (model.pooling sets it)", key,
+                         reference, mode, "says" if mode == "cls" else "does not say")
             modules = [transformer, Pooling(transformer.get_embedding_dimension(), pooling_mode=mode), Normalize()]
             model = SentenceTransformer(modules=modules, device=device)
         else:

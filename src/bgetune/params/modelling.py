@@ -255,6 +255,10 @@ class TrainParams(Section):
     epochs: int = Field(2, ge=1)
     max_steps: int = Field(0, ge=0)
     batch_size: int = Field(16, ge=2)             # queries per device per step
+    # none: batches drawn from the whole shuffled set; domain: each batch from one domain (the positive passage's:
+    # the sub-folder or the QA table's domain column), so in-batch negatives share its topic (E5's and GTE's
+    # same-source batches); a corpus of one domain batches as with none.
+    batch_by: Literal["none", "domain"] = "none"
     lr: float = Field(5e-5, gt=0)
     embedding_lr: float = Field(0.0, ge=0)
     weight_decay: float = Field(0.01, ge=0)
@@ -286,6 +290,9 @@ class TrainParams(Section):
         if self.optimizer != "adamw" and self.backend == "flagembedding":
             raise ValueError(f"train.optimizer: {self.optimizer} runs on the sentence_transformers backend only "
                              "(FlagEmbedding saves the model itself, before the average is taken); use adamw")
+        if self.batch_by != "none" and self.backend == "flagembedding":
+            raise ValueError(f"train.batch_by: {self.batch_by} runs on the sentence_transformers backend only "
+                             "(FlagEmbedding draws its own batches); use none")
         return self
 
     @field_validator("hardness_mode", mode="before")

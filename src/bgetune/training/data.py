@@ -6,8 +6,9 @@ contrastive fine-tuning with mined negatives needs, which live here as its plug-
 
 - ``ScheduleBatchSampler`` (passed as ``batch_sampler``): a seeded shuffle per epoch, greedy batches whose queries
   and positive passages are all distinct *by passage id* (sentence-transformers' NoDuplicatesBatchSampler compares
-  texts, and only within one process's batch). Under torchrun the batch is global: each process gets one slice of
-  it, and no id repeats across the slices, because the loss gathers every process's candidates.
+  texts, and only within one process's batch) and, when the schedule has groups, each from one domain. Under
+  torchrun the batch is global: each process gets one slice of it, and no id repeats across the slices, because
+  the loss gathers every process's candidates.
 - ``GroupCollator`` (passed as ``data_collator``): samples each query's negatives with an RNG seeded by
   (seed, epoch, example) — independent of the batch size and of the process count, so a resumed or re-batched run
   draws the same groups — and writes the ids the loss needs to mask false negatives, as ``label``.
@@ -44,17 +45,41 @@ def example_keys(example: TrainExample) -> list[str]:
     return ["q:" + example.query] + ["p:" + i for i in (example.pos_ids or example.pos)]
 
 
-def schedule_dataset(examples: list[TrainExample], epochs: int):
-    """One row per (epoch, example) in epoch order; ``keys`` are what must not repeat within a batch."""
+def schedule_dataset(examples: list[TrainExample], epochs: int, groups: list[str] | None = None):
+    """One row per (epoch, example) in epoch order; ``keys`` are what must not repeat within a batch; ``groups``
+    (one per example, e.g. its domain) adds a ``group`` column: each batch is then drawn from one group."""
     from datasets import Dataset
 
     keys = [example_keys(e) for e in examples]
     rows = {"example": [], "epoch": [], "keys": []}
+    if groups is not None:
+        rows["group"] = []
     for epoch in range(epochs):
         rows["example"].extend(range(len(examples)))
         rows["epoch"].extend([epoch] * len(examples))
         rows["keys"].extend(keys)
+        if groups is not None:
+            rows["group"].extend(groups)
     return Dataset.from_dict(rows)
+
+
+def domain_groups(examples: list[TrainExample], domain_of: dict[str, str | None]) -> list[str]:
+    """Each example's batch group for ``train.batch_by: domain``: the domain of its first positive passage ("" for
+    a passage without one, or an example without passage ids, such as hand-written stage-2 pairs)."""
+    return [(domain_of.get(e.pos_ids[0]) or "") if e.pos_ids else "" for e in examples]
+
+
+def grouped_batches(keys: list[list[str]], groups: list[str], order: list[int], batch_size: int,
+                    rng: random.Random) -> list[list[int]]:
+    """Duplicate-free batches that each hold one group's examples (visited in ``order``), in an order shuffled by
+    ``rng`` so that groups interleave over the epoch instead of running one after another."""
+    by_group: dict[str, list[int]] = {}
+    for position in order:
+        by_group.setdefault(groups[position], []).append(position)
+    batches = [batch for group in sorted(by_group)
+               for batch in no_duplicate_batches(keys, by_group[group], batch_size)]
+    rng.shuffle(batches)
+    return batches
 
 
 def world_size() -> int:
@@ -97,6 +122,7 @@ class ScheduleBatchSampler(torch.utils.data.BatchSampler):
         self.processes = world_size()
         self.per_device = batch_size
         epochs, keys = dataset["epoch"], dataset["keys"]
+        groups = dataset["group"] if "group" in dataset.column_names else None
         by_epoch: dict[int, list[int]] = {}
         for row, epoch in enumerate(epochs):
             by_epoch.setdefault(epoch, []).append(row)
@@ -108,7 +134,12 @@ class ScheduleBatchSampler(torch.utils.data.BatchSampler):
             order = list(range(len(rows)))
             random.Random(f"{seed}:epoch:{epoch}").shuffle(order)
             epoch_keys = [keys[r] for r in rows]
-            for batch in no_duplicate_batches(epoch_keys, order, batch_size * self.processes):
+            if groups is None:
+                batches = no_duplicate_batches(epoch_keys, order, batch_size * self.processes)
+            else:
+                batches = grouped_batches(epoch_keys, [groups[r] for r in rows], order, batch_size * self.processes,
+                                          random.Random(f"{seed}:epoch:{epoch}:batches"))
+            for batch in batches:
                 if len(batch) < self.processes:
                     self.left_out += len(batch)
                     continue

@@ -94,11 +94,12 @@ class BgetuneTrainer(SentenceTransformerTrainer):
 def fit(model, examples, params, seed: int, instruction: str = "", checkpoint_dir: str | Path | None = None,
         fingerprint: str = "", device: str = "cpu", precision: str = "fp32", evaluator=None,
         noise_texts: list[str] | None = None, progress: bool = True, callbacks=(), processes: int = 1,
-        stage: str = "train") -> dict:
+        stage: str = "train", groups: list[str] | None = None) -> dict:
     """Train ``model`` in place on ``examples`` with the train-section ``params``; returns the run's summary.
 
     ``checkpoint_dir`` None trains without checkpoints (tests, benchmarks); with one, an interrupted call with the
-    same ``fingerprint`` resumes from the last complete checkpoint."""
+    same ``fingerprint`` resumes from the last complete checkpoint. ``groups`` (one per example): each batch is
+    drawn from one group (``train.batch_by``)."""
     if not examples:
         raise TrainingError("no training examples: check data/train.jsonl and results/qa_gen.json")
     output_dir = Path(checkpoint_dir) if checkpoint_dir else None
@@ -173,7 +174,7 @@ def fit(model, examples, params, seed: int, instruction: str = "", checkpoint_di
         from transformers import EarlyStoppingCallback
 
         all_callbacks.append(EarlyStoppingCallback(early_stopping_patience=params.early_stopping_patience))
-    trainer = BgetuneTrainer(model=model, args=args, train_dataset=schedule_dataset(examples, params.epochs),
+    trainer = BgetuneTrainer(model=model, args=args, train_dataset=schedule_dataset(examples, params.epochs, groups),
                              loss=loss, evaluator=evaluator if selecting else None, data_collator=collator,
                              callbacks=all_callbacks)
     short = groups_short_of_negatives(examples, params.train_group_size)
@@ -225,6 +226,10 @@ def fit(model, examples, params, seed: int, instruction: str = "", checkpoint_di
         "optimizer": params.optimizer,
         "selected_by": params.select_by if selecting else None,
     })
+    if groups is not None:   # train.batch_by: the examples per batch group (each batch drawn from one)
+        from collections import Counter
+
+        summary["batch_groups"] = dict(Counter(groups).most_common())
     if restored_best:
         summary["validation"]["restored_best"] = True
     return summary
