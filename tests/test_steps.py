@@ -486,13 +486,14 @@ def test_a_bge_m3_shaped_base_runs_every_stage_with_its_own_tokenizer_and_poolin
     base = build_tiny_xlmr(tmp_path / "models" / "tiny-bge-m3")
     root = tmp_path / "p"
     (root / "data").mkdir(parents=True)
-    (root / "data" / "terms.txt").write_text("红猫\n", encoding="utf-8")
+    (root / "data" / "terms.txt").write_text("红猫\nblue\n", encoding="utf-8")   # blue reads as ▁blue already
     write_project(root, base, vocab={"expand_terms": True, "top_terms": 5, "min_term_count": 1,
                                      "term_file": "data/terms.txt", "warmup_steps": 2, "warmup_scope": "all"})
     params = load_params(root / "params.yaml")
     summaries = run_steps(root, params, ("split", "qa_gen", "vocab", "mine_negatives", "train", "merge"))
     vocab = summaries["vocab"]   # the corpus's words are pieces already (▁cat): only the user's term is new
     assert vocab["terms_added"] == 1 and vocab["sample_terms"] == ["红猫"] and vocab["warmup"]["steps"] == 2
+    assert vocab["user_terms"] == 2 and vocab["user_terms_already_tokens"] == 1
     for name in ("base", "finetuned", "merged", "bm25"):
         evaluate.run(params, name, root, progress=False)
     run_steps(root, params, ("report", "publish"))

@@ -262,8 +262,13 @@ def expand_for_corpus(model, passage_texts: list[str], vocab_params, seed: int) 
                              user_terms)
         # Terms go in after the characters, so a term's first row is the mean of its (new) character rows.
         added = expand_vocabulary(model, terms, vocab_params.init_noise, seed + 1)
+        # A user's term the tokenizer already reads as one token needs no row: counted and named, not dropped unseen.
+        already = [t for t in dict.fromkeys(user_terms) if t.strip() and t not in terms]
+        if already:
+            log.info("vocabulary: %d of the %d terms in %s are already one token each (e.g. %s): not added",
+                     len(already), len(user_terms), vocab_params.term_file, ", ".join(already[:5]))
         report.update({"terms_added": added["tokens_added"], "user_terms": len(user_terms),
-                       "sample_terms": terms[:20]})
+                       "user_terms_already_tokens": len(already), "sample_terms": terms[:20]})
     if vocab_params.init == "cooccurrence":
         from bgetune.vocab import cooccurrence_init
 

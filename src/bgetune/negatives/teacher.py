@@ -85,9 +85,8 @@ def teacher_scores(examples, passages, mining_params, model_params, device: str,
     from bgetune.models import load_model, query_instruction_for
 
     if is_cross_encoder(teacher):
-        from sentence_transformers import CrossEncoder
-
         import torch
+        from sentence_transformers import CrossEncoder
 
         from bgetune.search import precision_context
 
