@@ -277,7 +277,7 @@ def expand_for_corpus(model, passage_texts: list[str], vocab_params, seed: int) 
         log.info("vocabulary: %d new rows started from corpus co-occurrence (%d kept: not in the corpus's tokens)",
                  report["init"]["rows_from_cooccurrence"], report["init"]["rows_kept"])
     if vocab_params.init == "dictionary":
-        from bgetune.vocab import dictionary_init, read_dictionary, resolve_dictionary_path
+        from bgetune.dictionary import dictionary_init, read_dictionary, resolve_dictionary_path
 
         glosses = read_dictionary(resolve_dictionary_path(vocab_params.dictionary))
         report["init"] = dictionary_init(model, glosses, report["vocab_size_before"], vocab_params.dictionary_senses,

@@ -37,7 +37,7 @@ def check_files(params, root: Path) -> list[str]:
     need("vocab.term_file", params.vocab.term_file)
     if params.vocab.init == "dictionary":
         if params.vocab.dictionary.startswith("bundled:"):
-            from bgetune.vocab import resolve_dictionary_path
+            from bgetune.dictionary import resolve_dictionary_path
 
             try:
                 resolve_dictionary_path(params.vocab.dictionary)

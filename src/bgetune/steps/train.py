@@ -77,14 +77,13 @@ def run(params, root: str | Path = ".", progress: bool = True) -> dict:
     parts: list[tuple[str, dict]] = []
 
     summary = run_part(model, "stage1", examples, params.train, fingerprint, checkpoints, noise=noise,
-                       groups=batch_groups(params.train, examples, passages, "stage1"), **common)
+                       groups=batch_groups(params.train, examples, passages), **common)
     parts.append(("stage1", summary))
     rounds = {}
     if params.mining.rounds == 2:
         second, rounds = remine(params, root, model, passages, eval_instruction, device, precision, progress)
         parts.append(("round2", run_part(model, "round2", second, params.train, fingerprint, checkpoints,
-                                         noise=noise, groups=batch_groups(params.train, second, passages, "round2"),
-                                         **common)))
+                                         noise=noise, groups=batch_groups(params.train, second, passages), **common)))
     if stage2_files:
         stage2 = params.train.stage2
         stage2_examples = [e for path in stage2_files for e in read_train_examples(path)]
@@ -96,7 +95,7 @@ def run(params, root: str | Path = ".", progress: bool = True) -> dict:
             freeze_embeddings(model)
         stage2_noise = noise_texts(params.train.noise_texts, root) if stage2.noise_weight > 0 else []
         part = run_part(model, "stage2", stage2_examples, view, fingerprint, checkpoints, noise=stage2_noise,
-                        groups=batch_groups(view, stage2_examples, passages, "stage2"), **{**common, "seed": seed + 1})
+                        groups=batch_groups(view, stage2_examples, passages), **{**common, "seed": seed + 1})
         part["files"] = [str(p.relative_to(root)) for p in stage2_files]
         parts.append(("stage2", part))
 
@@ -137,24 +136,13 @@ def run(params, root: str | Path = ".", progress: bool = True) -> dict:
     return result
 
 
-def batch_groups(train_params, examples, passages, part: str) -> list[str] | None:
-    """``train.batch_by: domain``: each example's domain (its positive passage's), or None — batches as with
-    ``none`` — when the examples hold fewer than two domains. Logs the domains and their sizes."""
+def batch_groups(train_params, examples, passages) -> list[str] | None:
+    """``train.batch_by: domain``: each example's domain (its positive passage's); None for ``none``."""
     if train_params.batch_by != "domain":
         return None
-    from collections import Counter
-
     from bgetune.training.data import domain_groups
 
-    groups = domain_groups(examples, {p.id: p.domain for p in passages})
-    counts = Counter(groups).most_common()
-    if len(counts) < 2:
-        log.info("train %s: train.batch_by domain, but the examples hold one domain (%s): batches as with none",
-                 part, counts[0][0] if counts and counts[0][0] else "none named")
-        return None
-    log.info("train %s: each batch from one domain, %d domains: %s", part, len(counts),
-             ", ".join(f"{domain or '(none)'} {count}" for domain, count in counts))
-    return groups
+    return domain_groups(examples, {p.id: p.domain for p in passages})
 
 
 def run_part(model, name: str, examples, train_params, fingerprint: str, checkpoints: Path, **options) -> dict:

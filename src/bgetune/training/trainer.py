@@ -26,6 +26,7 @@ import json
 import logging
 import re
 import shutil
+from collections import Counter
 from pathlib import Path
 
 import torch
@@ -99,7 +100,7 @@ def fit(model, examples, params, seed: int, instruction: str = "", checkpoint_di
 
     ``checkpoint_dir`` None trains without checkpoints (tests, benchmarks); with one, an interrupted call with the
     same ``fingerprint`` resumes from the last complete checkpoint. ``groups`` (one per example): each batch is
-    drawn from one group (``train.batch_by``)."""
+    drawn from one group (``train.batch_by``), unless there is only one."""
     if not examples:
         raise TrainingError("no training examples: check data/train.jsonl and results/qa_gen.json")
     output_dir = Path(checkpoint_dir) if checkpoint_dir else None
@@ -174,6 +175,14 @@ def fit(model, examples, params, seed: int, instruction: str = "", checkpoint_di
         from transformers import EarlyStoppingCallback
 
         all_callbacks.append(EarlyStoppingCallback(early_stopping_patience=params.early_stopping_patience))
+    group_sizes = Counter(groups).most_common() if groups is not None else []
+    if groups is not None and len(group_sizes) < 2:
+        log.info("%s: train.batch_by domain, but the examples hold one domain (%s): batches as with none", stage,
+                 group_sizes[0][0] if group_sizes and group_sizes[0][0] else "none named")
+        groups = None
+    elif groups is not None:
+        log.info("%s: each batch from one domain, %d domains: %s", stage, len(group_sizes),
+                 ", ".join(f"{group or '(none)'} {size}" for group, size in group_sizes))
     trainer = BgetuneTrainer(model=model, args=args, train_dataset=schedule_dataset(examples, params.epochs, groups),
                              loss=loss, evaluator=evaluator if selecting else None, data_collator=collator,
                              callbacks=all_callbacks)
@@ -227,9 +236,7 @@ def fit(model, examples, params, seed: int, instruction: str = "", checkpoint_di
         "selected_by": params.select_by if selecting else None,
     })
     if groups is not None:   # train.batch_by: the examples per batch group (each batch drawn from one)
-        from collections import Counter
-
-        summary["batch_groups"] = dict(Counter(groups).most_common())
+        summary["batch_groups"] = dict(group_sizes)
     if restored_best:
         summary["validation"]["restored_best"] = True
     return summary
