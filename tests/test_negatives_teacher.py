@@ -3,8 +3,8 @@ import json
 
 import numpy as np
 
-from bgetune.negatives.teacher import hybrid_scores, is_cross_encoder, teacher_scores
-from bgetune.params import MiningParams, ModelParams
+from bgetune.negatives.teacher import distill_temperature, hybrid_scores, is_cross_encoder, teacher_scores
+from bgetune.params import MiningParams, ModelParams, TrainParams
 from bgetune.records import Passage, TrainExample
 
 
@@ -53,6 +53,17 @@ def test_cross_encoders_are_told_apart_by_their_config(tmp_path):
     assert is_cross_encoder(str(tmp_path))
     (tmp_path / "config.json").write_text(json.dumps({"architectures": ["BertModel"]}))
     assert not is_cross_encoder(str(tmp_path))
+
+
+def test_auto_reads_a_cross_encoders_logits_at_1_and_cosines_like_the_student(tmp_path, tiny_model_dir):
+    from conftest import build_tiny_xlmr
+
+    reranker = str(build_tiny_xlmr(tmp_path / "tiny-bge-reranker", reranker=True))
+    auto = TrainParams(temperature=0.05)
+    assert distill_temperature(auto, reranker)[0] == 1.0
+    for cosine_teacher in ("", "hybrid", "bm25", str(tiny_model_dir)):   # the scoring model, BM25 mapped, a bi-encoder
+        assert distill_temperature(auto, cosine_teacher)[0] == 0.05
+    assert distill_temperature(TrainParams(distill_temperature=0.3), reranker) == (0.3, "train.distill_temperature")
 
 
 def test_a_bi_encoder_teacher_rescores_every_group(tiny_model_dir):

@@ -48,6 +48,8 @@ def test_schema_defaults_equal_params_yaml_key_by_key():
     ({"train": {"optimizer": "lion"}}, "train.optimizer"),
     ({"train": {"optimizer": "schedule_free_adamw", "backend": "flagembedding"}}, "train"),
     ({"train": {"batch_by": "topic"}}, "train.batch_by"),
+    ({"train": {"distill_temperature": 0}}, "train.distill_temperature"),
+    ({"train": {"distill_temperature": "hot"}}, "train.distill_temperature"),
     ({"train": {"batch_by": "domain", "backend": "flagembedding", "hardness_mode": "off"}}, "train.batch_by: domain"),
     ({"vocab": {"init": "noise", "init_known_characters": True}}, "vocab"),
     ({"colour": "blue"}, "colour"),

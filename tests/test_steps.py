@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from bgetune.params import load_params
-from bgetune.records import read_json, read_pairs
+from bgetune.records import read_json, read_pairs, read_train_examples
 from conftest import copy_project, run_steps, tiny_squad, write_project
 
 
@@ -186,6 +186,31 @@ def test_round_two_distils_from_the_hybrid_teacher_over_the_round_one_model(mine
         np.testing.assert_allclose(with_teacher.pos_scores + with_teacher.neg_scores, expected, atol=1e-5)
         changed += not np.allclose(expected, cosines, atol=1e-4)
     assert changed > len(taught) // 2   # the teacher is not the cosines under another name
+
+
+def test_a_reranker_teacher_is_distilled_at_temperature_1_unless_set(mined_project, tmp_path):
+    """A cross-encoder's logits span several units: read at the cosines' 0.02 its ranking would be one-hot."""
+    from bgetune.models import load_model
+    from conftest import build_tiny_xlmr
+
+    reranker = str(build_tiny_xlmr(tmp_path / "tiny-bge-reranker", reranker=True))
+    weights = {}
+    for name, temperature in (("auto", "auto"), ("one", 1.0), ("cosine_like", 0.02)):
+        root = copy_project(mined_project, tmp_path / name, mining={"teacher": reranker},
+                            train={"distill_weight": 1.0, "distill_temperature": temperature, "max_steps": 2})
+        params = load_params(root / "params.yaml")
+        summaries = run_steps(root, params, ("mine_negatives", "train"))
+        spread = [max(e.pos_scores + e.neg_scores) - min(e.pos_scores + e.neg_scores)
+                  for e in read_train_examples(root / "data" / "train.jsonl")]
+        assert max(spread) > 0.05   # the logits differ within a group: a temperature changes the targets
+        distillation = summaries["train"]["distillation"]
+        assert distillation["teacher"] == reranker and distillation["weight"] == 1.0
+        weights[name] = load_model(str(root / "models" / "finetuned")).state_dict()
+    assert distillation["temperature"] == 0.02 and distillation["why"] == "train.distill_temperature"
+    assert read_json(tmp_path / "auto" / "results" / "train.json")["distillation"]["temperature"] == 1.0
+    key = next(k for k in weights["auto"] if "encoder.layer.0.attention.self.query.weight" in k)
+    assert torch.equal(weights["auto"][key], weights["one"][key])
+    assert not torch.equal(weights["auto"][key], weights["cosine_like"][key])
 
 
 def test_merge_examples_and_original_base(mined_project, tmp_path):

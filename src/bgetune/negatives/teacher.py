@@ -2,8 +2,8 @@
 
 - ``""``: the scoring model's cosines (what ``mine`` already wrote);
 - a model folder or hub id: a cross-encoder (a reranker: a sequence-classification model) scores each
-  (query, passage) pair — its scores are logits, so distil with ``train.distill_temperature`` near 1 — or a
-  bi-encoder scores them by cosine (temperature as for the student, e.g. 0.02);
+  (query, passage) pair — its scores are logits, which ``train.distill_temperature: auto`` reads at 1 — or a
+  bi-encoder scores them by cosine (read like the student's, at ``train.temperature``);
 - ``hybrid``: where no reranker exists, the scoring model's cosine averaged with BM25's score mapped onto the
   query's cosine range, so a passage both retrievers rank high is the teacher's favourite;
 - ``bm25``: BM25's score alone, mapped onto the same range — the hybrid without its dense half, for data where the
@@ -56,6 +56,23 @@ def hub_architectures(reference: str) -> list[str] | None:
         return None
 
 
+def distill_temperature(train_params, teacher: str) -> tuple[float, str]:
+    """The temperature the distillation reads ``teacher``'s scores at, and why: ``train.distill_temperature``
+    when set; ``auto``: 1 for a cross-encoder's logits (FlagEmbedding softmaxes a reranker's scores as they are),
+    ``train.temperature`` for cosines (the scoring model, a bi-encoder, hybrid and bm25 on the cosine range), so
+    teacher and student read cosines alike.
+
+    Example::
+
+        temperature, why = distill_temperature(params.train, params.mining.teacher)   # 1.0, "cross-encoder logits"
+    """
+    if train_params.distill_temperature != "auto":
+        return float(train_params.distill_temperature), "train.distill_temperature"
+    if teacher and teacher not in LEXICAL_TEACHERS and is_cross_encoder(teacher):
+        return 1.0, "auto: the teacher is a cross-encoder, its scores are logits"
+    return float(train_params.temperature), "auto: the teacher's scores are cosines, read like the student's"
+
+
 def teacher_scores(examples, passages, mining_params, model_params, device: str, precision: str, scorer_model,
                    scorer_instruction: str, progress: bool = False) -> dict:
     teacher = mining_params.teacher
@@ -98,7 +115,7 @@ def teacher_scores(examples, passages, mining_params, model_params, device: str,
         with precision_context(device, precision):
             scores = model.predict(pairs, batch_size=mining_params.encode_batch_size, show_progress_bar=progress,
                                    activation_fn=torch.nn.Identity(), convert_to_numpy=True).tolist()
-        kind = "cross-encoder logits (distil with train.distill_temperature near 1)"
+        kind = "cross-encoder logits (distilled at temperature 1 with train.distill_temperature: auto)"
     else:
         from bgetune.search import encode
 

@@ -240,7 +240,10 @@ class TrainParams(Section):
     noise_margin: float = Field(0.3, ge=-1.0, le=1.0)
     noise_texts: str = ""
     distill_weight: float = Field(0.0, ge=0.0)    # > 0: KL(teacher || student) over each query's group
-    distill_temperature: float = Field(0.02, gt=0)
+    # The teacher's softmax temperature. auto: 1 for a cross-encoder teacher's logits (as FlagEmbedding reads a
+    # reranker's), train.temperature for cosines (the scoring model, a bi-encoder, hybrid, bm25): a reranker's
+    # logits span ~±10, so at 0.02 its distribution would be one-hot, a hard label instead of a ranking.
+    distill_temperature: float | Literal["auto"] = "auto"
     freeze_embeddings: bool = False
     precision: Precision = "auto"                 # auto: bf16 where the GPU has it, else fp16; fp32 on a CPU
     gradient_checkpointing: bool = False
@@ -294,6 +297,13 @@ class TrainParams(Section):
             raise ValueError(f"train.batch_by: {self.batch_by} runs on the sentence_transformers backend only "
                              "(FlagEmbedding draws its own batches); use none")
         return self
+
+    @field_validator("distill_temperature")
+    @classmethod
+    def _positive_temperature(cls, value):
+        if value != "auto" and value <= 0:
+            raise ValueError(f"train.distill_temperature: {value} must be > 0 (or auto)")
+        return value
 
     @field_validator("hardness_mode", mode="before")
     @classmethod

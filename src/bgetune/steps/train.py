@@ -71,23 +71,24 @@ def run(params, root: str | Path = ".", progress: bool = True) -> dict:
     noise = noise_texts(params.train.noise_texts, root) if params.train.noise_weight > 0 else []
     stage2_files = sorted((root / params.train.stage2.folder).glob("*.jsonl")) if params.train.stage2.enabled else []
     fingerprint = fingerprint_of(params, root, stage2_files)
+    train_params, distillation = resolved_distillation(params)
     common = dict(seed=seed, instruction=train_instruction, device=device, precision=precision,
                   evaluator=evaluator, progress=progress, processes=processes)
     checkpoints = root / CHECKPOINTS
     parts: list[tuple[str, dict]] = []
 
-    summary = run_part(model, "stage1", examples, params.train, fingerprint, checkpoints, noise=noise,
+    summary = run_part(model, "stage1", examples, train_params, fingerprint, checkpoints, noise=noise,
                        groups=batch_groups(params.train, examples, passages), **common)
     parts.append(("stage1", summary))
     rounds = {}
     if params.mining.rounds == 2:
         second, rounds = remine(params, root, model, passages, eval_instruction, device, precision, progress)
-        parts.append(("round2", run_part(model, "round2", second, params.train, fingerprint, checkpoints,
-                                         noise=noise, groups=batch_groups(params.train, second, passages), **common)))
+        parts.append(("round2", run_part(model, "round2", second, train_params, fingerprint, checkpoints,
+                                         noise=noise, groups=batch_groups(train_params, second, passages), **common)))
     if stage2_files:
         stage2 = params.train.stage2
         stage2_examples = [e for path in stage2_files for e in read_train_examples(path)]
-        view = params.train.model_copy(update={
+        view = train_params.model_copy(update={
             "epochs": stage2.epochs, "max_steps": stage2.max_steps, "lr": stage2.lr, "loss": stage2.loss,
             "noise_weight": stage2.noise_weight, "noise_margin": stage2.noise_margin, "select_by": stage2.select_by,
             "embedding_lr": 0.0})
@@ -104,7 +105,7 @@ def run(params, root: str | Path = ".", progress: bool = True) -> dict:
     result = {name: part for name, part in parts}
     result.update({"method": params.train.method, "loss": params.train.loss, "temperature": params.train.temperature,
                    "train_instruction": train_instruction, "eval_instruction": eval_instruction,
-                   "rounds": rounds, "runtime": runtime(device, precision, processes),
+                   "rounds": rounds, "distillation": distillation, "runtime": runtime(device, precision, processes),
                    "seconds": round(time.perf_counter() - started, 2)})
     if lora is not None:
         result["lora"] = lora
@@ -227,6 +228,22 @@ def noise_texts(path: str, root: Path) -> list[str]:
     from bgetune.evaluation.noise import load_noise_texts
 
     return load_noise_texts(str(root / path) if path else "")
+
+
+def resolved_distillation(params) -> tuple:
+    """The train section with ``distill_temperature`` a number (``auto`` resolved for ``mining.teacher``), and what
+    train.json says of the distillation (None without it). The teacher's kind is asked only when it is used."""
+    from bgetune.negatives.teacher import distill_temperature
+
+    train = params.train
+    if train.distill_weight == 0:
+        return train, None
+    temperature, why = distill_temperature(train, params.mining.teacher)
+    teacher = params.mining.teacher or "the scoring model"
+    log.info("distillation from %s at weight %g, teacher temperature %g (%s)", teacher, train.distill_weight,
+             temperature, why)
+    return (train.model_copy(update={"distill_temperature": temperature}),
+            {"teacher": teacher, "weight": train.distill_weight, "temperature": temperature, "why": why})
 
 
 def fingerprint_of(params, root: Path, extra_files: list[Path]) -> str:

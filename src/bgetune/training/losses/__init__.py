@@ -124,8 +124,12 @@ class CachedGroupLoss(CachedLossMixin, GroupLoss):
 
 def build_loss(model, params, processes: int = 1) -> nn.Module:
     """The loss for ``train.loss`` with its terms; ``params`` is the train section (or a stage-2 view of it)."""
+    # auto reads the teacher's scores as cosines, like the student's; the train step resolves it to 1 beforehand
+    # when mining.teacher is a cross-encoder (negatives.teacher.distill_temperature).
+    distill_temperature = (params.temperature if params.distill_temperature == "auto"
+                           else params.distill_temperature)
     options = dict(temperature=params.temperature, noise_weight=params.noise_weight, noise_margin=params.noise_margin,
-                   distill_weight=params.distill_weight, distill_temperature=params.distill_temperature,
+                   distill_weight=params.distill_weight, distill_temperature=distill_temperature,
                    contrastive_margin=params.contrastive_margin, gather_across_devices=processes > 1)
     if params.loss in ("infonce", "cached_infonce"):
         options["infonce_terms"] = {"directions": tuple(params.directions), "partition_mode": params.partition_mode,
