@@ -4,6 +4,8 @@ One reader per format, chosen by extension and, for JSON/JSONL, by content (``da
 
 ==============  ==============================================================================================
 text            .txt / .md (Markdown headings → section titles; the sub-folder → the domain)
+html            .html / .htm (<h1>–<h6> → section titles; scripts, styles, menus and footers left out)
+docx            Word .docx (Heading styles → section titles, Title → the document's; tables row by row)
 articles        JSONL or a JSON list of articles with a text field, or a file field naming a text inside raw_dir
 qa_table        .csv / .tsv / .xlsx / .xls, a .json list of rows, or .jsonl rows with the ``data.qa_columns``
 squad           SQuAD .json (CMRC 2018, DuReader)
@@ -31,7 +33,9 @@ from pathlib import Path
 
 from bgetune.ingest.beir import is_beir_folder, read_beir
 from bgetune.ingest.document import QA, Document, RecordPolicy, Section, decode_file, inside, json_records
+from bgetune.ingest.docx import read_docx_document
 from bgetune.ingest.flagembedding import looks_like_flagembedding, read_flagembedding
+from bgetune.ingest.html import read_html_document
 from bgetune.ingest.jsonl import read_articles
 from bgetune.ingest.llamaindex import looks_like_llamaindex, read_llamaindex
 from bgetune.ingest.mldr import looks_like_mldr, read_mldr
@@ -43,7 +47,9 @@ from bgetune.records import InputError
 log = logging.getLogger("bgetune")
 __all__ = ["QA", "Document", "Section", "RecordPolicy", "load_documents", "decode_file", "SUPPORTED"]
 TEXT_SUFFIXES = (".txt", ".md", ".markdown")
-SUPPORTED = ".txt, .md, .json, .jsonl (also .json.gz, .jsonl.gz), .csv, .tsv, .xlsx, .xls and BEIR folders"
+HTML_SUFFIXES = (".html", ".htm")
+SUPPORTED = (".txt, .md, .html, .docx, .json, .jsonl (also .json.gz, .jsonl.gz), .csv, .tsv, .xlsx, .xls and BEIR "
+             "folders")
 
 
 def kind_of(path: Path) -> str:
@@ -73,7 +79,7 @@ def load_documents(raw: str | Path, data_params) -> tuple[list[Document], dict]:
         by_reader["beir"] += 1
     files = sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else [root]
     # JSON/JSONL first: article records may name text files, which are then not documents of their own.
-    files.sort(key=lambda p: kind_of(p) in TEXT_SUFFIXES)
+    files.sort(key=lambda p: kind_of(p) in TEXT_SUFFIXES + HTML_SUFFIXES)
     referenced: set[Path] = set()
     for path in files:
         if any(folder in path.parents for folder in beir_folders):
@@ -140,6 +146,10 @@ def _read_file(path: Path, relative: str, domain: str | None, data_params, polic
     forced = data_params.format
     if kind in TEXT_SUFFIXES:
         return "text", [read_text_document(path, relative, domain, data_params, policy)]
+    if kind in HTML_SUFFIXES:
+        return "html", [read_html_document(path, relative, domain, data_params, policy)]
+    if kind == ".docx":
+        return "docx", [read_docx_document(path, relative, domain, data_params, policy)]
     if kind in TABLE_SUFFIXES:
         return "qa_table", read_qa_table(path, relative, data_params, policy, counts=counts)
     if kind == ".json":

@@ -6,7 +6,7 @@ import logging
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator
 
 from bgetune.records import InputError
 
@@ -35,6 +35,23 @@ class Document:
     sections: list[Section]
     title: str | None = None
     domain: str | None = None
+
+
+def sections_under_headings(lines: Iterable[tuple[str, bool]]) -> list[Section]:
+    """Sections from a document's lines in reading order, each ``(text, is_heading)``: a heading starts a section
+    titled by it, lines before the first heading make an untitled one, and a heading with no text under it (or
+    text that is only whitespace) makes none."""
+    sections: list[Section] = []
+    heading, body = None, []
+    for text, is_heading in [*lines, (None, True)]:
+        if not is_heading:
+            body.append(text)
+            continue
+        joined = "\n".join(body).strip()
+        if joined:
+            sections.append(Section(text=joined, title=heading))
+        heading, body = text, []
+    return sections
 
 
 DETECTABLE = ["gb18030", "big5", "big5hkscs", "shift_jis", "euc_jp", "euc_kr", "utf_16", "utf_32", "cp1252",

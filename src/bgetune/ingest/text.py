@@ -4,7 +4,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from bgetune.ingest.document import Document, Section, decode_file
+from bgetune.ingest.document import Document, Section, decode_file, sections_under_headings
 
 _HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
 
@@ -14,23 +14,10 @@ def read_text_document(path: Path, doc_id: str, domain: str | None, data_params,
     text = decode_file(path, data_params.encoding, policy)
     if path.suffix.lower() == ".txt":
         return Document(doc_id=doc_id, title=None, domain=domain, sections=[Section(text=text.strip(), title=None)])
-    title = None
-    sections: list[Section] = []
-    heading, lines = None, []
-
-    def flush():
-        body = "\n".join(lines).strip()
-        if body:
-            sections.append(Section(text=body, title=heading))
-
+    lines, title = [], None
     for line in text.splitlines():
         match = _HEADING.match(line)
-        if match:
-            flush()
-            heading, lines = match.group(2).strip(), []
-            if title is None and len(match.group(1)) == 1:
-                title = heading
-        else:
-            lines.append(line)
-    flush()
-    return Document(doc_id=doc_id, title=title, domain=domain, sections=sections)
+        if match and title is None and len(match.group(1)) == 1:
+            title = match.group(2).strip()
+        lines.append((match.group(2).strip(), True) if match else (line, False))
+    return Document(doc_id=doc_id, title=title, domain=domain, sections=sections_under_headings(lines))

@@ -1,0 +1,183 @@
+"""HTML documents (.html, .htm — a saved or crawled knowledge base): ``<h1>``–``<h6>`` become section titles
+(heading → section pairs, as Markdown headings do), block elements become lines, and what a reader of the page
+never reads as its content — scripts, styles, ``<nav>`` menus, ``<footer>``, forms — is left out.
+
+Hand-written over the standard library's tolerant ``html.parser`` (which never fetches anything and accepts
+broken markup): a page needs only its visible text and its headings, not a DOM library as a dependency.
+
+The encoding is the one the page declares (a BOM, or ``<meta charset>`` in its first 2 KB), as a browser reads it;
+otherwise ``data.encoding``.
+
+Example::
+
+    document = read_html_document(Path("data/raw/faq/blood-pressure.html"), "faq/blood-pressure.html", "faq",
+                                  DataParams())
+    document.title, [s.title for s in document.sections]   # "高血压问答", [None, "饮食", "用药"]
+"""
+from __future__ import annotations
+
+import re
+from html.parser import HTMLParser
+from pathlib import Path
+
+from bgetune.ingest.document import Document, Section, decode_file
+
+# Elements whose text a reader does not read as the page's content.
+# (<header> stays: inside an <article> it holds the article's own <h1>; a site banner's menu is a <nav>.)
+SKIPPED = {"script", "style", "noscript", "template", "svg", "math", "head", "nav", "footer", "form", "button",
+           "select", "iframe", "object"}
+# Elements that end a line (the rest are inline: their text runs on).
+BLOCKS = {"p", "div", "br", "li", "ul", "ol", "dl", "dt", "dd", "tr", "table", "section", "article", "main",
+          "blockquote", "pre", "hr", "figure", "figcaption", "caption", "address", "details", "summary", "aside"}
+CELLS = {"td", "th"}
+HEADINGS = {f"h{n}": n for n in range(1, 7)}
+MAX_TITLE_CHARS = 200
+VOID = {"br", "hr", "img", "input", "meta", "link", "area", "base", "col", "embed", "source", "track", "wbr"}
+_DECLARED = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_\-:.]+)""", re.IGNORECASE)
+# What pages declare, read as browsers read it (WHATWG): GB2312 and GBK pages are decoded as GBK, of which GB18030
+# is a superset; ISO-8859-1 pages are windows-1252.
+ALIASES = {"gb2312": "gb18030", "gbk": "gb18030", "x-gbk": "gb18030", "iso-8859-1": "cp1252", "latin1": "cp1252",
+           "ascii": "cp1252", "us-ascii": "cp1252", "utf8": "utf-8"}
+
+
+def declared_encoding(data: bytes) -> str | None:
+    """The encoding a page declares: its byte-order mark, else ``<meta charset>`` (or http-equiv's content) in its
+    first 2,048 bytes, as a browser's pre-scan finds it; None if it declares none."""
+    if data.startswith(b"\xef\xbb\xbf"):
+        return "utf-8"
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return "utf-16"
+    match = _DECLARED.search(data[:2048])
+    if not match:
+        return None
+    name = match.group(1).decode("ascii").lower()
+    return ALIASES.get(name, name)
+
+
+def read_html_document(path: Path, doc_id: str, domain: str | None, data_params, policy=None) -> Document:
+    from bgetune.records import read_bytes
+
+    declared = declared_encoding(read_bytes(path))
+    text = decode_file(path, declared or data_params.encoding, policy)
+    page = _PageText()
+    page.feed(text)
+    page.close()
+    return page.document(doc_id, domain)
+
+
+class _PageText(HTMLParser):
+    """Collects the page's lines, split into sections at each heading; the title is the first ``<h1>``, else
+    ``<title>``."""
+
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.sections: list[tuple[str | None, list[str]]] = [(None, [])]
+        self.line: list[str] = []
+        self.skipping: list[str] = []      # the open elements whose text is left out
+        self.heading: list[str] | None = None
+        self.heading_level = 0
+        self.page_title: list[str] | None = None
+        self.title_text: str | None = None
+        self.first_h1: str | None = None
+        self.preformatted = 0
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "title" and not self.skipping_beyond_head():
+            self.page_title = []
+            return
+        if tag in SKIPPED and tag not in VOID:
+            self.skipping.append(tag)
+            return
+        if self.skipping:
+            return
+        if self.heading is not None and (tag in HEADINGS or tag in BLOCKS and tag != "br"
+                                         and "".join(self.heading).strip()):
+            # A heading left open (broken markup) ends where the next heading or block of text starts; a block
+            # that wraps the heading's own text (<h2><div>…</div></h2>) starts before any of it.
+            self.end_heading()
+        if tag in HEADINGS:
+            self.end_line()
+            self.heading, self.heading_level = [], HEADINGS[tag]
+        elif tag in BLOCKS and self.heading is None:
+            self.end_line()
+            self.preformatted += tag == "pre"
+        elif tag in BLOCKS:
+            self.heading.append(" ")
+        elif tag in CELLS and self.line:
+            self.line.append(" ")
+        elif tag == "img":
+            alt = dict(attrs).get("alt")
+            if alt:
+                self.handle_data(alt)
+
+    def handle_startendtag(self, tag, attrs):
+        self.handle_starttag(tag, attrs)
+        if tag not in VOID:
+            self.handle_endtag(tag)
+
+    def handle_endtag(self, tag):
+        if tag == "title" and self.page_title is not None:
+            self.title_text = _collapse("".join(self.page_title)) or None
+            self.page_title = None
+            return
+        if self.skipping:
+            if tag == self.skipping[-1]:
+                self.skipping.pop()
+            elif tag in self.skipping:          # an element left open inside it: close both
+                del self.skipping[self.skipping.index(tag):]
+            return
+        if tag in HEADINGS:
+            self.end_heading()
+        elif tag in BLOCKS and self.heading is None:
+            self.end_line()
+            self.preformatted -= tag == "pre" and self.preformatted > 0
+
+    def handle_data(self, data):
+        if self.page_title is not None:
+            self.page_title.append(data)
+        elif self.skipping:
+            return
+        elif self.heading is not None:
+            self.heading.append(data)
+        elif self.preformatted:
+            lines = data.split("\n")
+            for line in lines[:-1]:
+                self.line.append(line)
+                self.end_line()
+            self.line.append(lines[-1])
+        else:
+            self.line.append(data)
+
+    def end_heading(self):
+        if self.heading is None:
+            return
+        title = _collapse("".join(self.heading))
+        self.heading = None
+        if len(title) > MAX_TITLE_CHARS:   # a heading never closed ran on over the text: it is text, not a title
+            self.sections[-1][1].append(title)
+        elif title:
+            self.sections.append((title, []))
+            if self.heading_level == 1 and self.first_h1 is None:
+                self.first_h1 = title
+
+    def skipping_beyond_head(self) -> bool:
+        return any(tag != "head" for tag in self.skipping)
+
+    def end_line(self):
+        line = "".join(self.line) if self.preformatted else _collapse("".join(self.line))
+        if line.strip():
+            self.sections[-1][1].append(line.rstrip())
+        self.line = []
+
+    def document(self, doc_id: str, domain: str | None) -> Document:
+        self.end_heading()
+        self.end_line()
+        sections = [Section(text="\n".join(lines).strip(), title=title) for title, lines in self.sections
+                    if "\n".join(lines).strip()]
+        # The first <h1> before <title>: a page's <title> often carries the site's name too ("高血压 - 某某医院").
+        return Document(doc_id=doc_id, title=self.first_h1 or self.title_text, domain=domain, sections=sections)
+
+
+def _collapse(text: str) -> str:
+    """HTML's whitespace rule: every run of spaces and line breaks reads as one space."""
+    return re.sub(r"\s+", " ", text).strip()
