@@ -54,17 +54,18 @@ def test_non_utf8_text_file_names_line_and_encoding_param_reads_it(tmp_path):
 
 
 def test_unsupported_files_are_named_with_the_formats_that_are_supported(tmp_path, caplog):
-    (tmp_path / "manual.pdf").write_bytes(b"%PDF-1.7")
+    (tmp_path / "slides.pptx").write_bytes(b"PK")
     (tmp_path / "notes.doc").write_bytes(b"PK")
     with pytest.raises(InputError, match=r"no documents bgetune can read: 2 file\(s\) of an unsupported type "
-                                         r"\(manual.pdf, notes.doc\); supported: .txt, .md, .html, .docx, .json"):
+                                         r"\(notes.doc, slides.pptx\); supported: .txt, .md, .html, .docx, .pdf, "
+                                         r"\.json"):
         load_documents(tmp_path, DataParams())
     (tmp_path / "real.txt").write_text("内容。", encoding="utf-8")
     (tmp_path / "LICENCE").write_text("CC BY-SA 4.0", encoding="utf-8")
     _, report = load_documents(tmp_path, DataParams())
     assert report["skipped"] == {"unsupported_file": 3}
-    assert report["unsupported_files"] == ["LICENCE", "manual.pdf", "notes.doc"]          # named, not silent
-    assert "skipping 3 file(s) of a type bgetune cannot read (LICENCE, manual.pdf, notes.doc)" in caplog.text
+    assert report["unsupported_files"] == ["LICENCE", "notes.doc", "slides.pptx"]          # named, not silent
+    assert "skipping 3 file(s) of a type bgetune cannot read (LICENCE, notes.doc, slides.pptx)" in caplog.text
 
 
 def test_documents_without_letters_are_skipped_and_counted_not_turned_into_queries(tmp_path):

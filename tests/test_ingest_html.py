@@ -49,6 +49,37 @@ def test_broken_markup_still_reads_and_an_unclosed_heading_ends_where_its_text_d
     assert [(s.title, s.text) for s in document.sections] == [("第一节", "正文一"), ("第二节上 篇", "正文二续")]
 
 
+def read_page(html: str):
+    from bgetune.ingest.html import _PageText, content_scope
+
+    page = _PageText(content_scope(html))
+    page.feed(html)
+    page.close()
+    return page.document("x", None)
+
+
+def test_only_the_main_content_is_read_where_the_page_marks_it_and_hidden_parts_never():
+    html = """<html><head><title>冰箱常见问题</title></head><body>
+    <div class="menu-bar"><h1 class="menu-title">某某家电帮助中心</h1><a>登录</a></div>
+    <div id="help-popup"><h2>键盘快捷键</h2><p>按 S 搜索</p></div>
+    <div role="main"><div class="content">
+      <h2>冰箱不制冷</h2><p>检查电源<div hidden><div>内部备注</div>不公开</div>和温控旋钮。</p>
+      <div aria-hidden="true">图标</div><ul role="menu"><li>分享</li></ul>
+      <h2>结霜</h2><p>定期除霜
+    </div></div>
+    <aside role="complementary">相关文章</aside><p>页脚之后的推广</p>
+    </body></html>"""
+    document = read_page(html)
+    assert document.title == "冰箱常见问题"   # no <h1> in the content: the page's <title>
+    assert [(s.title, s.text) for s in document.sections] == [("冰箱不制冷", "检查电源和温控旋钮。"),
+                                                              ("结霜", "定期除霜")]
+
+
+def test_a_page_without_main_or_article_reads_its_whole_body():
+    document = read_page("<body><nav>首页</nav><h2>简介</h2><p>正文。</p><footer>备案号</footer></body>")
+    assert [(s.title, s.text) for s in document.sections] == [("简介", "正文。")] and document.title is None
+
+
 def test_a_page_is_read_in_the_encoding_it_declares(tmp_path):
     page = '<html><head><meta http-equiv="Content-Type" content="text/html; charset=gb2312"></head>' \
            "<body><h1>胃胀怎么办</h1><p>少食多餐。</p></body></html>"

@@ -6,6 +6,7 @@ One reader per format, chosen by extension and, for JSON/JSONL, by content (``da
 text            .txt / .md (Markdown headings → section titles; the sub-folder → the domain)
 html            .html / .htm (<h1>–<h6> → section titles; scripts, styles, menus and footers left out)
 docx            Word .docx (Heading styles → section titles, Title → the document's; tables row by row)
+pdf             .pdf with a text layer (bookmarks → section titles; wrapped lines joined, running headers dropped)
 articles        JSONL or a JSON list of articles with a text field, or a file field naming a text inside raw_dir
 qa_table        .csv / .tsv / .xlsx / .xls, a .json list of rows, or .jsonl rows with the ``data.qa_columns``
 squad           SQuAD .json (CMRC 2018, DuReader)
@@ -39,6 +40,7 @@ from bgetune.ingest.html import read_html_document
 from bgetune.ingest.jsonl import read_articles
 from bgetune.ingest.llamaindex import looks_like_llamaindex, read_llamaindex
 from bgetune.ingest.mldr import looks_like_mldr, read_mldr
+from bgetune.ingest.pdf import read_pdf_document
 from bgetune.ingest.squad import read_squad
 from bgetune.ingest.table import TABLE_SUFFIXES, read_qa_table
 from bgetune.ingest.text import read_text_document
@@ -48,7 +50,7 @@ log = logging.getLogger("bgetune")
 __all__ = ["QA", "Document", "Section", "RecordPolicy", "load_documents", "decode_file", "SUPPORTED"]
 TEXT_SUFFIXES = (".txt", ".md", ".markdown")
 HTML_SUFFIXES = (".html", ".htm")
-SUPPORTED = (".txt, .md, .html, .docx, .json, .jsonl (also .json.gz, .jsonl.gz), .csv, .tsv, .xlsx, .xls and BEIR "
+SUPPORTED = (".txt, .md, .html, .docx, .pdf, .json, .jsonl (also .json.gz, .jsonl.gz), .csv, .tsv, .xlsx, .xls and BEIR "
              "folders")
 
 
@@ -150,6 +152,8 @@ def _read_file(path: Path, relative: str, domain: str | None, data_params, polic
         return "html", [read_html_document(path, relative, domain, data_params, policy)]
     if kind == ".docx":
         return "docx", [read_docx_document(path, relative, domain, data_params, policy)]
+    if kind == ".pdf":
+        return "pdf", [read_pdf_document(path, relative, domain, data_params, policy, counts)]
     if kind in TABLE_SUFFIXES:
         return "qa_table", read_qa_table(path, relative, data_params, policy, counts=counts)
     if kind == ".json":

@@ -1,6 +1,8 @@
 """HTML documents (.html, .htm — a saved or crawled knowledge base): ``<h1>``–``<h6>`` become section titles
 (heading → section pairs, as Markdown headings do), block elements become lines, and what a reader of the page
-never reads as its content — scripts, styles, ``<nav>`` menus, ``<footer>``, forms — is left out.
+never reads as its content is left out: everything outside ``<main>`` (or ``role="main"``; else outside the
+``<article>`` elements) where the page has one, scripts, styles, ``<nav>`` menus, ``<footer>``, forms, and what
+the page hides (``hidden``, ``aria-hidden``, menu, banner, sidebar and dialog roles).
 
 Hand-written over the standard library's tolerant ``html.parser`` (which never fetches anything and accepts
 broken markup): a page needs only its visible text and its headings, not a DOM library as a dependency.
@@ -30,6 +32,8 @@ SKIPPED = {"script", "style", "noscript", "template", "svg", "math", "head", "na
 BLOCKS = {"p", "div", "br", "li", "ul", "ol", "dl", "dt", "dd", "tr", "table", "section", "article", "main",
           "blockquote", "pre", "hr", "figure", "figcaption", "caption", "address", "details", "summary", "aside"}
 CELLS = {"td", "th"}
+HIDDEN_ROLES = {"navigation", "banner", "contentinfo", "search", "dialog", "alertdialog", "menu", "menubar",
+                "complementary"}
 HEADINGS = {f"h{n}": n for n in range(1, 7)}
 MAX_TITLE_CHARS = 200
 VOID = {"br", "hr", "img", "input", "meta", "link", "area", "base", "col", "embed", "source", "track", "wbr"}
@@ -59,21 +63,37 @@ def read_html_document(path: Path, doc_id: str, domain: str | None, data_params,
 
     declared = declared_encoding(read_bytes(path))
     text = decode_file(path, declared or data_params.encoding, policy)
-    page = _PageText()
+    page = _PageText(content_scope(text))
     page.feed(text)
     page.close()
     return page.document(doc_id, domain)
 
 
+def content_scope(page: str) -> str | None:
+    """Where a page keeps its content, when it says: ``main`` (a ``<main>`` element, or ``role="main"``), else
+    ``article`` (its ``<article>`` elements), else None (the whole ``<body>``). Outside it live the site's menus,
+    sidebars and pop-ups, which no markup marks as chrome."""
+    if re.search(r"<main[\s>]|\srole\s*=\s*[\"']?main\b", page, re.IGNORECASE):
+        return "main"
+    if re.search(r"<article[\s>]", page, re.IGNORECASE):
+        return "article"
+    return None
+
+
 class _PageText(HTMLParser):
     """Collects the page's lines, split into sections at each heading; the title is the first ``<h1>``, else
-    ``<title>``."""
+    ``<title>``.
 
-    def __init__(self):
+    An element is followed by counting only the opening and closing tags of its own name, so the ``<p>`` and
+    ``<li>`` that HTML lets a page leave open do not unbalance it."""
+
+    def __init__(self, scope: str | None = None):
         super().__init__(convert_charrefs=True)
         self.sections: list[tuple[str | None, list[str]]] = [(None, [])]
         self.line: list[str] = []
-        self.skipping: list[str] = []      # the open elements whose text is left out
+        self.scope = scope
+        self.inside: tuple[str, int] | None = None   # the content element open now: its tag, its nesting depth
+        self.skipped: tuple[str, int] | None = None  # the element whose text is left out: its tag, its depth
         self.heading: list[str] | None = None
         self.heading_level = 0
         self.page_title: list[str] | None = None
@@ -82,13 +102,22 @@ class _PageText(HTMLParser):
         self.preformatted = 0
 
     def handle_starttag(self, tag, attrs):
-        if tag == "title" and not self.skipping_beyond_head():
+        attributes = dict(attrs)
+        if tag == "title" and (self.skipped is None or self.skipped[0] == "head"):
             self.page_title = []
             return
-        if tag in SKIPPED and tag not in VOID:
-            self.skipping.append(tag)
+        if self.skipped is not None:
+            if tag == self.skipped[0]:
+                self.skipped = (tag, self.skipped[1] + 1)
             return
-        if self.skipping:
+        if tag not in VOID and (tag in SKIPPED or _hidden(attributes)):
+            self.skipped = (tag, 1)
+            return
+        if self.inside is not None and tag == self.inside[0]:
+            self.inside = (tag, self.inside[1] + 1)
+        elif self.inside is None and self.scope is not None and _is_content(tag, attributes, self.scope):
+            self.inside = (tag, 1)
+        if not self.reading():
             return
         if self.heading is not None and (tag in HEADINGS or tag in BLOCKS and tag != "br"
                                          and "".join(self.heading).strip()):
@@ -105,10 +134,8 @@ class _PageText(HTMLParser):
             self.heading.append(" ")
         elif tag in CELLS and self.line:
             self.line.append(" ")
-        elif tag == "img":
-            alt = dict(attrs).get("alt")
-            if alt:
-                self.handle_data(alt)
+        elif tag == "img" and attributes.get("alt"):
+            self.handle_data(attributes["alt"])
 
     def handle_startendtag(self, tag, attrs):
         self.handle_starttag(tag, attrs)
@@ -120,22 +147,28 @@ class _PageText(HTMLParser):
             self.title_text = _collapse("".join(self.page_title)) or None
             self.page_title = None
             return
-        if self.skipping:
-            if tag == self.skipping[-1]:
-                self.skipping.pop()
-            elif tag in self.skipping:          # an element left open inside it: close both
-                del self.skipping[self.skipping.index(tag):]
+        if self.skipped is not None:
+            if tag == self.skipped[0]:
+                depth = self.skipped[1] - 1
+                self.skipped = (tag, depth) if depth else None
             return
-        if tag in HEADINGS:
-            self.end_heading()
-        elif tag in BLOCKS and self.heading is None:
-            self.end_line()
-            self.preformatted -= tag == "pre" and self.preformatted > 0
+        if self.reading():
+            if tag in HEADINGS:
+                self.end_heading()
+            elif tag in BLOCKS and self.heading is None:
+                self.end_line()
+                self.preformatted -= tag == "pre" and self.preformatted > 0
+        if self.inside is not None and tag == self.inside[0]:
+            depth = self.inside[1] - 1
+            if not depth:
+                self.end_heading()
+                self.end_line()     # the content element's last line is its own
+            self.inside = (tag, depth) if depth else None
 
     def handle_data(self, data):
         if self.page_title is not None:
             self.page_title.append(data)
-        elif self.skipping:
+        elif self.skipped is not None or not self.reading():
             return
         elif self.heading is not None:
             self.heading.append(data)
@@ -148,6 +181,9 @@ class _PageText(HTMLParser):
         else:
             self.line.append(data)
 
+    def reading(self) -> bool:
+        return self.scope is None or self.inside is not None
+
     def end_heading(self):
         if self.heading is None:
             return
@@ -159,9 +195,6 @@ class _PageText(HTMLParser):
             self.sections.append((title, []))
             if self.heading_level == 1 and self.first_h1 is None:
                 self.first_h1 = title
-
-    def skipping_beyond_head(self) -> bool:
-        return any(tag != "head" for tag in self.skipping)
 
     def end_line(self):
         line = "".join(self.line) if self.preformatted else _collapse("".join(self.line))
@@ -176,6 +209,19 @@ class _PageText(HTMLParser):
                     if "\n".join(lines).strip()]
         # The first <h1> before <title>: a page's <title> often carries the site's name too ("高血压 - 某某医院").
         return Document(doc_id=doc_id, title=self.first_h1 or self.title_text, domain=domain, sections=sections)
+
+
+def _hidden(attributes: dict) -> bool:
+    """Markup a page hides from its readers: ``hidden``, ``aria-hidden="true"``, or a landmark role that is not
+    content (menus, banners, footers, search boxes, dialogs)."""
+    return ("hidden" in attributes or (attributes.get("aria-hidden") or "").lower() == "true"
+            or (attributes.get("role") or "").lower() in HIDDEN_ROLES)
+
+
+def _is_content(tag: str, attributes: dict, scope: str) -> bool:
+    if scope == "main":
+        return tag == "main" or (attributes.get("role") or "").lower() == "main"
+    return tag == "article"
 
 
 def _collapse(text: str) -> str:
