@@ -338,3 +338,29 @@ def test_a_file_that_turns_non_utf8_names_the_right_line(tmp_path):
     (tmp_path / "doc.txt").write_bytes("一\n二\n三\n四\n".encode() + "五".encode("gb18030") + b"\n")
     with pytest.raises(InputError, match=r"doc.txt: line 5: not valid utf-8"):
         load_documents(tmp_path, DataParams())
+
+
+def test_article_records_may_name_markdown_html_word_and_pdf_files_read_by_their_own_readers(tmp_path):
+    from test_ingest_docx import write_docx
+    from test_ingest_pdf import BOOKMARKS, PAGES, write_pdf
+
+    files = tmp_path / "files"
+    files.mkdir()
+    (files / "a.md").write_text("# 冰箱\n## 除霜\n每月一次。", encoding="utf-8")
+    (files / "b.html").write_text("<main><h2>洗衣机</h2><p>清洁滤网。</p></main>", encoding="utf-8")
+    write_docx(files / "c.docx")
+    write_pdf(files / "d.pdf", PAGES, BOOKMARKS)
+    (tmp_path / "manifest.jsonl").write_text("".join(
+        json.dumps({"id": name[0], "file": f"files/{name}", "domain": "家电", **({"title": "手册"} if name == "d.pdf"
+                                                                               else {})}, ensure_ascii=False) + "\n"
+        for name in ("a.md", "b.html", "c.docx", "d.pdf")), encoding="utf-8")
+    documents, report = load_documents(tmp_path, DataParams())
+    assert report["files"] == {"articles": 1}   # each file read once, through its record
+    assert report["noted"] == {"pdf_pages_without_text": 1, "pdf_running_header_lines": 6}   # the PDF's counts too
+    by_id = {d.doc_id: d for d in documents}
+    assert [(s.title, s.text) for s in by_id["manifest.jsonl:a"].sections] == [("除霜", "每月一次。")]
+    assert [(s.title, s.text) for s in by_id["manifest.jsonl:b"].sections] == [("洗衣机", "清洁滤网。")]
+    assert by_id["manifest.jsonl:c"].title == "高血压防治指南" and len(by_id["manifest.jsonl:c"].sections) == 5
+    assert by_id["manifest.jsonl:d"].title == "手册"   # the record's title over the file's
+    assert [s.title for s in by_id["manifest.jsonl:d"].sections] == ["第一章 总则", "诊断", "2.1 血压测量"]
+    assert {d.domain for d in documents} == {"家电"}

@@ -50,6 +50,7 @@ log = logging.getLogger("bgetune")
 __all__ = ["QA", "Document", "Section", "RecordPolicy", "load_documents", "decode_file", "SUPPORTED"]
 TEXT_SUFFIXES = (".txt", ".md", ".markdown")
 HTML_SUFFIXES = (".html", ".htm")
+DOCUMENT_SUFFIXES = TEXT_SUFFIXES + HTML_SUFFIXES + (".docx", ".pdf")   # files an article record may name
 SUPPORTED = (".txt, .md, .html, .docx, .pdf, .json, .jsonl (also .json.gz, .jsonl.gz), .csv, .tsv, .xlsx, .xls and BEIR "
              "folders")
 
@@ -80,8 +81,8 @@ def load_documents(raw: str | Path, data_params) -> tuple[list[Document], dict]:
         documents.extend(read_beir(folder, "" if relative == "." else relative, data_params, policy, counts))
         by_reader["beir"] += 1
     files = sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else [root]
-    # JSON/JSONL first: article records may name text files, which are then not documents of their own.
-    files.sort(key=lambda p: kind_of(p) in TEXT_SUFFIXES + HTML_SUFFIXES)
+    # JSON/JSONL first: article records may name document files, which are then not documents of their own.
+    files.sort(key=lambda p: kind_of(p) in DOCUMENT_SUFFIXES)
     referenced: set[Path] = set()
     for path in files:
         if any(folder in path.parents for folder in beir_folders):
@@ -204,7 +205,7 @@ def _read_records(path, relative, records, data_params, policy, counts, referenc
         _check_row_columns(path, [r for _, r in records], data_params)
         rows = [(f"{path}: {where}", r) for where, r in records]
         return kind, read_qa_table(path, relative, data_params, policy, rows=rows, counts=counts)
-    return "articles", read_articles(path, relative, data_params, policy, records, referenced, top)
+    return "articles", read_articles(path, relative, data_params, policy, records, referenced, top, counts)
 
 
 def _check_row_columns(path: Path, rows: list[dict], data_params) -> None:

@@ -10,6 +10,7 @@ Example::
 """
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
 from bgetune.ingest.document import Document, RecordPolicy, Section, decode_file, inside
@@ -17,8 +18,10 @@ from bgetune.records import InputError
 
 
 def read_articles(path: Path, relative: str, data_params, policy: RecordPolicy, records,
-                  referenced: set[Path] | None, top: Path) -> list[Document]:
-    """``records``: (where, object) pairs — "line 3" for JSONL, "record [2]" for a JSON list."""
+                  referenced: set[Path] | None, top: Path, counts: Counter | None = None) -> list[Document]:
+    """``records``: (where, object) pairs — "line 3" for JSONL, "record [2]" for a JSON list. A file a record
+    names is read by its format's reader (Markdown, HTML, Word and PDF keep their headings as section titles);
+    the record's title and domain win over the file's."""
     documents = []
     for where_in_file, record in records:
         where = f"{path}: {where_in_file}"
@@ -34,9 +37,18 @@ def read_articles(path: Path, relative: str, data_params, policy: RecordPolicy, 
             if not text_path.is_file():
                 policy.bad(where, f"text file {file_name!r} not found next to {path.name}", "text_file_missing")
                 continue
-            text = decode_file(text_path, data_params.encoding, policy)
             if referenced is not None:
                 referenced.add(text_path)
+            structured = read_structured(text_path, data_params, policy, counts)
+            if structured is not None:
+                key = record.get(data_params.id_field, where_in_file.split()[-1].strip("[]"))
+                title, domain = record.get(data_params.title_field), record.get(data_params.domain_field)
+                title = title if isinstance(title, str) and title.strip() else structured.title
+                documents.append(Document(doc_id=f"{relative}:{key}", title=title,
+                                          domain=str(domain) if domain is not None else None,
+                                          sections=structured.sections))
+                continue
+            text = decode_file(text_path, data_params.encoding, policy)
         if not isinstance(text, str):
             policy.bad(where, f"missing text field {data_params.text_field!r} (data.text_field) or file field "
                               f"{data_params.text_file_field!r} (data.text_file_field)", "missing_text")
@@ -49,3 +61,23 @@ def read_articles(path: Path, relative: str, data_params, policy: RecordPolicy, 
                                   domain=str(domain) if domain is not None else None,
                                   sections=[Section(text=text.strip(), title=title)]))
     return documents
+
+
+def read_structured(path: Path, data_params, policy: RecordPolicy, counts: Counter | None) -> Document | None:
+    """The file read by the reader of its format when it has structure (headings) or is not plain text; None for
+    plain text, which the record takes as its text."""
+    from bgetune.ingest.docx import read_docx_document
+    from bgetune.ingest.html import read_html_document
+    from bgetune.ingest.pdf import read_pdf_document
+    from bgetune.ingest.text import read_text_document
+
+    suffix = path.suffix.lower()
+    if suffix in (".md", ".markdown"):
+        return read_text_document(path, path.name, None, data_params, policy)
+    if suffix in (".html", ".htm"):
+        return read_html_document(path, path.name, None, data_params, policy)
+    if suffix == ".docx":
+        return read_docx_document(path, path.name, None, data_params, policy)
+    if suffix == ".pdf":
+        return read_pdf_document(path, path.name, None, data_params, policy, counts)
+    return None

@@ -78,6 +78,9 @@ def _read(path: Path, data: bytes) -> tuple[list[str], list[tuple[str, int | Non
     from pypdf import PdfReader
     from pypdf.errors import FileNotDecryptedError
 
+    # pypdf warns of each damaged object it recovers from, many lines per file; what the user needs is the one line
+    # below when the file cannot be read, and the counts when it can.
+    logging.getLogger("pypdf").setLevel(logging.ERROR)
     try:
         reader = PdfReader(io.BytesIO(data))
         if reader.is_encrypted and not reader.decrypt(""):
