@@ -397,6 +397,16 @@ SUITES = {
             **FAST_DISTILL, "vocab": {**FAST_DISTILL["vocab"], "init": "dictionary"},
             "train": {**FAST_DISTILL["train"], **HARDNESS, "batch_by": "domain"}},
     },
+    # Passages that start with their title (chunk.title_prefix; CMRC's Wikipedia article titles), paired with the
+    # same recipe on untitled passages in one invocation (fp32, --steps 80, as known_chars); the titled corpus has
+    # its own BM25 row and its own expanded base (the vocabulary is mined from the passages, titles included).
+    "title_prefix": {
+        "dict_init_hardness": {**FAST_DISTILL, "vocab": {**FAST_DISTILL["vocab"], "init": "dictionary"},
+                               "train": {**FAST_DISTILL["train"], **HARDNESS}},
+        "dict_init_hardness_title_prefix": {
+            **FAST_DISTILL, "vocab": {**FAST_DISTILL["vocab"], "init": "dictionary"},
+            "train": {**FAST_DISTILL["train"], **HARDNESS}, "chunk": {"title_prefix": True}},
+    },
     # Issue 15: passage- and document-level scores of one trained model (documents span several passages).
     "levels": {"default": {}},
     "mining": {
@@ -649,8 +659,9 @@ def main() -> None:
         else:
             summaries = run_variant(variant, root, args, untrained_done)
             spent = {"minutes": 0.0, "cpu_minutes": 0.0}
-        if variant.lexical != params.lexical:
-            # The variant's BM25 differs from the shared baseline's: its own BM25 row, what its hybrid fuses.
+        if variant.lexical != params.lexical or variant.chunk != params.chunk:
+            # The variant's BM25 (or the passages it indexes) differs from the shared baseline's: its own BM25 row,
+            # what its hybrid fuses.
             results[own_bm25_row(name)] = evaluate.run(variant, "bm25", root, progress=False)
         results.update(summaries["headline"])
         full.update(summaries["full"])
@@ -679,8 +690,9 @@ def own_bm25_row(name: str) -> str:
 
 
 def vocab_key(params) -> str:
-    """Variants with equal vocab params share one expanded base, evaluated once."""
-    return json.dumps(params.vocab.model_dump(), sort_keys=True)
+    """Variants with equal vocab params over the same passages share one expanded base, evaluated once."""
+    return json.dumps({"vocab": params.vocab.model_dump(), "data": params.data.model_dump(),
+                       "chunk": params.chunk.model_dump()}, sort_keys=True)
 
 
 def run_settings(args) -> dict:

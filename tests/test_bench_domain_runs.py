@@ -320,3 +320,15 @@ def test_the_seed_7_cjk_mining_run_is_the_seed_7_hardness_run_with_the_cjk_varia
                                     "mining": cjk_7.mining.model_copy(update={"bm25": seed_7.mining.bm25})}) == seed_7
     assert cjk_7.model_copy(update={"mining": cjk.mining, "train": cjk.train}) == cjk
     assert (cjk_7.mining.seed, cjk_7.train.seed) == (7, 7)
+
+
+def test_the_title_prefix_pair_differs_only_in_its_passages_which_get_their_own_expanded_base(domain_runs):
+    from bgetune.params import params_from_dict
+
+    base = domain_runs.bench_params("cmrc2018", 80, 1, 16)
+    suite = domain_runs.SUITES["title_prefix"]
+    plain = params_from_dict(domain_runs.variant_dict(base, suite["dict_init_hardness"]))
+    titled = params_from_dict(domain_runs.variant_dict(base, suite["dict_init_hardness_title_prefix"]))
+    assert titled.chunk.title_prefix and not plain.chunk.title_prefix and titled.chunk.max_chars == 400
+    assert titled.model_copy(update={"chunk": plain.chunk}) == plain
+    assert domain_runs.vocab_key(titled) != domain_runs.vocab_key(plain)   # terms are mined from other passages

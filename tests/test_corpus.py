@@ -78,3 +78,24 @@ def test_alternative_questions_leave_the_split_alone_and_never_twin_a_question_o
         assert len(alternatives) == 60 - alt.report["alt_queries_dropped_as_twins"]
         assert all(p.split == alt.assignment[p.qid.split(":")[0].replace("q", "d")] for p in alternatives.values())
         assert alt.report["alt_query_pairs_per_split"] == dict(Counter(p.split for p in alternatives.values()))
+
+
+def test_title_prefix_starts_each_passage_with_its_section_or_document_title_after_chunking():
+    from bgetune.ingest import QA, Document, Section
+
+    documents = [Document(doc_id="guide", title="冰箱手册", sections=[
+        Section(text="冰箱需要每月除霜。先断电。", title="除霜", qas=[QA(qid="q", question="多久除霜", answer_text="每月",
+                                                                   answer_start=4)]),
+        Section(text="除霜后擦干。", title=None),            # no heading: the document's title
+        Section(text="清洁\n用温水擦拭。", title="清洁")]),  # already starts with its heading
+        Document(doc_id="note", title=None, sections=[Section(text="无标题的笔记。")])]
+    split = SplitParams(train=1, val=0, test=0)
+    plain = build_corpus(documents, ChunkParams(max_chars=10, min_chars=0), split, seed=0)
+    titled = build_corpus(documents, ChunkParams(max_chars=10, min_chars=0, title_prefix=True), split, seed=0)
+    assert [p.id for p in titled.passages] == [p.id for p in plain.passages]   # chunked as without titles
+    assert [p.text for p in titled.passages] == ["除霜\n冰箱需要每月除霜。", "除霜\n先断电。", "冰箱手册\n除霜后擦干。",
+                                                 "清洁\n用温水擦拭。", "无标题的笔记。"]
+    assert [(p.query, p.pos_ids) for p in titled.pairs] == [(p.query, p.pos_ids) for p in plain.pairs] == \
+        [("多久除霜", ["guide#0"])]   # answers still map by the section's own offsets
+    assert (titled.report["title_prefixed"], titled.report["title_prefix_not_needed"]) == (3, 2)
+    assert "title_prefixed" not in plain.report

@@ -148,6 +148,9 @@ def build_corpus(documents: list[Document], chunk_params, split_params, seed: in
     for p in kept:
         p.split = assignment[p.doc_id]
         passages.append(p)
+    # The title goes in after chunking and merging: a chunk's size is its own text's, and a passage repeated under
+    # two titles is still one passage (under its first).
+    titled = sum(add_title(p) for p in passages) if chunk_params.title_prefix else 0
     doc_passages: dict[str, list[str]] = {}
     for p in passages:
         doc_passages.setdefault(p.doc_id, []).append(p.id)
@@ -181,6 +184,8 @@ def build_corpus(documents: list[Document], chunk_params, split_params, seed: in
         "mean_passage_length": round(sum((measure if by_tokens else len)(p.text) for p in passages)
                                      / max(len(passages), 1), 1),
         "length_unit": chunk_params.unit,
+        **({"title_prefixed": titled, "title_prefix_not_needed": len(passages) - titled}
+           if chunk_params.title_prefix else {}),
         "duplicates": dedup_report,
         "split_groups": {"group_by": split_params.group_by, "groups": len(groups),
                          "largest_group_documents": sizes[0] if sizes else 0,
@@ -190,6 +195,16 @@ def build_corpus(documents: list[Document], chunk_params, split_params, seed: in
     if any(p.source == "existing_alt" for p in pairs) or twins:
         report["alt_queries_dropped_as_twins"] = twins
     return CorpusResult(passages=passages, pairs=pairs, assignment=assignment, report=report)
+
+
+def add_title(passage: Passage) -> bool:
+    """Start the passage with its title on a line of its own (``chunk.title_prefix``); False when it has no title
+    or already starts with it (a section that repeats its heading)."""
+    title = (passage.title or "").strip()
+    if not title or passage.text.startswith(title):
+        return False
+    passage.text = f"{title}\n{passage.text}"
+    return True
 
 
 def _drop_alternative_twins(pairs: list[Pair], split_params, progress: bool) -> tuple[list[Pair], int]:

@@ -50,6 +50,9 @@ class ChunkParams(Section):
     overlap: int = Field(0, ge=0)                # whole sentences carried into the next chunk, up to this (in unit)
     dedup: Literal["off", "exact", "near"] = "exact"
     near_threshold: float = Field(0.9, gt=0.0, le=1.0)
+    # true: each passage starts with its title (the section's heading, else the document's title) on a line of its
+    # own, so it is embedded and BM25-indexed with its context; index passages the same way where you deploy.
+    title_prefix: bool = False
 
     @model_validator(mode="after")
     def _overlap(self):

@@ -67,6 +67,9 @@ def run(params, root: str | Path = ".", progress: bool = True) -> dict:
     log.info("split: %d documents → %d passages %s; %d questions; passages over %d tokens: %d", 
              ingest_report["documents"], len(result.passages), result.report["passages_per_split"],
              len(result.pairs), passage_limit, lengths["passages"]["over_limit"])
+    if params.chunk.title_prefix:
+        log.info("split: chunk.title_prefix: %d passages start with their title; %d have none or start with it "
+                 "already", result.report["title_prefixed"], result.report["title_prefix_not_needed"])
     return summary
 
 
