@@ -20,6 +20,7 @@ STYLES = f"""<?xml version="1.0" encoding="UTF-8" standalone="yes"?>
   <w:style w:type="paragraph" w:styleId="outline"><w:name w:val="章"/><w:pPr><w:outlineLvl w:val="2"/></w:pPr></w:style>
   <w:style w:type="paragraph" w:styleId="body"><w:name w:val="正文缩进"/><w:pPr><w:outlineLvl w:val="9"/></w:pPr>
   </w:style>
+  <w:style w:type="paragraph" w:styleId="10"><w:name w:val="toc 1"/></w:style>
   <w:style w:type="character" w:styleId="c1"><w:name w:val="heading 1 Char"/></w:style>
 </w:styles>"""
 
@@ -32,6 +33,10 @@ def paragraph(text, style=None, outline=None):
 
 BODY = "".join([
     paragraph("高血压防治指南", "a3"),
+    # a table of contents: Word's block, and a line in a TOC style outside one
+    '<w:sdt><w:sdtPr><w:docPartObj><w:docPartGallery w:val="Table of Contents"/></w:docPartObj></w:sdtPr>'
+    '<w:sdtContent>' + paragraph("目录") + paragraph("诊断\t2", "10") + '</w:sdtContent></w:sdt>',
+    paragraph("用药\t3", "10"),
     paragraph("本指南适用于基层医生。"),
     paragraph("诊断", "1"),
     '<w:p><w:r><w:t>诊室血压</w:t></w:r><w:r><w:tab/><w:t>≥140/90</w:t></w:r><w:r><w:br/><w:t>mmHg</w:t></w:r></w:p>',
@@ -64,11 +69,15 @@ def write_docx(path, body=BODY, styles=STYLES, parts=None):
 
 def test_heading_styles_by_name_outline_level_and_derivation():
     levels = heading_levels(STYLES.encode())
-    assert levels == {"a3": 0, "1": 1, "2": 2, "key": 2, "outline": 3}
+    assert levels == {"a3": 0, "1": 1, "2": 2, "key": 2, "outline": 3, "10": -1}
 
 
 def test_a_word_document_reads_as_titled_sections_in_reading_order(tmp_path):
-    document = read_docx_document(write_docx(tmp_path / "guide.docx"), "guide.docx", "指南")
+    from collections import Counter
+
+    counts = Counter()
+    document = read_docx_document(write_docx(tmp_path / "guide.docx"), "guide.docx", "指南", counts=counts)
+    assert counts == {"docx_table_of_contents_lines": 3}
     assert document.title == "高血压防治指南" and document.domain == "指南"
     assert [(s.title, s.text) for s in document.sections] == [
         ("高血压防治指南", "本指南适用于基层医生。"),
@@ -92,6 +101,7 @@ def test_load_documents_reads_docx_beside_other_formats_and_refuses_broken_ones_
     (tmp_path / "notes.md").write_text("# 笔记\n内容。", encoding="utf-8")
     documents, report = load_documents(tmp_path, DataParams())
     assert report["files"] == {"docx": 1, "text": 1} and report["sections"] == 6
+    assert report["noted"] == {"docx_table_of_contents_lines": 3}
     (tmp_path / "old.docx").write_bytes(b"\xd0\xcf\x11\xe0 an old binary .doc renamed")
     with pytest.raises(InputError, match=r"old.docx: not a Word .docx file \(not a zip archive\)"):
         load_documents(tmp_path, DataParams())

@@ -356,7 +356,8 @@ def test_article_records_may_name_markdown_html_word_and_pdf_files_read_by_their
         for name in ("a.md", "b.html", "c.docx", "d.pdf")), encoding="utf-8")
     documents, report = load_documents(tmp_path, DataParams())
     assert report["files"] == {"articles": 1}   # each file read once, through its record
-    assert report["noted"] == {"pdf_pages_without_text": 1, "pdf_running_header_lines": 6}   # the PDF's counts too
+    assert report["noted"] == {"docx_table_of_contents_lines": 3, "pdf_pages_without_text": 1,
+                               "pdf_running_header_lines": 6}   # the files' own counts too
     by_id = {d.doc_id: d for d in documents}
     assert [(s.title, s.text) for s in by_id["manifest.jsonl:a"].sections] == [("除霜", "每月一次。")]
     assert [(s.title, s.text) for s in by_id["manifest.jsonl:b"].sections] == [("洗衣机", "清洁滤网。")]

@@ -89,6 +89,7 @@ def test_a_page_is_read_in_the_encoding_it_declares(tmp_path):
     assert report["files"] == {"html": 1} and report["encodings"] == {"gbk.htm": "gb18030"}
     assert documents[0].sections[0].title == "胃胀怎么办" and documents[0].sections[0].text == "少食多餐。"
     assert declared_encoding(b"\xef\xbb\xbf<p>x</p>") == "utf-8" and declared_encoding(b"<p>x</p>") is None
+    assert declared_encoding(b'<meta charset="x-no-such-codec">') is None   # unknown: data.encoding decides
 
 
 def test_html_pages_in_sub_folders_take_the_folder_as_domain(tmp_path):

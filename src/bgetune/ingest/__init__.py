@@ -152,7 +152,7 @@ def _read_file(path: Path, relative: str, domain: str | None, data_params, polic
     if kind in HTML_SUFFIXES:
         return "html", [read_html_document(path, relative, domain, data_params, policy)]
     if kind == ".docx":
-        return "docx", [read_docx_document(path, relative, domain, data_params, policy)]
+        return "docx", [read_docx_document(path, relative, domain, data_params, policy, counts)]
     if kind == ".pdf":
         return "pdf", [read_pdf_document(path, relative, domain, data_params, policy, counts)]
     if kind in TABLE_SUFFIXES:

@@ -1,6 +1,7 @@
 """Word documents (.docx): paragraphs in Heading styles (or with an outline level) become section titles — heading →
 section pairs, as Markdown headings do — and the Title style (else the first Heading 1) the document's title.
-Tables read row by row, cells joined by `` | ``; tracked deletions are left out, insertions kept.
+Tables read row by row, cells joined by `` | ``; tracked deletions are left out, insertions kept; a table of
+contents (its block, or lines in "TOC" styles: copies of the headings with page numbers) is counted and left out.
 
 Hand-written over the standard library (``zipfile`` and ``xml.etree``): a .docx is a zip of WordprocessingML, and
 reading its text and heading levels needs two of its parts, not a document library as a dependency. A
@@ -18,6 +19,7 @@ from __future__ import annotations
 import io
 import re
 import zipfile
+from collections import Counter
 from pathlib import Path
 from xml.etree import ElementTree
 
@@ -29,12 +31,16 @@ W = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
 MAX_PART_BYTES = 256 * 2**20
 BODY_TEXT = 9        # w:outlineLvl 9: body text (0–8 are heading levels 1–9)
 TITLE = 0            # our level for the Title style: the document's title, and a section heading like level 1
+CONTENTS = -1        # our level for a table of contents' line (a "toc N" style): a copy of a heading, left out
 _HEADING_NAME = re.compile(r"^heading\s*(\d)$")
+_CONTENTS_NAME = re.compile(r"^toc\s*\d$")
 
 
-def read_docx_document(path: Path, doc_id: str, domain: str | None, data_params=None, policy=None) -> Document:
+def read_docx_document(path: Path, doc_id: str, domain: str | None, data_params=None, policy=None,
+                       counts: Counter | None = None) -> Document:
     from bgetune.records import read_bytes
 
+    counts = counts if counts is not None else Counter()
     try:
         archive = zipfile.ZipFile(io.BytesIO(read_bytes(path)))
     except zipfile.BadZipFile:
@@ -43,7 +49,7 @@ def read_docx_document(path: Path, doc_id: str, domain: str | None, data_params=
         body = _part(archive, path, "word/document.xml")
         styles = _part(archive, path, "word/styles.xml") if "word/styles.xml" in archive.namelist() else None
     levels = heading_levels(styles, path) if styles is not None else {}
-    blocks = list(_blocks(_body(body, path, "word/document.xml"), levels))
+    blocks = list(_blocks(_body(body, path, "word/document.xml"), levels, counts))
     title = next((text for text, level in blocks if level == TITLE), None) or \
         next((text for text, level in blocks if level == 1), None)
     sections = sections_under_headings((text, level is not None) for text, level in blocks)
@@ -65,6 +71,8 @@ def heading_levels(styles_xml: bytes, path: Path | str = "") -> dict[str, int]:
         match = _HEADING_NAME.match(name)
         if name == "title":
             own[style_id] = TITLE
+        elif _CONTENTS_NAME.match(name):
+            own[style_id] = CONTENTS
         elif match and match.group(1) != "0":
             own[style_id] = int(match.group(1))
         elif outline is not None and outline.isdigit() and int(outline) < BODY_TEXT:
@@ -85,13 +93,17 @@ def heading_levels(styles_xml: bytes, path: Path | str = "") -> dict[str, int]:
     return levels
 
 
-def _blocks(body, levels: dict[str, int]):
-    """(text, heading level or None) of each paragraph and table row in reading order."""
+def _blocks(body, levels: dict[str, int], counts: Counter):
+    """(text, heading level or None) of each paragraph and table row in reading order; a table of contents' lines
+    are counted (``docx_table_of_contents_lines``) and left out."""
     for element in body:
         if element.tag == f"{W}p":
             text = _paragraph_text(element).strip()
-            if text:
-                yield text, _paragraph_level(element, levels)
+            level = _paragraph_level(element, levels)
+            if text and level == CONTENTS:
+                counts["docx_table_of_contents_lines"] += 1
+            elif text:
+                yield text, level
         elif element.tag == f"{W}tbl":
             for row in element.iter(f"{W}tr"):
                 cells = [" ".join(t for t in (_paragraph_text(p).strip() for p in cell.iter(f"{W}p")) if t)
@@ -100,8 +112,12 @@ def _blocks(body, levels: dict[str, int]):
                     yield " | ".join(cells), None
         elif element.tag == f"{W}sdt":      # a content control (a cover page, a table of contents block)
             content = element.find(f"{W}sdtContent")
-            if content is not None:
-                yield from _blocks(content, levels)
+            gallery = _val(element.find(f"{W}sdtPr/{W}docPartObj/{W}docPartGallery"))
+            if content is not None and gallery == "Table of Contents":
+                counts["docx_table_of_contents_lines"] += sum(
+                    1 for p in content.iter(f"{W}p") if _paragraph_text(p).strip())
+            elif content is not None:
+                yield from _blocks(content, levels, counts)
 
 
 def _paragraph_level(paragraph, levels: dict[str, int]) -> int | None:
@@ -116,8 +132,11 @@ def _paragraph_level(paragraph, levels: dict[str, int]) -> int | None:
         return None
     if style in levels:
         return levels[style]
-    match = _HEADING_NAME.match(style.lower())   # no styles.xml: Word's English style ids (Heading1, Title)
-    return int(match.group(1)) if match and match.group(1) != "0" else TITLE if style.lower() == "title" else None
+    name = style.lower()   # no styles.xml: Word's English style ids (Heading1, Title, TOC1)
+    match = _HEADING_NAME.match(name)
+    if match and match.group(1) != "0":
+        return int(match.group(1))
+    return TITLE if name == "title" else CONTENTS if _CONTENTS_NAME.match(name) else None
 
 
 def _paragraph_text(paragraph) -> str:

@@ -18,6 +18,7 @@ Example::
 """
 from __future__ import annotations
 
+import codecs
 import re
 from html.parser import HTMLParser
 from pathlib import Path
@@ -55,7 +56,12 @@ def declared_encoding(data: bytes) -> str | None:
     if not match:
         return None
     name = match.group(1).decode("ascii").lower()
-    return ALIASES.get(name, name)
+    name = ALIASES.get(name, name)
+    try:
+        codecs.lookup(name)
+    except LookupError:
+        return None   # a charset Python does not know: data.encoding decides, as if none were declared
+    return name
 
 
 def read_html_document(path: Path, doc_id: str, domain: str | None, data_params, policy=None) -> Document:

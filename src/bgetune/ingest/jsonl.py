@@ -77,7 +77,7 @@ def read_structured(path: Path, data_params, policy: RecordPolicy, counts: Count
     if suffix in (".html", ".htm"):
         return read_html_document(path, path.name, None, data_params, policy)
     if suffix == ".docx":
-        return read_docx_document(path, path.name, None, data_params, policy)
+        return read_docx_document(path, path.name, None, data_params, policy, counts)
     if suffix == ".pdf":
         return read_pdf_document(path, path.name, None, data_params, policy, counts)
     return None
