@@ -65,3 +65,11 @@ def test_the_base_card_says_where_the_rows_started():
     restarted = base_card(params_from_dict({"vocab": {"init_known_characters": True}}),
                           {**summary, "init": {**counts, "known_rows_from_entry": 170, "known_rows_kept": 2}}, 126)
     assert "(noise); the base's own rows of 170 corpus characters re-started the same way |" in restarted
+
+
+def test_the_card_says_to_encode_passages_with_their_titles_when_training_did():
+    params = params_from_dict({})
+    titled = finetuned_card(params, {"stage1": {}}, {"titled_passages": 120})
+    assert "began with their title on a line of their own (`chunk.title_prefix` put it before 120 of them)" in titled
+    assert 'title + "\\n" + text' in titled
+    assert "title_prefix" not in finetuned_card(params, {"stage1": {}}, {"titled_passages": 0})

@@ -513,7 +513,8 @@ def test_a_bge_m3_shaped_base_runs_every_stage_with_its_own_tokenizer_and_poolin
     (root / "data").mkdir(parents=True)
     (root / "data" / "terms.txt").write_text("红猫\nblue\n", encoding="utf-8")   # blue reads as ▁blue already
     write_project(root, base, vocab={"expand_terms": True, "top_terms": 5, "min_term_count": 1,
-                                     "term_file": "data/terms.txt", "warmup_steps": 2, "warmup_scope": "all"})
+                                     "term_file": "data/terms.txt", "warmup_steps": 2, "warmup_scope": "all"},
+                  chunk={"title_prefix": True})
     params = load_params(root / "params.yaml")
     summaries = run_steps(root, params, ("split", "qa_gen", "vocab", "mine_negatives", "train", "merge"))
     vocab = summaries["vocab"]   # the corpus's words are pieces already (▁cat): only the user's term is new
@@ -530,6 +531,10 @@ def test_a_bge_m3_shaped_base_runs_every_stage_with_its_own_tokenizer_and_poolin
                            after[0].auto_model.embeddings.word_embeddings.weight)
     card = (root / "models" / "publish" / "finetuned" / "README.md").read_text(encoding="utf-8")
     assert 'pooling_method="cls"' in card and "query_instruction_for_retrieval" not in card
+    passages = read_json(root / "results" / "data.json")["corpus"]
+    # each passage starts with its article's title: half of them did already ("red cat 0 在 一 了 …")
+    assert (passages["title_prefixed"], passages["title_prefix_not_needed"]) == (8, 8)
+    assert "began with their title on a line of their own (`chunk.title_prefix` put it before 8 of them)" in card
     headline = read_json(root / "metrics" / "finetuned.json")
     assert f"{headline['ndcg@10']:.4f}" in card and 0 <= headline["pair_auc"] <= 1
 

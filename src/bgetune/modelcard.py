@@ -158,6 +158,10 @@ def finetuned_card(params, summary: dict, facts: dict, test: dict | None = None)
     body += "\n" + usage(facts.get("path", "path/to/this/folder"), facts.get("pooling", "cls"),
                          facts.get("instruction", ""), facts.get("query_max_length", 64),
                          facts.get("passage_max_length", 512))
+    if facts.get("titled_passages"):
+        body += ("\nIts passages began with their title on a line of their own (`chunk.title_prefix` put it before "
+                 f"{facts['titled_passages']} of them): encode yours the same way, `title + \"\\n\" + text` where "
+                 "a passage has a title.\n")
     return body
 
 

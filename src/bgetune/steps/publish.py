@@ -38,6 +38,7 @@ def run(params, root: str | Path = ".", progress: bool = True) -> dict:
     passages = read_passages(root / "data/corpus.jsonl")
     train = read_json(root / "results/train.json")
     merge = read_json(root / "results/merge.json")
+    corpus_report = (read_json(root / "results/data.json") or {}).get("corpus", {})
     _, instruction = instructions(params.model, params.model.base)
     device = resolve_device("cpu")
     written = {}
@@ -51,6 +52,7 @@ def run(params, root: str | Path = ".", progress: bool = True) -> dict:
             facts.update(_card_runtime(train))
             facts["path"] = f"models/publish/{name}"
             facts["tokens_added"] = (read_json(root / "results/vocab.json") or {}).get("tokens_added", 0)
+            facts["titled_passages"] = corpus_report.get("title_prefixed", 0)
             facts["hybrid"] = hybrid_facts(root, name)
             if learned_term_weights(facts["hybrid"]):
                 # The hybrid's BM25 weighed the question terms: its table travels with the model that needs it.
