@@ -78,7 +78,7 @@ def run(params, root: str | Path = ".", progress: bool = True) -> dict:
     parts: list[tuple[str, dict]] = []
 
     summary = run_part(model, "stage1", examples, train_params, fingerprint, checkpoints, noise=noise,
-                       groups=batch_groups(params.train, examples, passages), **common)
+                       groups=batch_groups(train_params, examples, passages), **common)
     parts.append(("stage1", summary))
     rounds = {}
     if params.mining.rounds == 2:
