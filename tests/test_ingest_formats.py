@@ -365,3 +365,12 @@ def test_article_records_may_name_markdown_html_word_and_pdf_files_read_by_their
     assert by_id["manifest.jsonl:d"].title == "手册"   # the record's title over the file's
     assert [s.title for s in by_id["manifest.jsonl:d"].sections] == ["第一章 总则", "诊断", "2.1 血压测量"]
     assert {d.domain for d in documents} == {"家电"}
+
+
+def test_a_gzipped_txt_is_plain_text_not_markdown(tmp_path):
+    import gzip
+
+    (tmp_path / "notes.txt.gz").write_bytes(gzip.compress("# 不是标题\n正文。".encode("utf-8")))
+    documents, report = load_documents(tmp_path, DataParams())
+    assert report["files"] == {"text": 1}
+    assert [(s.title, s.text) for s in documents[0].sections] == [(None, "# 不是标题\n正文。")]

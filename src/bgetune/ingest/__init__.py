@@ -34,33 +34,19 @@ from pathlib import Path
 
 from bgetune.ingest.beir import is_beir_folder, read_beir
 from bgetune.ingest.document import QA, Document, RecordPolicy, Section, decode_file, inside, json_records
-from bgetune.ingest.docx import read_docx_document
 from bgetune.ingest.flagembedding import looks_like_flagembedding, read_flagembedding
-from bgetune.ingest.html import read_html_document
 from bgetune.ingest.jsonl import read_articles
 from bgetune.ingest.llamaindex import looks_like_llamaindex, read_llamaindex
 from bgetune.ingest.mldr import looks_like_mldr, read_mldr
-from bgetune.ingest.pdf import read_pdf_document
 from bgetune.ingest.squad import read_squad
 from bgetune.ingest.table import TABLE_SUFFIXES, read_qa_table
-from bgetune.ingest.text import read_text_document
+from bgetune.ingest.readers import DOCUMENT_SUFFIXES, kind_of, read_document_file
 from bgetune.records import InputError
 
 log = logging.getLogger("bgetune")
 __all__ = ["QA", "Document", "Section", "RecordPolicy", "load_documents", "decode_file", "SUPPORTED"]
-TEXT_SUFFIXES = (".txt", ".md", ".markdown")
-HTML_SUFFIXES = (".html", ".htm")
-DOCUMENT_SUFFIXES = TEXT_SUFFIXES + HTML_SUFFIXES + (".docx", ".pdf")   # files an article record may name
 SUPPORTED = (".txt, .md, .html, .docx, .pdf, .json, .jsonl (also .json.gz, .jsonl.gz), .csv, .tsv, .xlsx, .xls and BEIR "
              "folders")
-
-
-def kind_of(path: Path) -> str:
-    """The file's format family by its name: .jsonl.gz → .jsonl."""
-    suffixes = [s.lower() for s in path.suffixes]
-    if suffixes and suffixes[-1] == ".gz":
-        suffixes = suffixes[:-1]
-    return suffixes[-1] if suffixes else ""
 
 
 def load_documents(raw: str | Path, data_params) -> tuple[list[Document], dict]:
@@ -147,14 +133,9 @@ def _read_file(path: Path, relative: str, domain: str | None, data_params, polic
                counts: Counter, referenced: set[Path], top: Path) -> tuple[str | None, list[Document]]:
     kind = kind_of(path)
     forced = data_params.format
-    if kind in TEXT_SUFFIXES:
-        return "text", [read_text_document(path, relative, domain, data_params, policy)]
-    if kind in HTML_SUFFIXES:
-        return "html", [read_html_document(path, relative, domain, data_params, policy)]
-    if kind == ".docx":
-        return "docx", [read_docx_document(path, relative, domain, data_params, policy, counts)]
-    if kind == ".pdf":
-        return "pdf", [read_pdf_document(path, relative, domain, data_params, policy, counts)]
+    document = read_document_file(path, relative, domain, data_params, policy, counts)
+    if document is not None:
+        return document[0], [document[1]]
     if kind in TABLE_SUFFIXES:
         return "qa_table", read_qa_table(path, relative, data_params, policy, counts=counts)
     if kind == ".json":

@@ -14,6 +14,7 @@ from collections import Counter
 from pathlib import Path
 
 from bgetune.ingest.document import Document, RecordPolicy, Section, decode_file, inside
+from bgetune.ingest.readers import read_document_file
 from bgetune.records import InputError
 
 
@@ -27,6 +28,7 @@ def read_articles(path: Path, relative: str, data_params, policy: RecordPolicy, 
         where = f"{path}: {where_in_file}"
         text = record.get(data_params.text_field)
         file_name = record.get(data_params.text_file_field)
+        from_file = None   # the document a named .txt/.md/.html/.docx/.pdf file reads as
         if not isinstance(text, str) and isinstance(file_name, str):
             try:
                 text_path = inside(top, path.parent / file_name, where)
@@ -39,45 +41,21 @@ def read_articles(path: Path, relative: str, data_params, policy: RecordPolicy, 
                 continue
             if referenced is not None:
                 referenced.add(text_path)
-            structured = read_structured(text_path, data_params, policy, counts)
-            if structured is not None:
-                key = record.get(data_params.id_field, where_in_file.split()[-1].strip("[]"))
-                title, domain = record.get(data_params.title_field), record.get(data_params.domain_field)
-                title = title if isinstance(title, str) and title.strip() else structured.title
-                documents.append(Document(doc_id=f"{relative}:{key}", title=title,
-                                          domain=str(domain) if domain is not None else None,
-                                          sections=structured.sections))
-                continue
-            text = decode_file(text_path, data_params.encoding, policy)
-        if not isinstance(text, str):
+            read = read_document_file(text_path, text_path.name, None, data_params, policy, counts)
+            if read is not None:
+                from_file = read[1]
+            else:
+                text = decode_file(text_path, data_params.encoding, policy)   # any other name: plain text
+        if from_file is None and not isinstance(text, str):
             policy.bad(where, f"missing text field {data_params.text_field!r} (data.text_field) or file field "
                               f"{data_params.text_file_field!r} (data.text_file_field)", "missing_text")
             continue
         key = record.get(data_params.id_field, where_in_file.split()[-1].strip("[]"))
         title = record.get(data_params.title_field)
         domain = record.get(data_params.domain_field)
-        title = title if isinstance(title, str) and title.strip() else None
+        title = title if isinstance(title, str) and title.strip() else (from_file.title if from_file else None)
+        sections = from_file.sections if from_file else [Section(text=text.strip(), title=title)]
         documents.append(Document(doc_id=f"{relative}:{key}", title=title,
-                                  domain=str(domain) if domain is not None else None,
-                                  sections=[Section(text=text.strip(), title=title)]))
+                                  domain=str(domain) if domain is not None else None, sections=sections))
     return documents
 
-
-def read_structured(path: Path, data_params, policy: RecordPolicy, counts: Counter | None) -> Document | None:
-    """The file read by the reader of its format when it has structure (headings) or is not plain text; None for
-    plain text, which the record takes as its text."""
-    from bgetune.ingest.docx import read_docx_document
-    from bgetune.ingest.html import read_html_document
-    from bgetune.ingest.pdf import read_pdf_document
-    from bgetune.ingest.text import read_text_document
-
-    suffix = path.suffix.lower()
-    if suffix in (".md", ".markdown"):
-        return read_text_document(path, path.name, None, data_params, policy)
-    if suffix in (".html", ".htm"):
-        return read_html_document(path, path.name, None, data_params, policy)
-    if suffix == ".docx":
-        return read_docx_document(path, path.name, None, data_params, policy, counts)
-    if suffix == ".pdf":
-        return read_pdf_document(path, path.name, None, data_params, policy, counts)
-    return None

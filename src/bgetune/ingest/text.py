@@ -12,7 +12,7 @@ _HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
 def read_text_document(path: Path, doc_id: str, domain: str | None, data_params, policy=None) -> Document:
     """A file name is not a title (nobody searches for "doc_017"): only Markdown headings give titles."""
     text = decode_file(path, data_params.encoding, policy)
-    if path.suffix.lower() == ".txt":
+    if path.name.lower().removesuffix(".gz").endswith(".txt"):
         return Document(doc_id=doc_id, title=None, domain=domain, sections=[Section(text=text.strip(), title=None)])
     lines, title = [], None
     for line in text.splitlines():
