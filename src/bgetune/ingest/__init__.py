@@ -7,7 +7,8 @@ text            .txt / .md (Markdown headings → section titles; the sub-folder
 html            .html / .htm (<h1>–<h6> → section titles; scripts, styles, menus and footers left out)
 docx            Word .docx (Heading styles → section titles, Title → the document's; tables row by row)
 pdf             .pdf with a text layer (bookmarks → section titles; wrapped lines joined, running headers dropped)
-articles        JSONL or a JSON list of articles with a text field, or a file field naming a text inside raw_dir
+articles        JSONL or a JSON list of articles with a text field, or a file field naming a file inside raw_dir
+                (plain text, or a Markdown, HTML, Word or PDF file read by its format's reader)
 qa_table        .csv / .tsv / .xlsx / .xls, a .json list of rows, or .jsonl rows with the ``data.qa_columns``
 squad           SQuAD .json (CMRC 2018, DuReader)
 beir            a folder with corpus.jsonl + queries.jsonl + qrels/*.tsv (BEIR, C-MTEB exports)
@@ -16,7 +17,7 @@ llamaindex      llama-index's QA JSON: {queries: {id: text}, corpus: {id: text},
 flagembedding   .jsonl of {"query", "pos", "neg"} (FlagEmbedding's training format), used as is
 ==============  ==============================================================================================
 
-Any .json/.jsonl may be gzipped (.json.gz, .jsonl.gz). ``load_documents`` walks a folder (or takes one file),
+Any .json/.jsonl/.txt/.md/.html may be gzipped (.json.gz, …). ``load_documents`` walks a folder (or takes one file),
 reads only files inside it (links and file fields that lead out are refused), counts what it skips by reason and
 records the encoding each file was read with.
 
@@ -38,15 +39,15 @@ from bgetune.ingest.flagembedding import looks_like_flagembedding, read_flagembe
 from bgetune.ingest.jsonl import read_articles
 from bgetune.ingest.llamaindex import looks_like_llamaindex, read_llamaindex
 from bgetune.ingest.mldr import looks_like_mldr, read_mldr
+from bgetune.ingest.readers import DOCUMENT_SUFFIXES, kind_of, read_document_file
 from bgetune.ingest.squad import read_squad
 from bgetune.ingest.table import TABLE_SUFFIXES, read_qa_table
-from bgetune.ingest.readers import DOCUMENT_SUFFIXES, kind_of, read_document_file
 from bgetune.records import InputError
 
 log = logging.getLogger("bgetune")
 __all__ = ["QA", "Document", "Section", "RecordPolicy", "load_documents", "decode_file", "SUPPORTED"]
-SUPPORTED = (".txt, .md, .html, .docx, .pdf, .json, .jsonl (also .json.gz, .jsonl.gz), .csv, .tsv, .xlsx, .xls and BEIR "
-             "folders")
+SUPPORTED = (".txt, .md, .html, .docx, .pdf, .json, .jsonl (also .json.gz, .jsonl.gz), .csv, .tsv, .xlsx, .xls "
+             "and BEIR folders")
 
 
 def load_documents(raw: str | Path, data_params) -> tuple[list[Document], dict]:

@@ -4,7 +4,8 @@ page number on every page) are left out.
 
 - **Wrapped lines**: a line at least 3/4 as wide as the document's full lines that does not end a sentence
   continues on the next (Chinese without a space, Latin with one, a word hyphenated at the break rejoined); a
-  short line — a heading, a paragraph's last — ends where it ends. Unjoined, every line of a page would read as a sentence of its own.
+  short line — a heading, a paragraph's last — ends where it ends. Unjoined, every line of a page would read as a
+  sentence of its own.
 - **Running headers and footers**: a line (digits read alike, so page numbers match) among the first or last two
   of at least 60% of the pages of a document of 3 or more pages.
 - **Pages without text** (a scan): counted in ``results/data.json`` and named in the log; OCR them first
