@@ -57,8 +57,9 @@ def read_docx_document(path: Path, doc_id: str, domain: str | None, data_params=
 
 
 def heading_levels(styles_xml: bytes, path: Path | str = "") -> dict[str, int]:
-    """Paragraph style id → heading level (1–9; 0 for Title), from word/styles.xml: by the style's name
-    (``heading 2``, ``Title``) or its outline level, inherited through ``basedOn``."""
+    """Paragraph style id → heading level (1–9; 0 for Title; -1 for a table of contents' "toc N" styles), from
+    word/styles.xml: by the style's name (``heading 2``, ``Title``) or its outline level, inherited through
+    ``basedOn``."""
     root = _parse(styles_xml, path, "word/styles.xml")
     own: dict[str, int | None] = {}
     based_on: dict[str, str] = {}
