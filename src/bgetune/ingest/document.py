@@ -58,14 +58,14 @@ DETECTABLE = ["gb18030", "big5", "big5hkscs", "shift_jis", "euc_jp", "euc_kr", "
               "latin_1"]
 
 
-def decode_file(path: Path, encoding: str, policy: "RecordPolicy | None" = None) -> str:
+def decode_file(path: Path, encoding: str, policy: "RecordPolicy | None" = None, data: bytes | None = None) -> str:
     """Decode a file (gunzipped first when it ends in .gz). ``utf-8`` accepts a BOM; ``auto`` takes UTF-8 when the
     bytes are valid UTF-8, else the encoding charset-normalizer detects (GB18030, Big5, Shift-JIS, …); any other
     name is that codec. The encoding used is recorded in ``policy.encodings``; an error names the file and the
-    line of the first byte that is not valid."""
+    line of the first byte that is not valid. ``data``: the file's bytes when the caller has read them already."""
     from bgetune.records import read_bytes
 
-    data = read_bytes(path)
+    data = read_bytes(path) if data is None else data
     if encoding == "auto":
         text, used = _detect(path, data)
     else:

@@ -23,7 +23,7 @@ import re
 from html.parser import HTMLParser
 from pathlib import Path
 
-from bgetune.ingest.document import Document, Section, decode_file
+from bgetune.ingest.document import Document, decode_file, sections_under_headings
 
 # Elements whose text a reader does not read as the page's content.
 # (<header> stays: inside an <article> it holds the article's own <h1>; a site banner's menu is a <nav>.)
@@ -67,8 +67,8 @@ def declared_encoding(data: bytes) -> str | None:
 def read_html_document(path: Path, doc_id: str, domain: str | None, data_params, policy=None) -> Document:
     from bgetune.records import read_bytes
 
-    declared = declared_encoding(read_bytes(path))
-    text = decode_file(path, declared or data_params.encoding, policy)
+    data = read_bytes(path)
+    text = decode_file(path, declared_encoding(data) or data_params.encoding, policy, data)
     page = _PageText(content_scope(text))
     page.feed(text)
     page.close()
@@ -95,7 +95,7 @@ class _PageText(HTMLParser):
 
     def __init__(self, scope: str | None = None):
         super().__init__(convert_charrefs=True)
-        self.sections: list[tuple[str | None, list[str]]] = [(None, [])]
+        self.blocks: list[tuple[str, bool]] = []   # (text, is_heading) in reading order
         self.line: list[str] = []
         self.scope = scope
         self.inside: tuple[str, int] | None = None   # the content element open now: its tag, its nesting depth
@@ -196,23 +196,22 @@ class _PageText(HTMLParser):
         title = _collapse("".join(self.heading))
         self.heading = None
         if len(title) > MAX_TITLE_CHARS:   # a heading never closed ran on over the text: it is text, not a title
-            self.sections[-1][1].append(title)
+            self.blocks.append((title, False))
         elif title:
-            self.sections.append((title, []))
+            self.blocks.append((title, True))
             if self.heading_level == 1 and self.first_h1 is None:
                 self.first_h1 = title
 
     def end_line(self):
         line = "".join(self.line) if self.preformatted else _collapse("".join(self.line))
         if line.strip():
-            self.sections[-1][1].append(line.rstrip())
+            self.blocks.append((line.rstrip(), False))
         self.line = []
 
     def document(self, doc_id: str, domain: str | None) -> Document:
         self.end_heading()
         self.end_line()
-        sections = [Section(text="\n".join(lines).strip(), title=title) for title, lines in self.sections
-                    if "\n".join(lines).strip()]
+        sections = sections_under_headings(self.blocks)
         # The first <h1> before <title>: a page's <title> often carries the site's name too ("高血压 - 某某医院").
         return Document(doc_id=doc_id, title=self.first_h1 or self.title_text, domain=domain, sections=sections)
 
