@@ -43,6 +43,22 @@ def test_keyword_overlap():
     assert scores == sorted(scores, reverse=True) and 0 < scores[0] <= 1
 
 
+def test_keyword_scores_are_shared_keyword_shares_ranked_with_ties_by_passage(monkeypatch):
+    import bgetune.negatives.keyword as keyword
+
+    # keywords = the space-separated words (the first top_k), so every overlap is known
+    monkeypatch.setattr(keyword, "extract_keywords", lambda text, top_k, method="tfidf": text.split()[:top_k])
+    passages = ["a b c", "b c", "x y", "c a", "a b c d", "b"]
+    queries = ["a b c", "z", "", "c d", "b"]
+    # one query per sparse product as well as all at once: the same lists
+    for batch in (1, 256):
+        got = keyword_candidates(passages, queries, top_keywords=3, max_candidates=3, batch=batch)
+        assert got[0] == [(0, 1.0, 1), (4, 1.0, 2), (1, 2 / 3, 3)]   # 3 of 3 shared (ties by index), then 2 of 3
+        assert got[1] == [] and got[2] == []                          # unknown keyword; no keyword at all
+        assert got[3] == [(4, 1.0, 1), (0, 0.5, 2), (1, 0.5, 3)]
+        assert got[4] == [(0, 1.0, 1), (1, 1.0, 2), (4, 1.0, 3)]      # cut at max_candidates
+
+
 def test_cross_domain_never_returns_the_positives_domain_and_clusters_without_labels():
     vectors = np.eye(4, dtype=np.float32)
     query = np.array([[1.0, 0.9, 0.5, 0.1]], dtype=np.float32)

@@ -9,7 +9,6 @@ Example::
 """
 from __future__ import annotations
 
-from collections import defaultdict
 
 
 def extract_keywords(text: str, top_k: int, method: str = "tfidf") -> list[str]:
@@ -23,18 +22,37 @@ def extract_keywords(text: str, top_k: int, method: str = "tfidf") -> list[str]:
 
 
 def keyword_candidates(passage_texts: list[str], queries: list[str], top_keywords: int = 10, method: str = "tfidf",
-                       max_candidates: int = 100) -> list[list[tuple[int, float, int]]]:
-    inverted: dict[str, list[int]] = defaultdict(list)
-    for index, text in enumerate(passage_texts):
-        for word in set(extract_keywords(text, top_keywords * 2, method)):
-            inverted[word].append(index)
+                       max_candidates: int = 100, batch: int = 256) -> list[list[tuple[int, float, int]]]:
+    import numpy as np
+    from scipy.sparse import csr_matrix
+
+    # Keyword sets as binary sparse rows: a batch of queries' overlap with every passage is one sparse product
+    # (a Python loop over each keyword's passages took minutes at 80k passages).
+    vocabulary: dict[str, int] = {}
+
+    def rows(keyword_sets: list[set[str]], grow: bool):
+        indptr, indices = [0], []
+        for words in keyword_sets:
+            if grow:
+                indices.extend(vocabulary.setdefault(word, len(vocabulary)) for word in sorted(words))
+            else:
+                indices.extend(vocabulary[word] for word in sorted(words) if word in vocabulary)
+            indptr.append(len(indices))
+        return indptr, indices
+
+    indptr, indices = rows([set(extract_keywords(text, top_keywords * 2, method)) for text in passage_texts], True)
+    passages_t = csr_matrix((np.ones(len(indices), np.int32), indices, indptr),
+                            shape=(len(passage_texts), len(vocabulary))).T.tocsr()
     out = []
-    for query in queries:
-        words = set(extract_keywords(query, top_keywords, method))
-        overlap: dict[int, int] = defaultdict(int)
-        for word in words:
-            for index in inverted.get(word, ()):
-                overlap[index] += 1
-        ranked = sorted(overlap.items(), key=lambda item: (-item[1], item[0]))[:max_candidates]
-        out.append([(i, n / len(words), r) for r, (i, n) in enumerate(ranked, start=1)])
+    for start in range(0, len(queries), batch):
+        keyword_sets = [set(extract_keywords(query, top_keywords, method)) for query in queries[start:start + batch]]
+        indptr, indices = rows(keyword_sets, False)
+        overlap = csr_matrix((np.ones(len(indices), np.int32), indices, indptr),
+                             shape=(len(keyword_sets), len(vocabulary))) @ passages_t
+        for row, words in enumerate(keyword_sets):
+            counts = overlap.data[overlap.indptr[row]:overlap.indptr[row + 1]]
+            found = overlap.indices[overlap.indptr[row]:overlap.indptr[row + 1]]
+            # most shared keywords first, ties by passage index
+            ranked = np.lexsort((found, -counts))[:max_candidates]
+            out.append([(int(found[k]), int(counts[k]) / len(words), r) for r, k in enumerate(ranked, start=1)])
     return out
