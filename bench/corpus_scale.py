@@ -4,8 +4,9 @@ versions it replaced, side by side on the same passages, as ratios (and a check 
     python bench/corpus_scale.py --docs 5000 10000 20000 --queries 10000
 
 A folder of N Markdown documents is written under --workdir, each of 2–4 sections of sentences drawn (seeded) from
-the shared data's CMRC 2018 contexts and meddialog answers; the split step chunks it (`chunk.dedup: near`, 0.9) and
-its passages are what both searches see. Keyword mining gets --queries of those passages' sentences as queries.
+the shared data's CMRC 2018 contexts and meddialog answers, one in ten a reworded copy of an earlier one; the split
+step chunks it (exact duplicates merged) and its passages are what both searches see, at split's default
+near-duplicate threshold 0.9. Keyword mining gets --queries of those passages' first sentences as queries.
 Writes bench/results/corpus_scale.json and .md. Data is read from $BGETUNE_SHARED_DATA (default ../shared/data).
 """
 from __future__ import annotations
@@ -41,14 +42,23 @@ def shared_sentences() -> list[str]:
 
 
 def write_folder(raw: Path, documents: int, sentences: list[str], seed: int = 0) -> None:
+    """``documents`` Markdown files; one in ten is an earlier one republished with one sentence reworded (the
+    near-duplicates a real folder holds: versions of a page)."""
     rng = random.Random(seed)
+    written: list[list[str]] = []
     for i in range(documents):
         folder = raw / f"d{i % 50:02d}"
         folder.mkdir(parents=True, exist_ok=True)
-        lines = [f"# {rng.choice(sentences)[:12]}{i}"]
-        for _ in range(rng.randint(2, 4)):
-            lines += [f"\n## {rng.choice(sentences)[:10]}\n",
-                      "".join(rng.choice(sentences) for _ in range(rng.randint(4, 10)))]
+        if written and rng.random() < 0.1:
+            lines = list(rng.choice(written))
+            section = rng.randrange(2, len(lines), 2)
+            lines[section] = lines[section].replace("。", "，", 1) + rng.choice(sentences)
+        else:
+            lines = [f"# {rng.choice(sentences)[:12]}{i}"]
+            for _ in range(rng.randint(2, 4)):
+                lines += [f"\n## {rng.choice(sentences)[:10]}\n",
+                          "".join(rng.choice(sentences) for _ in range(rng.randint(4, 10)))]
+            written.append(lines)
         (folder / f"doc{i}.md").write_text("\n".join(lines), encoding="utf-8")
 
 
@@ -114,14 +124,20 @@ def main() -> None:
 
     from bgetune.negatives.keyword import extract_keywords
 
-    extract_keywords("预热", 1)   # jieba's dictionary loads once, outside both timings
+    # imports and jieba's dictionary load once, outside the timings
+    extract_keywords("预热", 1)
+    for search in (similar_pairs, all_pairs_reference):
+        search(["预热一下", "预热一次"], 0.9)
+    for mine in (keyword_candidates, keyword_reference):
+        mine(["预热一下"], ["预热"])
     sentences = shared_sentences()
     rows = []
     for documents in args.docs:
         root = Path(args.workdir) / f"docs_{documents}"
         shutil.rmtree(root, ignore_errors=True)
         write_folder(root / "data" / "raw", documents, sentences)
-        params = params_from_dict({"data": {"raw_dir": "data/raw"}, "chunk": {"dedup": "near"},
+        # exact duplicates merged only, so that the passages both searches see still hold the near-duplicates
+        params = params_from_dict({"data": {"raw_dir": "data/raw"}, "chunk": {"dedup": "exact"},
                                    "model": {"base": "bundled:all-MiniLM-L6-v2"}})
         _, split_s = timed(split.run, params, root, progress=False)
         texts = [json.loads(line)["text"] for line in (root / "data" / "corpus.jsonl").open(encoding="utf-8")]
