@@ -117,7 +117,7 @@ def similar_pairs(texts: list[str], threshold: float, ngram: int = 2, block: int
         keep = (rows < cols) & (sizes[cols] >= squared * sizes[rows] - 1e-9) & \
             (sizes[rows] >= squared * sizes[cols] - 1e-9)
         rows, cols = rows[keep], cols[keep]
-        order = np.lexsort((cols, rows))   # pairs in row order, as the all-pairs version listed them
+        order = np.lexsort((cols, rows))   # pairs in (a, b) order, the same list whatever the block size
         rows, cols = rows[order], cols[order]
         for first in range(0, len(rows), 200_000):
             a, b = rows[first:first + 200_000], cols[first:first + 200_000]

@@ -10,7 +10,6 @@ Example::
 from __future__ import annotations
 
 
-
 def extract_keywords(text: str, top_k: int, method: str = "tfidf") -> list[str]:
     from bgetune.text import _jieba
 
