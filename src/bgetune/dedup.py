@@ -57,9 +57,9 @@ def duplicate_groups(texts: list[str], near_threshold: float | None = None, ngra
     is at least the threshold.
     """
     union = UnionFind(len(texts))
+    keys = [normalise(text) for text in texts]   # once: the exact and the near search both compare these
     first_by_hash: dict[str, int] = {}
-    for i, text in enumerate(texts):
-        key = normalise(text)
+    for i, key in enumerate(keys):
         if not key:
             continue   # punctuation only: nothing to compare, never a duplicate of anything
         if key in first_by_hash:
@@ -67,7 +67,7 @@ def duplicate_groups(texts: list[str], near_threshold: float | None = None, ngra
         else:
             first_by_hash[key] = i
     if near_threshold is not None and len(texts) > 1:
-        for a, b in similar_pairs([normalise(t) for t in texts], near_threshold, ngram, block, progress):
+        for a, b in similar_pairs(keys, near_threshold, ngram, block, progress):
             union.union(a, b)
     return [union.find(i) for i in range(len(texts))]
 
@@ -107,8 +107,8 @@ def similar_pairs(texts: list[str], threshold: float, ngram: int = 2, block: int
     in_prefix = position < np.repeat(prefix, sizes)
     prefixes = _rows_from_mask(grams, in_prefix)
     prefixes_t = prefixes.T.tocsr()
-    # Keep a block's candidate matrix bounded whatever the corpus size.
-    block = max(64, min(block, 20_000_000 // max(grams.shape[0], 1)))
+    # Keep a block's candidate matrix bounded whatever the corpus size (at least 64 rows, or the block asked for).
+    block = min(block, max(64, 20_000_000 // max(grams.shape[0], 1)))
     pairs: list[tuple[int, int]] = []
     for start in tqdm(range(0, grams.shape[0], block), desc="near-duplicates", disable=not progress):
         candidates = (prefixes[start:start + block] @ prefixes_t).tocoo()
