@@ -77,7 +77,7 @@ def similar_pairs(texts: list[str], threshold: float, ngram: int = 2, block: int
     """Index pairs (a < b) whose binary character n-gram cosine is >= threshold, found exactly.
 
     Hand-written because scikit-learn has no thresholded all-pairs search and comparing every text with every other
-    grows with the square of the corpus (78k passages: 7 minutes on 2 cores, a million would take days). This is
+    grows with the square of the corpus (73k passages: 4 minutes on 2 cores, bench/corpus_scale.py). This is
     the *prefix filter* of all-pairs similarity search (Bayardo, Ma & Srikant, WWW 2007): order the n-grams rarest
     first; a pair with cosine >= t shares at least t²·|A| n-grams of either text A (the other text's length is
     within t² of A's), so the first |A| − ⌈t²·|A|⌉ + 1 n-grams of each text in that order must meet. Only pairs
