@@ -15,11 +15,9 @@ import argparse
 import csv
 import json
 import os
-import platform
 import random
 import re
-import subprocess
-import sys
+import shutil
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -60,6 +58,25 @@ def write_folder(raw: Path, documents: int, sentences: list[str], seed: int = 0)
                           "".join(rng.choice(sentences) for _ in range(rng.randint(4, 10)))]
             written.append(lines)
         (folder / f"doc{i}.md").write_text("\n".join(lines), encoding="utf-8")
+
+
+def split_folder(root: Path, documents: int, sentences: list[str], dedup: str) -> list[str]:
+    """A fresh folder of ``documents`` under ``root``, split by bgetune's split step; the passages' texts."""
+    from bgetune.params import params_from_dict
+    from bgetune.steps import split
+
+    shutil.rmtree(root, ignore_errors=True)
+    write_folder(root / "data" / "raw", documents, sentences)
+    params = params_from_dict({"data": {"raw_dir": "data/raw"}, "chunk": {"dedup": dedup},
+                               "model": {"base": "bundled:all-MiniLM-L6-v2"}})
+    split.run(params, root, progress=False)
+    return [json.loads(line)["text"] for line in (root / "data" / "corpus.jsonl").open(encoding="utf-8")]
+
+
+def first_sentences(texts: list[str], count: int, seed: int = 1) -> list[str]:
+    """Queries: the first sentence (up to 40 characters) of ``count`` passages drawn at random."""
+    rng = random.Random(seed)
+    return [rng.choice(re.split("[。！？]", t)[:1] or [t])[:40] for t in rng.sample(texts, min(len(texts), count))]
 
 
 def all_pairs_reference(texts: list[str], threshold: float, ngram: int = 2, block: int = 2000) -> list[tuple]:
@@ -115,12 +132,10 @@ def main() -> None:
     parser.add_argument("--out", default=str(ROOT / "bench" / "results"))
     args = parser.parse_args()
 
-    import shutil
+    from provenance import provenance, write_results
 
     from bgetune.dedup import normalise, similar_pairs
     from bgetune.negatives.keyword import keyword_candidates
-    from bgetune.params import params_from_dict
-    from bgetune.steps import split
 
     from bgetune.negatives.keyword import extract_keywords
 
@@ -134,19 +149,12 @@ def main() -> None:
     rows = []
     for documents in args.docs:
         root = Path(args.workdir) / f"docs_{documents}"
-        shutil.rmtree(root, ignore_errors=True)
-        write_folder(root / "data" / "raw", documents, sentences)
         # exact duplicates merged only, so that the passages both searches see still hold the near-duplicates
-        params = params_from_dict({"data": {"raw_dir": "data/raw"}, "chunk": {"dedup": "exact"},
-                                   "model": {"base": "bundled:all-MiniLM-L6-v2"}})
-        _, split_s = timed(split.run, params, root, progress=False)
-        texts = [json.loads(line)["text"] for line in (root / "data" / "corpus.jsonl").open(encoding="utf-8")]
+        (texts, split_s) = timed(split_folder, root, documents, sentences, dedup="exact")
         keys = [normalise(t) for t in texts]
         ours, ours_s = timed(similar_pairs, keys, 0.9)
         reference, reference_s = timed(all_pairs_reference, keys, 0.9)
-        rng = random.Random(1)
-        queries = [rng.choice(re.split("[。！？]", t)[:1] or [t])[:40] for t in rng.sample(texts, min(len(texts),
-                                                                                                    args.queries))]
+        queries = first_sentences(texts, args.queries)
         kw_ours, kw_ours_s = timed(keyword_candidates, texts, queries)
         kw_reference, kw_reference_s = timed(keyword_reference, texts, queries)
         row = {"documents": documents, "passages": len(texts), "queries": len(queries), "split_step_s": split_s,
@@ -159,16 +167,8 @@ def main() -> None:
         print(json.dumps(row), flush=True)
         rows.append(row)
         shutil.rmtree(root, ignore_errors=True)
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
-                            text=True).stdout.strip()
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() else ""
-    record = {"command": "python bench/corpus_scale.py " + " ".join(sys.argv[1:]), "commit": commit,
-              "date": time.strftime("%Y-%m-%d"), "device": f"CPU: {cpu}, {os.cpu_count()} cores",
-              "rows": rows}
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "corpus_scale.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    record = provenance("corpus_scale.py")
+    record["rows"] = rows
     table = ["| documents | passages | near-duplicate pairs (same in both) | all pairs s | prefix filter s | × | "
              "keyword queries | keyword loop s | sparse product s | × (same candidates) |",
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
@@ -177,11 +177,7 @@ def main() -> None:
                      f"{r['near_all_pairs_s']} | {r['near_ours_s']} | {r['near_speedup']} | {r['queries']:,} | "
                      f"{r['keyword_loop_s']} | {r['keyword_ours_s']} | {r['keyword_speedup']} "
                      f"({r['keyword_same_candidates']}) |")
-    (out / "corpus_scale.md").write_text(
-        f"`{record['command']}` — commit {commit}, {record['device']}, {record['date']}\n\n" + "\n".join(table) + "\n",
-        encoding="utf-8")
-    print("\n".join(table))
-
+    write_results(Path(args.out), "corpus_scale", record, table)
 
 if __name__ == "__main__":
     main()

@@ -3,5 +3,6 @@ from _common import run, start
 
 from bgetune.steps import qa_gen
 
-params = start("qa-gen")
-run("qa-gen", qa_gen.run, params)
+# Under the guard: worker processes (bgetune.parallel) import this script again and must not rerun the stage.
+if __name__ == "__main__":
+    run("qa-gen", qa_gen.run, start("qa-gen"))

@@ -3,5 +3,6 @@ from _common import run, start
 
 from bgetune.steps import report
 
-params = start("report")
-run("report", report.run, params)
+# Under the guard: worker processes (bgetune.parallel) import this script again and must not rerun the stage.
+if __name__ == "__main__":
+    run("report", report.run, start("report"))

@@ -17,7 +17,7 @@ from typing import Callable, Iterable
 import numpy as np
 
 from bgetune.params.modelling import LexicalParams
-from bgetune.text import lexical_tokens
+from bgetune.text import lexical_tokens, lexical_tokens_of
 
 
 class BM25Index:
@@ -35,14 +35,17 @@ class BM25Index:
         self.term_weights = term_weights
         self.size = len(texts)
         self.retriever = bm25s.BM25(k1=self.lexical.k1, b=self.lexical.b)
-        self.retriever.index([self.tokens(t) or ["<empty>"] for t in texts], show_progress=False)
+        self.retriever.index([tokens or ["<empty>"] for tokens in lexical_tokens_of(texts, self.lexical.tokens,
+                                                                                    "passages")],
+                             show_progress=False)
 
     def tokens(self, text: str) -> list[str]:
         return lexical_tokens(text, self.lexical.tokens)
 
     def search(self, queries: list[str], k: int) -> tuple[list[list[int]], list[list[float]]]:
         k = min(k, self.size)
-        tokens = [[t for t in self.tokens(q) if t in self.retriever.vocab_dict] for q in queries]
+        tokens = [[t for t in query if t in self.retriever.vocab_dict]
+                  for query in lexical_tokens_of(queries, self.lexical.tokens, "queries")]
         # A query none of whose words occurs in the corpus scores 0 everywhere: corpus order, honestly unranked.
         indices = [list(range(k)) for _ in queries]
         scores = [[0.0] * k for _ in queries]

@@ -23,6 +23,13 @@ def content_tokens(text: str) -> list[str]:
     return [t.lower() for t in _jieba().cut_for_search(text) if _WORD.search(t)]
 
 
+def content_tokens_of(texts: list[str], what: str) -> list[list[str]]:
+    """``content_tokens`` of each text, over worker processes for a large corpus (``bgetune.parallel``)."""
+    from bgetune.parallel import map_texts
+
+    return map_texts(content_tokens, texts, f"jieba words of the {what}")
+
+
 # Scripts written without spaces between words: Han (CJK ideographs and their extensions) and Japanese kana.
 _CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 _CJK_RUN_OR_WORD = re.compile(rf"[{_CJK}]+|[^\W{_CJK}]+", re.UNICODE)
@@ -53,3 +60,10 @@ def lexical_tokens(text: str, kind: str) -> list[str]:
     if kind == "words":
         return content_tokens(text)
     raise ValueError(f"unknown lexical tokens {kind!r}: cjk_bigrams or words")
+
+
+def lexical_tokens_of(texts: list[str], kind: str, what: str) -> list[list[str]]:
+    """``lexical_tokens`` of each text; jieba's over worker processes for a large corpus (bigrams are fast)."""
+    if kind == "words":
+        return content_tokens_of(texts, what)
+    return [lexical_tokens(text, kind) for text in texts]

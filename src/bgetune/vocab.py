@@ -13,6 +13,7 @@ Example::
 """
 from __future__ import annotations
 
+import functools
 from collections import Counter
 from typing import Iterable, Sequence
 
@@ -204,6 +205,28 @@ def reads_as_one_token(tokenizer, term: str) -> bool:
     return len(ids) == 1 and ids[0] != unk and not any(is_han(ch) for ch in term)
 
 
+def term_candidates(text: str, user_terms: tuple[str, ...] = ()) -> list[str]:
+    """A text's jieba words of 2+ characters with a letter or digit; the user's terms kept whole."""
+    jieba = _jieba_with(user_terms)
+    return [w for w in jieba.cut(text) if len(w) >= 2 and any(ch.isalnum() for ch in w)]
+
+
+@functools.lru_cache(maxsize=4)
+def _jieba_with(user_terms: tuple[str, ...]):
+    # Once per process (a worker of bgetune.parallel too). The user's terms go into a tokenizer of their own, not
+    # jieba's global one, so that they change no other segmentation in the process (BM25's words, keywords).
+    from bgetune.text import _jieba
+
+    jieba = _jieba()
+    if not user_terms:
+        return jieba
+    tokenizer = jieba.Tokenizer()
+    tokenizer.initialize()
+    for term in user_terms:
+        tokenizer.add_word(term)
+    return tokenizer
+
+
 def domain_terms(tokenizer, texts: Sequence[str], top_n: int, min_count: int = 3,
                  user_terms: Sequence[str] = ()) -> list[str]:
     """Multi-character domain terms worth a token of their own: the user's terms first, then the corpus's jieba
@@ -211,14 +234,11 @@ def domain_terms(tokenizer, texts: Sequence[str], top_n: int, min_count: int = 3
     the tokenizer does not already hold as one token. Deterministic: ties by the term itself."""
     import math
 
-    from bgetune.text import _jieba
+    from bgetune.parallel import map_texts
 
-    jieba = _jieba()
-    for term in user_terms:
-        jieba.add_word(term)   # so segmentation keeps the user's terms whole
     tf, df = Counter(), Counter()
-    for text in texts:
-        words = [w for w in jieba.cut(text) if len(w) >= 2 and any(ch.isalnum() for ch in w)]
+    for words in map_texts(functools.partial(term_candidates, user_terms=tuple(user_terms)), list(texts),
+                           "jieba terms of the passages"):
         tf.update(words)
         df.update(set(words))
     n = max(len(texts), 1)

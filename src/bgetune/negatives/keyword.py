@@ -22,8 +22,12 @@ def extract_keywords(text: str, top_k: int, method: str = "tfidf") -> list[str]:
 
 def keyword_candidates(passage_texts: list[str], queries: list[str], top_keywords: int = 10, method: str = "tfidf",
                        max_candidates: int = 100, batch: int = 256) -> list[list[tuple[int, float, int]]]:
+    from functools import partial
+
     import numpy as np
     from scipy.sparse import csr_matrix
+
+    from bgetune.parallel import map_texts
 
     # Keyword sets as binary sparse rows: a batch of queries' overlap with every passage is one sparse product
     # (a Python loop over each keyword's passages took minutes at 80k passages).
@@ -39,12 +43,17 @@ def keyword_candidates(passage_texts: list[str], queries: list[str], top_keyword
             indptr.append(len(indices))
         return indptr, indices
 
-    indptr, indices = rows([set(extract_keywords(text, top_keywords * 2, method)) for text in passage_texts], True)
+    # Keyword extraction is jieba's segmentation again: over worker processes for a large corpus.
+    passage_keywords = map_texts(partial(extract_keywords, top_k=top_keywords * 2, method=method), passage_texts,
+                                 "keywords of the passages")
+    query_keywords = map_texts(partial(extract_keywords, top_k=top_keywords, method=method), queries,
+                               "keywords of the queries")
+    indptr, indices = rows([set(words) for words in passage_keywords], True)
     passages_t = csr_matrix((np.ones(len(indices), np.int32), indices, indptr),
                             shape=(len(passage_texts), len(vocabulary))).T.tocsr()
     out = []
     for start in range(0, len(queries), batch):
-        keyword_sets = [set(extract_keywords(query, top_keywords, method)) for query in queries[start:start + batch]]
+        keyword_sets = [set(words) for words in query_keywords[start:start + batch]]
         indptr, indices = rows(keyword_sets, False)
         overlap = csr_matrix((np.ones(len(indices), np.int32), indices, indptr),
                              shape=(len(keyword_sets), len(vocabulary))) @ passages_t

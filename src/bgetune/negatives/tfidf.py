@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from bgetune.text import content_tokens
+from bgetune.text import content_tokens_of
 
 
 def tfidf_candidates(passage_texts: list[str], queries: list[str], rank_min: int, rank_max: int,
@@ -17,7 +17,10 @@ def tfidf_candidates(passage_texts: list[str], queries: list[str], rank_min: int
     from sklearn.feature_extraction.text import TfidfVectorizer
 
     if analyzer == "word":
-        vectorizer = TfidfVectorizer(analyzer=content_tokens, sublinear_tf=True)
+        # The texts are segmented up front (over worker processes for a large corpus); the vectorizer takes the
+        # token lists as they are.
+        vectorizer = TfidfVectorizer(analyzer=_as_given, sublinear_tf=True)
+        passage_texts, queries = content_tokens_of(passage_texts, "passages"), content_tokens_of(queries, "queries")
     else:
         vectorizer = TfidfVectorizer(analyzer="char_wb", ngram_range=tuple(ngram), sublinear_tf=True)
     passages = vectorizer.fit_transform(passage_texts)
@@ -31,3 +34,7 @@ def tfidf_candidates(passage_texts: list[str], queries: list[str], rank_min: int
             out.append([(int(i), float(row[i]), r) for r, i in enumerate(ordered, start=1)
                         if r >= rank_min and row[i] > 0])
     return out
+
+
+def _as_given(tokens: list[str]) -> list[str]:
+    return tokens

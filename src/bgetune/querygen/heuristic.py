@@ -15,7 +15,7 @@ from collections import Counter, defaultdict
 
 from bgetune.chunking import split_sentences
 from bgetune.records import Pair
-from bgetune.text import content_tokens
+from bgetune.text import content_tokens_of
 
 MIN_SENTENCE_CHARS, MAX_SENTENCE_CHARS = 8, 80
 
@@ -34,17 +34,14 @@ def heuristic_pairs(passages, pairs, qa_params, seed: int, **_) -> tuple[list[Pa
             out.append(Pair(qid=f"title:{title}:{split}", query=title, pos_ids=ids, source="heuristic", split=split))
             report["title"] += 1
     if params.key_sentence_queries and params.key_sentences_per_passage > 0:
-        documents = [set(content_tokens(p.text)) for p in passages]
+        documents = [set(tokens) for tokens in content_tokens_of([p.text for p in passages], "passages")]
         df = Counter(t for tokens in documents for t in tokens)
         idf = {t: math.log((len(documents) + 1) / (n + 0.5)) for t, n in df.items()}
-        for p in allowed:
-            candidates = []
-            for sentence in split_sentences(p.text):
-                query = sentence.strip().rstrip("。！？；!?;.…，,")
-                if not MIN_SENTENCE_CHARS <= len(query) <= MAX_SENTENCE_CHARS:
-                    continue
-                score = sum(idf.get(t, 0.0) for t in set(content_tokens(query)))
-                candidates.append((-score, query))
+        sentences = [[query for query in (s.strip().rstrip("。！？；!?;.…，,") for s in split_sentences(p.text))
+                      if MIN_SENTENCE_CHARS <= len(query) <= MAX_SENTENCE_CHARS] for p in allowed]
+        sentence_tokens = iter(content_tokens_of([q for queries in sentences for q in queries], "key sentences"))
+        for p, queries in zip(allowed, sentences):
+            candidates = [(-sum(idf.get(t, 0.0) for t in set(next(sentence_tokens))), query) for query in queries]
             if len(candidates) < 2:
                 # A one-sentence passage would make the query the passage itself: nothing to learn.
                 report["passage_without_key_sentence"] += 1

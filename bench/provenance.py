@@ -1,0 +1,40 @@
+"""What every bench result records — the commit measured, the device, the date, the command — and how it is written:
+JSON beside a short Markdown table headed by that provenance.
+
+Example::
+
+    record = provenance("corpus_scale.py")          # {"command": ..., "commit": ..., "date": ..., "device": ...}
+    record["rows"] = rows
+    write_results(Path("bench/results"), "corpus_scale", record, table_lines)
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def provenance(script: str) -> dict:
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                            text=True).stdout.strip() or "unknown"
+    cpu = platform.processor()
+    if Path("/proc/cpuinfo").exists():
+        cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                    if line.startswith("model name")), cpu)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return {"command": f"python bench/{script} " + " ".join(sys.argv[1:]), "commit": commit,
+            "date": time.strftime("%Y-%m-%d"), "device": f"CPU: {cpu}, {cores} usable cores"}
+
+
+def write_results(out: Path, stem: str, record: dict, table: list[str]) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{stem}.json").write_text(json.dumps(record, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    (out / f"{stem}.md").write_text(f"`{record['command'].strip()}` — commit {record['commit']}, {record['device']}, "
+                                    f"{record['date']}\n\n" + "\n".join(table) + "\n", encoding="utf-8")
+    print("\n".join(table))
