@@ -60,6 +60,16 @@ def test_bad_worker_count_is_one_line_naming_the_variable(monkeypatch, value):
     monkeypatch.setenv("BGETUNE_CPU_WORKERS", value)
     with pytest.raises(BgetuneError, match="BGETUNE_CPU_WORKERS"):
         cpu_workers()
+    monkeypatch.setenv("BGETUNE_CPU_WORKERS", "2")
+    monkeypatch.setenv("BGETUNE_PARALLEL_MIN_CHARS", "-1")
+    with pytest.raises(BgetuneError, match="BGETUNE_PARALLEL_MIN_CHARS='-1'"):
+        map_texts(len, TEXTS, "lengths")
+
+
+def test_the_threshold_comes_from_the_environment(monkeypatch):
+    monkeypatch.setenv("BGETUNE_CPU_WORKERS", "2")
+    monkeypatch.setenv("BGETUNE_PARALLEL_MIN_CHARS", "0")
+    assert os.getpid() not in map_texts(process_id, TEXTS, "pids")
 
 
 def test_default_worker_count_is_the_usable_cores_up_to_eight(monkeypatch):
@@ -127,3 +137,29 @@ def test_key_sentence_queries_are_the_serial_ones(monkeypatch):
     monkeypatch.setattr(parallel, "PARALLEL_MIN_CHARS", 0)
     assert heuristic_pairs(passages, [], qa_gen, seed=0) == serial
     assert serial[1]["key_sentence"] == len([p for p in serial[0] if p.qid.startswith("key:")]) > 0
+
+
+def test_a_stage_script_spreads_its_work_once_and_writes_what_one_process_writes(tmp_path, tiny_model_dir):
+    """qa-gen as `python stages/qa_gen.py`: the spawned workers import the script again, and its __main__ guard keeps
+    them from running the stage a second time; the pairs are byte for byte those of a one-process run."""
+    import subprocess
+    import sys
+
+    from conftest import run_steps, write_project
+
+    from bgetune.params import load_params
+
+    outputs = {}
+    for workers in ("1", "2"):
+        root = write_project(tmp_path / workers, tiny_model_dir, with_code=True)
+        run_steps(root, load_params(root / "params.yaml"), ("split",))
+        env = {**os.environ, "BGETUNE_CPU_WORKERS": workers, "BGETUNE_PARALLEL_MIN_CHARS": "0", "OMP_NUM_THREADS": "1"}
+        done = subprocess.run([sys.executable, "stages/qa_gen.py"], cwd=root, capture_output=True, text=True,
+                              timeout=300, env=env)
+        assert done.returncode == 0, done.stderr[-2000:]
+        spread = [line for line in done.stderr.splitlines() if "over 2 processes" in line]
+        assert len(spread) == (2 if workers == "2" else 0), done.stderr   # passages, then key sentences
+        assert done.stderr.count("results/qa_gen.json") <= 1 and "bootstrapping phase" not in done.stderr
+        outputs[workers] = {p.relative_to(root).as_posix(): p.read_bytes()
+                            for p in sorted((root / "data" / "pairs").rglob("*")) if p.is_file()}
+    assert outputs["2"] == outputs["1"] and outputs["1"]

@@ -33,15 +33,22 @@ PARALLEL_MIN_CHARS = 2_000_000
 MAX_DEFAULT_WORKERS = 8
 
 
+def _whole_number(variable: str, least: int) -> int | None:
+    configured = os.environ.get(variable, "").strip()
+    if not configured:
+        return None
+    if not configured.isdigit() or int(configured) < least:
+        from bgetune.errors import BgetuneError
+
+        raise BgetuneError(f"environment variable {variable}={configured!r}: a whole number ≥ {least}")
+    return int(configured)
+
+
 def cpu_workers() -> int:
     """Worker processes for CPU-bound text work: ``BGETUNE_CPU_WORKERS``, or the usable cores up to 8."""
-    configured = os.environ.get("BGETUNE_CPU_WORKERS", "").strip()
-    if configured:
-        if not configured.isdigit() or int(configured) < 1:
-            from bgetune.errors import BgetuneError
-
-            raise BgetuneError(f"environment variable BGETUNE_CPU_WORKERS={configured!r}: a whole number ≥ 1")
-        return int(configured)
+    configured = _whole_number("BGETUNE_CPU_WORKERS", 1)
+    if configured is not None:
+        return configured
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     return max(1, min(MAX_DEFAULT_WORKERS, cores))
 
@@ -56,10 +63,14 @@ def map_texts(function: Callable[[str], T], texts: list[str], what: str, workers
 
     ``function`` must be importable by name — a module-level function or a ``functools.partial`` of one — and
     set up what it needs itself (each worker is a fresh interpreter). ``what`` says what is done, for the log line.
-    ``min_chars``: the total length below which the work stays in this process (default ``PARALLEL_MIN_CHARS``).
+    ``min_chars``: the total length below which the work stays in this process (default: the environment's
+    ``BGETUNE_PARALLEL_MIN_CHARS``, else ``PARALLEL_MIN_CHARS``; 0 sends even a tiny project to the workers, as the
+    tests do).
     """
     workers = cpu_workers() if workers is None else workers
-    min_chars = PARALLEL_MIN_CHARS if min_chars is None else min_chars
+    if min_chars is None:
+        configured = _whole_number("BGETUNE_PARALLEL_MIN_CHARS", 0)
+        min_chars = PARALLEL_MIN_CHARS if configured is None else configured
     if workers < 2 or len(texts) < 2 * workers or sum(map(len, texts)) < min_chars:
         return [function(text) for text in texts]
     import multiprocessing
