@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 
 import pytest
 
@@ -53,6 +54,35 @@ def test_a_broken_pool_falls_back_to_serial_and_says_so(two_workers, monkeypatch
     with caplog.at_level(logging.WARNING, logger="bgetune.parallel"):
         assert map_texts(exit_in_worker, TEXTS, "reversing") == [t[::-1] for t in TEXTS]
     assert "reversing: worker processes failed" in caplog.text
+
+
+@pytest.mark.parametrize("script, guarded", [
+    ("run()\n", False),
+    ("def main():\n    run()\n\n\nif __name__ == '__main__':\n    main()\n", True),
+    ("if '__main__' == __name__:\n    run()\n", True),
+    ("if __name__ != '__main__':\n    run()\n", False),
+    ("def f():\n    if __name__ == '__main__':\n        run()\n", False),   # not at the top level
+])
+def test_an_unguarded_main_script_keeps_the_work_in_this_process(tmp_path, monkeypatch, caplog, script, guarded):
+    import types
+
+    path = tmp_path / "user_script.py"
+    path.write_text(script)
+    main = types.ModuleType("__main__")
+    main.__file__ = str(path)
+    monkeypatch.setitem(sys.modules, "__main__", main)
+    monkeypatch.setenv("BGETUNE_CPU_WORKERS", "2")
+    monkeypatch.setenv("BGETUNE_PARALLEL_MIN_CHARS", "0")
+    parallel.main_is_guarded.cache_clear()
+    try:
+        with caplog.at_level(logging.WARNING, logger="bgetune.parallel"):
+            assert parallel.main_is_guarded() is guarded
+            if not guarded:   # no worker is started: spawning would run the user's script in each
+                assert set(map_texts(process_id, TEXTS, "pids")) == {os.getpid()}
+        assert (f"{path} has no `if __name__" in caplog.text) is not guarded
+        assert "worker processes failed" not in caplog.text   # none was started, so none failed
+    finally:
+        parallel.main_is_guarded.cache_clear()
 
 
 @pytest.mark.parametrize("value", ["0", "-2", "two", "1.5"])
@@ -143,7 +173,6 @@ def test_a_stage_script_spreads_its_work_once_and_writes_what_one_process_writes
     """qa-gen as `python stages/qa_gen.py`: the spawned workers import the script again, and its __main__ guard keeps
     them from running the stage a second time; the pairs are byte for byte those of a one-process run."""
     import subprocess
-    import sys
 
     from conftest import run_steps, write_project
 

@@ -1,17 +1,18 @@
 """Text work spread over CPU processes: jieba's segmentation and keyword extraction of a large corpus.
 
 jieba is pure Python and holds the GIL, so one process segments about 200,000 characters a second: a 70,000-passage
-corpus costs 1.5 minutes per pass, and mining, vocab and qa-gen each make one — on a GPU machine the longest part of
-those stages. ``map_texts`` cuts the texts into ordered chunks and maps a function over them in worker processes;
+corpus (260 characters each) costs 1.5 minutes per pass, and mining, vocab and qa-gen each make one, which a GPU
+does not shorten (bench/text_workers.py). ``map_texts`` cuts the texts into ordered chunks and maps a function over them in worker processes;
 the result is the serial one, item for item, whatever the number of workers.
 
 The workers are *spawned* (a fresh interpreter each), not forked: a stage that has loaded torch holds threads, and a
-forked child of a threaded process may deadlock. Spawned workers re-import the main module, so every stage script and
-bench keeps its work under ``if __name__ == "__main__"``; where a caller's script does not (a pool then fails to
-start), the work runs serially with a warning. The number of processes is not a param — it does not change a result,
-and a param would make DVC re-run a stage for it: ``BGETUNE_CPU_WORKERS`` sets it (default: the CPU cores this process
-may use, at most 8; each worker holds jieba's dictionary, ~200 MB); ``BGETUNE_CPU_WORKERS=1`` keeps everything in one
-process. Small inputs stay serial: starting a worker costs about a second.
+forked child of a threaded process may deadlock. Spawned workers re-import the main module, so every stage script
+and bench keeps its work under ``if __name__ == "__main__"``; where a caller's script does not, the work stays in
+its process, with a warning (``main_is_guarded``), and a pool that fails all the same falls back to serial. The
+number of processes is not a param — it does not change a result, and a param would make DVC re-run a stage for it:
+``BGETUNE_CPU_WORKERS`` sets it (default: the CPU cores this process may use, at most 8; each worker holds jieba's
+dictionary, ~200 MB); ``BGETUNE_CPU_WORKERS=1`` keeps everything in one process. Small inputs stay serial: starting
+a worker costs about a second.
 
 Example::
 
@@ -20,9 +21,13 @@ Example::
 """
 from __future__ import annotations
 
+import ast
+import functools
 import logging
 import os
+import sys
 import time
+from pathlib import Path
 from typing import Callable, TypeVar
 
 log = logging.getLogger(__name__)
@@ -53,6 +58,37 @@ def cpu_workers() -> int:
     return max(1, min(MAX_DEFAULT_WORKERS, cores))
 
 
+@functools.lru_cache(maxsize=1)
+def main_is_guarded() -> bool:
+    """Whether spawned workers may import the main script: it keeps its work under ``if __name__ == "__main__"``
+    (or there is no script: an interactive session, ``python -c``). A script without the guard would run again in
+    every worker, so its text work stays in this process, and the log says why once."""
+    main = sys.modules.get("__main__")
+    spec = getattr(main, "__spec__", None)
+    path = getattr(spec, "origin", None) or getattr(main, "__file__", None)
+    if not path:
+        return True
+    try:
+        tree = ast.parse(Path(path).read_text(encoding="utf-8"))
+    except (OSError, SyntaxError, UnicodeDecodeError, ValueError):
+        guarded = False
+    else:
+        guarded = any(isinstance(node, ast.If) and _tests_main(node.test) for node in tree.body)
+    if not guarded:
+        log.warning("%s has no `if __name__ == \"__main__\"` guard, which worker processes need (they import the "
+                    "script again): jieba's text work stays in this process", path)
+    return guarded
+
+
+def _tests_main(test: ast.expr) -> bool:
+    # `__name__ == "__main__"`, either way round
+    if not (isinstance(test, ast.Compare) and len(test.ops) == 1 and isinstance(test.ops[0], ast.Eq)):
+        return False
+    sides = [test.left, *test.comparators]
+    return (any(isinstance(side, ast.Name) and side.id == "__name__" for side in sides)
+            and any(isinstance(side, ast.Constant) and side.value == "__main__" for side in sides))
+
+
 def _apply(function: Callable[[str], T], chunk: list[str]) -> list[T]:
     return [function(text) for text in chunk]
 
@@ -71,7 +107,7 @@ def map_texts(function: Callable[[str], T], texts: list[str], what: str, workers
     if min_chars is None:
         configured = _whole_number("BGETUNE_PARALLEL_MIN_CHARS", 0)
         min_chars = PARALLEL_MIN_CHARS if configured is None else configured
-    if workers < 2 or len(texts) < 2 * workers or sum(map(len, texts)) < min_chars:
+    if workers < 2 or len(texts) < 2 * workers or sum(map(len, texts)) < min_chars or not main_is_guarded():
         return [function(text) for text in texts]
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
