@@ -42,6 +42,22 @@ def test_map_texts_runs_in_other_processes_and_keeps_order(two_workers):
     assert map_texts(len, TEXTS, "lengths") == [len(t) for t in TEXTS]
 
 
+def test_large_work_says_when_it_begins_and_how_long_it_took(monkeypatch, caplog):
+    monkeypatch.setenv("BGETUNE_PARALLEL_MIN_CHARS", "100")   # the texts hold ~400 characters, one ~20
+    for workers, where in (("1", "24 texts in this process …"), ("2", "24 texts over 2 processes …")):
+        monkeypatch.setenv("BGETUNE_CPU_WORKERS", workers)
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="bgetune.parallel"):
+            map_texts(len, TEXTS, "lengths")
+        messages = [r.getMessage() for r in caplog.records]
+        assert len(messages) == 2 and messages[0] == f"lengths: {where}", messages
+        assert messages[1].startswith("lengths: done in ") and messages[1].endswith(" s")
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="bgetune.parallel"):
+        map_texts(len, TEXTS[:1], "lengths")   # under the threshold: silent
+    assert not caplog.records
+
+
 def test_small_inputs_and_one_worker_stay_in_this_process(monkeypatch):
     assert set(map_texts(process_id, TEXTS, "pids")) == {os.getpid()}            # under PARALLEL_MIN_CHARS
     monkeypatch.setenv("BGETUNE_CPU_WORKERS", "1")

@@ -107,8 +107,15 @@ def map_texts(function: Callable[[str], T], texts: list[str], what: str, workers
     if min_chars is None:
         configured = _whole_number("BGETUNE_PARALLEL_MIN_CHARS", 0)
         min_chars = PARALLEL_MIN_CHARS if configured is None else configured
-    if workers < 2 or len(texts) < 2 * workers or sum(map(len, texts)) < min_chars or not main_is_guarded():
-        return [function(text) for text in texts]
+    large = sum(map(len, texts)) >= min_chars
+    if workers < 2 or len(texts) < 2 * workers or not large or not main_is_guarded():
+        if not large:
+            return [function(text) for text in texts]
+        log.info("%s: %d texts in this process …", what, len(texts))   # long work says it has begun
+        started = time.perf_counter()
+        results = [function(text) for text in texts]
+        log.info("%s: done in %.1f s", what, time.perf_counter() - started)
+        return results
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
     from concurrent.futures.process import BrokenProcessPool
@@ -117,11 +124,12 @@ def map_texts(function: Callable[[str], T], texts: list[str], what: str, workers
     # Four chunks per worker: an uneven chunk (long passages together) delays the end by a quarter of a share.
     size = -(-len(texts) // (4 * workers))
     chunks = [texts[start:start + size] for start in range(0, len(texts), size)]
+    log.info("%s: %d texts over %d processes …", what, len(texts), workers)
     started = time.perf_counter()
     try:
         with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
             results = [item for chunk in pool.map(partial(_apply, function), chunks) for item in chunk]
-        log.info("%s: %d texts over %d processes in %.1f s", what, len(texts), workers, time.perf_counter() - started)
+        log.info("%s: done in %.1f s", what, time.perf_counter() - started)
         return results
     except BrokenProcessPool as err:
         log.warning("%s: worker processes failed (%s); running in this process instead (a script that calls "
