@@ -193,6 +193,12 @@ CASES = [
     Case("not an http endpoint", "split", params_case(qa_gen={"llm": {"base_url": "ftp://host/v1"}}),
          "qa_gen.llm.base_url"),
     Case("unknown encoding", "split", params_case(data={"encoding": "klingon"}), "unknown encoding 'klingon'"),
+    Case("no worker processes", "mine_negatives", lambda root: None,
+         "environment variable BGETUNE_CPU_WORKERS='0': a whole number ≥ 1", level="done",
+         env={"BGETUNE_CPU_WORKERS": "0"}),
+    Case("a threshold that is not a number", "split", lambda root: None,
+         "environment variable BGETUNE_PARALLEL_MIN_CHARS='2M': a whole number ≥ 0",
+         env={"BGETUNE_PARALLEL_MIN_CHARS": "2M"}),
     # ---------------------------------------------------------------------------------------- inputs
     Case("path traversal in a file field", "split",
          write_raw("articles.jsonl", jsonl({"id": "x", "file": "../../../../etc/passwd"})),

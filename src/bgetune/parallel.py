@@ -49,6 +49,12 @@ def _whole_number(variable: str, least: int) -> int | None:
     return int(configured)
 
 
+def check_environment_settings() -> None:
+    """``BGETUNE_CPU_WORKERS`` and ``BGETUNE_PARALLEL_MIN_CHARS``, checked before a stage starts its work."""
+    cpu_workers()
+    _whole_number("BGETUNE_PARALLEL_MIN_CHARS", 0)
+
+
 def cpu_workers() -> int:
     """Worker processes for CPU-bound text work: ``BGETUNE_CPU_WORKERS``, or the usable cores up to 8."""
     configured = _whole_number("BGETUNE_CPU_WORKERS", 1)

@@ -85,6 +85,13 @@ def check_environment(params) -> list[str]:
     if "llm" in params.qa_gen.sources and llm.api_key_env and not os.environ.get(llm.api_key_env):
         problems.append(f"qa_gen.llm.api_key_env: environment variable {llm.api_key_env} is not set (keys are read "
                         "from the environment only, never from params.yaml)")
+    from bgetune.errors import BgetuneError
+    from bgetune.parallel import check_environment_settings
+
+    try:   # the worker settings of bgetune.parallel, read when a stage first segments a corpus
+        check_environment_settings()
+    except BgetuneError as err:
+        problems.append(str(err))
     from bgetune.device import DeviceError, resolve_device
 
     try:
