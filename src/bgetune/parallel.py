@@ -2,8 +2,8 @@
 
 jieba is pure Python and holds the GIL, so one process segments about 200,000 characters a second: a 70,000-passage
 corpus (260 characters each) costs 1.5 minutes per pass, and mining, vocab and qa-gen each make one, which a GPU
-does not shorten (bench/text_workers.py). ``map_texts`` cuts the texts into ordered chunks and maps a function over them in worker processes;
-the result is the serial one, item for item, whatever the number of workers.
+does not shorten (bench/text_workers.py). ``map_texts`` cuts the texts into ordered chunks and maps a function over
+them in worker processes; the result is the serial one, item for item, whatever the number of workers.
 
 The workers are *spawned* (a fresh interpreter each), not forked: a stage that has loaded torch holds threads, and a
 forked child of a threaded process may deadlock. Spawned workers re-import the main module, so every stage script
@@ -52,7 +52,14 @@ def _whole_number(variable: str, least: int) -> int | None:
 def check_environment_settings() -> None:
     """``BGETUNE_CPU_WORKERS`` and ``BGETUNE_PARALLEL_MIN_CHARS``, checked before a stage starts its work."""
     cpu_workers()
-    _whole_number("BGETUNE_PARALLEL_MIN_CHARS", 0)
+    parallel_min_chars()
+
+
+def parallel_min_chars() -> int:
+    """The total length below which text work stays in this process: ``BGETUNE_PARALLEL_MIN_CHARS`` (0 sends even
+    a tiny project to the workers, as the tests do), or ``PARALLEL_MIN_CHARS``."""
+    configured = _whole_number("BGETUNE_PARALLEL_MIN_CHARS", 0)
+    return PARALLEL_MIN_CHARS if configured is None else configured
 
 
 def cpu_workers() -> int:
@@ -104,40 +111,36 @@ def map_texts(function: Callable[[str], T], texts: list[str], what: str, workers
     """``[function(t) for t in texts]``, over worker processes when the texts are large enough.
 
     ``function`` must be importable by name — a module-level function or a ``functools.partial`` of one — and
-    set up what it needs itself (each worker is a fresh interpreter). ``what`` says what is done, for the log line.
-    ``min_chars``: the total length below which the work stays in this process (default: the environment's
-    ``BGETUNE_PARALLEL_MIN_CHARS``, else ``PARALLEL_MIN_CHARS``; 0 sends even a tiny project to the workers, as the
-    tests do).
+    set up what it needs itself (each worker is a fresh interpreter). ``what`` says what is done, for the log lines.
+    ``min_chars``: the total length below which the work stays in this process (default: ``parallel_min_chars()``).
     """
     workers = cpu_workers() if workers is None else workers
-    if min_chars is None:
-        configured = _whole_number("BGETUNE_PARALLEL_MIN_CHARS", 0)
-        min_chars = PARALLEL_MIN_CHARS if configured is None else configured
-    large = sum(map(len, texts)) >= min_chars
-    if workers < 2 or len(texts) < 2 * workers or not large or not main_is_guarded():
-        if not large:
-            return [function(text) for text in texts]
-        log.info("%s: %d texts in this process …", what, len(texts))   # long work says it has begun
-        started = time.perf_counter()
+    if sum(map(len, texts)) < (parallel_min_chars() if min_chars is None else min_chars):
+        return [function(text) for text in texts]
+    spread = workers >= 2 and len(texts) >= 2 * workers and main_is_guarded()
+    # long work says it has begun, and how long it took
+    log.info("%s: %d texts %s …", what, len(texts), f"over {workers} processes" if spread else "in this process")
+    started = time.perf_counter()
+    results = _over_processes(function, texts, workers, what) if spread else None
+    if results is None:
         results = [function(text) for text in texts]
-        log.info("%s: done in %.1f s", what, time.perf_counter() - started)
-        return results
+    log.info("%s: done in %.1f s", what, time.perf_counter() - started)
+    return results
+
+
+def _over_processes(function: Callable[[str], T], texts: list[str], workers: int, what: str) -> list[T] | None:
+    """The results from ``workers`` spawned processes, or None (with a warning) when the pool breaks."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
     from concurrent.futures.process import BrokenProcessPool
-    from functools import partial
 
     # Four chunks per worker: an uneven chunk (long passages together) delays the end by a quarter of a share.
     size = -(-len(texts) // (4 * workers))
     chunks = [texts[start:start + size] for start in range(0, len(texts), size)]
-    log.info("%s: %d texts over %d processes …", what, len(texts), workers)
-    started = time.perf_counter()
     try:
         with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-            results = [item for chunk in pool.map(partial(_apply, function), chunks) for item in chunk]
-        log.info("%s: done in %.1f s", what, time.perf_counter() - started)
-        return results
+            return [item for chunk in pool.map(functools.partial(_apply, function), chunks) for item in chunk]
     except BrokenProcessPool as err:
         log.warning("%s: worker processes failed (%s); running in this process instead (a script that calls "
                     "bgetune keeps its work under `if __name__ == \"__main__\"`)", what, err)
-        return [function(text) for text in texts]
+        return None

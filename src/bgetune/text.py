@@ -30,6 +30,11 @@ def content_tokens_of(texts: list[str], what: str) -> list[list[str]]:
     return map_texts(content_tokens, texts, f"jieba words of the {what}")
 
 
+def as_given(tokens: list[str]) -> list[str]:
+    """A scikit-learn analyzer for texts tokenized already (``content_tokens_of``, keyword lists)."""
+    return tokens
+
+
 # Scripts written without spaces between words: Han (CJK ideographs and their extensions) and Japanese kana.
 _CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 _CJK_RUN_OR_WORD = re.compile(rf"[{_CJK}]+|[^\W{_CJK}]+", re.UNICODE)

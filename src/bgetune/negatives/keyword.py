@@ -25,38 +25,27 @@ def keyword_candidates(passage_texts: list[str], queries: list[str], top_keyword
     from functools import partial
 
     import numpy as np
-    from scipy.sparse import csr_matrix
+    from sklearn.feature_extraction.text import CountVectorizer
 
     from bgetune.parallel import map_texts
-
-    # Keyword sets as binary sparse rows: a batch of queries' overlap with every passage is one sparse product
-    # (a Python loop over each keyword's passages took minutes at 80k passages).
-    vocabulary: dict[str, int] = {}
-
-    def rows(keyword_sets: list[set[str]], grow: bool):
-        indptr, indices = [0], []
-        for words in keyword_sets:
-            if grow:
-                indices.extend(vocabulary.setdefault(word, len(vocabulary)) for word in sorted(words))
-            else:
-                indices.extend(vocabulary[word] for word in sorted(words) if word in vocabulary)
-            indptr.append(len(indices))
-        return indptr, indices
+    from bgetune.text import as_given
 
     # Keyword extraction is jieba's segmentation again: over worker processes for a large corpus.
     passage_keywords = map_texts(partial(extract_keywords, top_k=top_keywords * 2, method=method), passage_texts,
                                  "keywords of the passages")
-    query_keywords = map_texts(partial(extract_keywords, top_k=top_keywords, method=method), queries,
-                               "keywords of the queries")
-    indptr, indices = rows([set(words) for words in passage_keywords], True)
-    passages_t = csr_matrix((np.ones(len(indices), np.int32), indices, indptr),
-                            shape=(len(passage_texts), len(vocabulary))).T.tocsr()
+    query_keywords = [set(words) for words in map_texts(partial(extract_keywords, top_k=top_keywords, method=method),
+                                                        queries, "keywords of the queries")]
+    # Keyword sets as binary sparse rows: a batch of queries' overlap with every passage is one sparse product
+    # (a Python loop over each keyword's passages took minutes at 80k passages).
+    vectorizer = CountVectorizer(analyzer=as_given, binary=True, dtype=np.int32)
+    try:
+        passages_t = vectorizer.fit_transform(passage_keywords).T.tocsr()
+    except ValueError:   # no passage has a keyword: nothing overlaps
+        return [[] for _ in queries]
     out = []
     for start in range(0, len(queries), batch):
-        keyword_sets = [set(words) for words in query_keywords[start:start + batch]]
-        indptr, indices = rows(keyword_sets, False)
-        overlap = csr_matrix((np.ones(len(indices), np.int32), indices, indptr),
-                             shape=(len(keyword_sets), len(vocabulary))) @ passages_t
+        keyword_sets = query_keywords[start:start + batch]
+        overlap = (vectorizer.transform(keyword_sets) @ passages_t).tocsr()
         for row, words in enumerate(keyword_sets):
             counts = overlap.data[overlap.indptr[row]:overlap.indptr[row + 1]]
             found = overlap.indices[overlap.indptr[row]:overlap.indptr[row + 1]]

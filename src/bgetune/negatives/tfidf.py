@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from bgetune.text import content_tokens_of
+from bgetune.text import as_given, content_tokens_of
 
 
 def tfidf_candidates(passage_texts: list[str], queries: list[str], rank_min: int, rank_max: int,
@@ -19,7 +19,7 @@ def tfidf_candidates(passage_texts: list[str], queries: list[str], rank_min: int
     if analyzer == "word":
         # The texts are segmented up front (over worker processes for a large corpus); the vectorizer takes the
         # token lists as they are.
-        vectorizer = TfidfVectorizer(analyzer=_as_given, sublinear_tf=True)
+        vectorizer = TfidfVectorizer(analyzer=as_given, sublinear_tf=True)
         passage_texts, queries = content_tokens_of(passage_texts, "passages"), content_tokens_of(queries, "queries")
     else:
         vectorizer = TfidfVectorizer(analyzer="char_wb", ngram_range=tuple(ngram), sublinear_tf=True)
@@ -34,7 +34,3 @@ def tfidf_candidates(passage_texts: list[str], queries: list[str], rank_min: int
             out.append([(int(i), float(row[i]), r) for r, i in enumerate(ordered, start=1)
                         if r >= rank_min and row[i] > 0])
     return out
-
-
-def _as_given(tokens: list[str]) -> list[str]:
-    return tokens
