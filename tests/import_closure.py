@@ -1,7 +1,9 @@
 """The package modules a stage script runs: its import closure, lazy imports inside functions included.
 
 Every import statement anywhere in a file counts (a stage imports most modules inside functions, so they load only
-when used); a package's ``__init__.py`` counts when anything under it is imported. Paths are relative to the repo.
+when used); a package's ``__init__.py`` counts when anything under it is imported; so does a module named by a whole
+string such as ``"bgetune.training.flagembedding_main"``, which a stage runs in a subprocess (``python -m``). Paths are
+relative to the repo.
 
 Example::
 
@@ -10,6 +12,7 @@ Example::
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -35,6 +38,9 @@ def imported_modules(path: Path) -> set[str]:
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             names.add(node.module)
             names.update(f"{node.module}.{alias.name}" for alias in node.names)
+        elif (isinstance(node, ast.Constant) and isinstance(node.value, str)
+              and re.fullmatch(r"bgetune(\.\w+)+", node.value) and module_file(node.value) is not None):
+            names.add(node.value)   # a module the stage runs as ``python -m`` in a subprocess
     return names
 
 
@@ -89,8 +95,8 @@ def expand(deps: list[str]) -> set[str]:
 
 
 STAGE_SCRIPTS = {"split": "split", "qa-gen": "qa_gen", "vocab": "vocab", "mine-negatives": "mine_negatives",
-                 "train": "train", "merge": "merge", "evaluate": "evaluate", "evaluate-base": "evaluate", "evaluate-bm25": "evaluate",
-                 "evaluate-extra": "evaluate", "report": "report", "publish": "publish"}
+                 "train": "train", "merge": "merge", "evaluate": "evaluate", "evaluate-base": "evaluate",
+                 "evaluate-bm25": "evaluate", "evaluate-extra": "evaluate", "report": "report", "publish": "publish"}
 
 
 if __name__ == "__main__":

@@ -1,3 +1,5 @@
+import logging
+
 import pytest
 import torch
 
@@ -67,8 +69,11 @@ def grid_trials():
                                 [0.0, 0.25, 0.5, 0.75, 1.0], evaluate)
 
 
-def test_grid_keeps_the_in_domain_gain_and_then_the_most_general_ability():
-    trials = grid_trials()
+def test_grid_keeps_the_in_domain_gain_and_then_the_most_general_ability(caplog):
+    with caplog.at_level(logging.INFO, logger="bgetune"):
+        trials = grid_trials()
+    # each trial's log line names the weight it tried (it once printed only the metrics)
+    assert "merge search: fine-tuned weight 0.75 → val_ndcg@10 1.0000, ood_ndcg@10 0.4250" in caplog.messages
     assert [t["finetuned_weight"] for t in trials] == [0.0, 0.25, 0.5, 0.75, 1.0]
     # Fine-tuned (w=1) val 0.9: 98% keeps w in {0.5 (0.9), 0.75 (1.0), 1.0}; the most general of those is 0.5.
     chosen, reason = choose_grid_weight(trials, 0.98, base_ood=0.5, ood_tolerance=0.02)

@@ -1,5 +1,6 @@
 """The stage functions called directly (no DVC), on a tiny project, with the options that change their plumbing."""
 import json
+import logging
 
 import pytest
 import torch
@@ -48,7 +49,7 @@ def test_the_default_pipeline_writes_every_output_with_a_card(mined_project, tmp
     assert (root / "results" / "report.html").stat().st_size > 10_000
 
 
-def test_lora_two_stages_validation_terms_and_searched_merge(tmp_path, tiny_model_dir):
+def test_lora_two_stages_validation_terms_and_searched_merge(tmp_path, tiny_model_dir, caplog):
     root = tmp_path / "p"
     stage2 = root / "data" / "stage2"
     stage2.mkdir(parents=True)
@@ -68,8 +69,11 @@ def test_lora_two_stages_validation_terms_and_searched_merge(tmp_path, tiny_mode
                   eval={"general": {"data": {"raw_dir": str(general)}, "max_queries": 4},
                         "extra_models": {"tiny": str(tiny_model_dir)}, "hybrid": {"tune": True, "method": "convex"}})
     params = load_params(root / "params.yaml")
-    summaries = run_steps(root, params, ("split", "qa_gen", "vocab", "mine_negatives", "train", "merge"))
+    with caplog.at_level(logging.INFO, logger="bgetune"):
+        summaries = run_steps(root, params, ("split", "qa_gen", "vocab", "mine_negatives", "train", "merge"))
     vocab = summaries["vocab"]
+    lora_lines = [m for m in caplog.messages if m.startswith("LoRA r=4, alpha=8 on query, value: ")]
+    assert len(lora_lines) == 1 and lora_lines[0].endswith(f", {vocab['tokens_added']} new token rows among them")
     assert vocab["terms_added"] >= 1 and "红猫" in vocab["sample_terms"]
     init = vocab["init"]   # rows from co-occurrence + rows kept (tokens absent from the corpus) = every new token
     assert init["rows_from_cooccurrence"] >= 2 and init["rows_from_cooccurrence"] + init["rows_kept"] == \

@@ -20,12 +20,15 @@ Example::
 """
 from __future__ import annotations
 
+import logging
 import math
 import re
 
 import torch
 
 from bgetune.errors import BgetuneError
+
+log = logging.getLogger("bgetune")
 
 
 class MergeError(BgetuneError, ValueError):
@@ -131,6 +134,8 @@ def search_merge_weights(model, base_state: dict, tuned_state: dict, grid: list[
     for weight in sorted(grid):
         model.load_state_dict(merge_state_dicts([base_state, tuned_state], [1.0 - weight, weight]))
         trials.append({"finetuned_weight": weight, **evaluate(model)})
+        log.info("merge search: fine-tuned weight %.2f → %s", weight,
+                 ", ".join(f"{k} {v:.4f}" for k, v in trials[-1].items() if k != "finetuned_weight"))
     return trials
 
 

@@ -7,10 +7,13 @@ Example::
 """
 from __future__ import annotations
 
+import logging
 import random
 from dataclasses import dataclass
 
 from bgetune.records import InputError
+
+log = logging.getLogger("bgetune")
 
 
 @dataclass
@@ -38,6 +41,7 @@ def load_general_set(general_params, seed: int) -> GeneralSet | None:
     pairs = [p for p in result.pairs if p.query.strip()]
     if not pairs:
         raise InputError(f"{raw}: the general set (eval.general.data.raw_dir) has no questions")
+    asked = len(pairs)
     if len(pairs) > general_params.max_queries:
         pairs = random.Random(seed).sample(pairs, general_params.max_queries)
     passages = result.passages
@@ -47,6 +51,8 @@ def load_general_set(general_params, seed: int) -> GeneralSet | None:
         room = max(general_params.max_passages - len(needed), 0)
         keep = needed | {p.id for p in random.Random(seed).sample(others, min(room, len(others)))}
         passages = [p for p in passages if p.id in keep]
+    log.info("general set (eval.general): %d of %d questions over %d of %d passages from %s", len(pairs),
+             asked, len(passages), len(result.passages), raw)
     return GeneralSet(texts=[p.text for p in passages], ids=[p.id for p in passages],
                       queries=[p.query for p in pairs], relevant=[set(p.pos_ids) for p in pairs], source=raw)
 

@@ -232,7 +232,7 @@ def dense_results(params, name: str, root: Path, test, k: int, progress: bool, e
                              "bm25": bm25, "tuning": tuning, **fused_levels}
     general = load_general_set(eval_params.general, params.seed)
     if general is not None:
-        results["general"] = general_metrics(model, instruction, general, eval_params.k_values, batch, False,
+        results["general"] = general_metrics(model, instruction, general, eval_params.k_values, batch, progress,
                                              device, precision, windows, weight)
     if document_rankings is not None:
         results["document_level"] = {"doc_score": eval_params.doc_score}

@@ -106,10 +106,10 @@ def grid_weights(params, root, model, base_state, tuned_state, instruction, devi
                                 precision=precision)
         result = {"val_ndcg@10": ranking_metrics(ranked.ids, [set(p.pos_ids) for p in val_pairs], [10])["ndcg@10"]}
         if general is not None:
+            # the general set may be thousands of passages per trial: show the encoding's progress
             result["ood_ndcg@10"] = general_metrics(candidate, instruction, general, [10],
-                                                    params.eval.encode_batch_size, False, device,
+                                                    params.eval.encode_batch_size, True, device,
                                                     precision)["ood_ndcg@10"]
-        log.info("merge search: %s", result)
         return result
 
     if any(base_state[k].shape != v.shape for k, v in tuned_state.items()):

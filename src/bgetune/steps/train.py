@@ -67,6 +67,10 @@ def run(params, root: str | Path = ".", progress: bool = True) -> dict:
         from bgetune.training.lora import add_lora
 
         lora = add_lora(model, params.train.lora, len(model.tokenizer) - tokens_added, seed)
+        log.info("LoRA r=%d, alpha=%g on %s: %s of %s parameters trainable (%.2f%%), %d new token rows among them",
+                 params.train.lora.r, params.train.lora.alpha, ", ".join(params.train.lora.target_modules),
+                 f"{lora['trainable_parameters']:,}", f"{lora['total_parameters']:,}",
+                 100 * lora["trainable_parameters"] / lora["total_parameters"], lora["new_token_rows"])
     evaluator = validation_evaluator(params, root, passages, eval_instruction)
     noise = noise_texts(params.train.noise_texts, root) if params.train.noise_weight > 0 else []
     stage2_files = sorted((root / params.train.stage2.folder).glob("*.jsonl")) if params.train.stage2.enabled else []

@@ -1,11 +1,13 @@
 """``train.backend: flagembedding``: FlagEmbedding's own trainer on the same data, same output folder.
 
-data/train.jsonl is written in the plain FlagEmbedding format (query, pos, neg), and ``python -m
-FlagEmbedding.finetune.embedder.encoder_only.base`` runs on models/base (the expanded base: a transformers folder
-at its root) with our params mapped onto its arguments — torchrun over ``train.devices`` GPUs with negatives shared
-across devices, bf16/fp16 as ``train.precision`` resolves. Its output has no modules.json (sentence-transformers
-would mean-pool a CLS model), so it is re-saved as a sentence-transformers folder with the base's pooling,
-normalisation, lengths and the query instruction as prompt — exactly what the default backend writes.
+data/train.jsonl is written in the plain FlagEmbedding format (query, pos, neg), and FlagEmbedding's encoder-only
+trainer (through ``bgetune.training.flagembedding_main``, which also saves the Trainer's state) runs on models/base
+(the expanded base: a transformers folder at its root) with our params mapped onto its arguments — torchrun over
+``train.devices`` GPUs with negatives shared across devices, bf16/fp16 as ``train.precision`` resolves. Its output
+has no modules.json (sentence-transformers would mean-pool a CLS model), so it is re-saved as a
+sentence-transformers folder with the base's pooling, normalisation, lengths and the query instruction as prompt —
+exactly what the default backend writes. The Trainer's log history (trainer_state.json) gives results/train.json its
+steps, loss and learning-rate curves, as the default backend's does.
 
 Example::
 
@@ -26,7 +28,8 @@ from bgetune.errors import BgetuneError
 from bgetune.records import atomic_open, read_train_examples, write_json
 
 log = logging.getLogger("bgetune")
-MODULE = "FlagEmbedding.finetune.embedder.encoder_only.base"
+# FlagEmbedding's ``FlagEmbedding.finetune.embedder.encoder_only.base`` with the Trainer's state saved at the end
+MODULE = "bgetune.training.flagembedding_main"
 
 
 class FlagEmbeddingError(BgetuneError, RuntimeError):
@@ -135,10 +138,12 @@ def run_flagembedding(params, root: Path, runner=None) -> dict:
     (runner or _run)(argv, env)
     trained = load_model(str(out_dir), device, params.model.query_max_length, params.model.passage_max_length,
                          pooling, params.model.trust_remote_code, key="FlagEmbedding's output")
+    stage1 = trainer_summary(out_dir / "trainer_state.json", train.log_every)
+    log.info("train (flagembedding): %s steps, loss %s → %s (first → last logging window)", stage1["steps"],
+             stage1["first_loss"], stage1["final_loss"])
     seconds = round(time.perf_counter() - started, 2)
     summary = {"backend": "flagembedding", "command": argv[argv.index(MODULE):], "pooling": pooling,
-               "stage1": {"steps": train.max_steps or None, "first_loss": None, "final_loss": None,
-                          "loss_curve": [], "validation": None},
+               "stage1": stage1,
                "train_instruction": train_instruction, "eval_instruction": eval_instruction,
                "runtime": runtime(device, precision, train.devices), "seconds": seconds}
     passages = read_passages(root / "data/corpus.jsonl")
@@ -153,8 +158,31 @@ def run_flagembedding(params, root: Path, runner=None) -> dict:
     return summary
 
 
-def _run(argv: list[str], env: dict) -> None:
-    result = subprocess.run(argv, env=env, capture_output=True, text=True)
-    if result.returncode != 0:
-        tail = (result.stdout + result.stderr).strip().splitlines()[-1:] or ["(no output)"]
-        raise FlagEmbeddingError(f"FlagEmbedding's trainer exited with {result.returncode}: {tail[0][:500]}")
+def trainer_summary(state_file: Path, log_every: int) -> dict:
+    """results/train.json's stage1 from FlagEmbedding's Trainer state: steps, loss and lr per logging window,
+    in the default backend's format (``bgetune.training.trainer.summarize``; no val: its trainer has none)."""
+    from bgetune.training.trainer import summarize
+
+    try:
+        state = json.loads(Path(state_file).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise FlagEmbeddingError(f"FlagEmbedding's trainer left no readable {Path(state_file).name}: {err}") from None
+    summary = summarize(state.get("log_history", []), "eval_val_ndcg@10", log_every, state.get("max_steps", 0))
+    summary["steps"] = state.get("global_step", summary["steps"])
+    return summary
+
+
+def _run(argv: list[str], env: dict, echo=None) -> None:
+    """Run FlagEmbedding's trainer, passing its output (progress bar, loss lines) through to ``echo`` (stderr) as
+    it comes, so a long run is not silent; on failure, raise with the last line of its output."""
+    echo = echo or sys.stderr.buffer
+    tail = b""
+    with subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT) as process:
+        while chunk := process.stdout.read1(65536):
+            echo.write(chunk)
+            echo.flush()
+            tail = (tail + chunk)[-65536:]
+    if process.returncode != 0:
+        lines = [line.strip() for line in tail.decode("utf-8", "replace").replace("\r", "\n").splitlines()]
+        last = next((line for line in reversed(lines) if line), "(no output)")
+        raise FlagEmbeddingError(f"FlagEmbedding's trainer exited with {process.returncode}: {last[:500]}")
