@@ -2,8 +2,8 @@
 import pytest
 import torch
 
-from bgetune.device import (DeviceError, check_device_name, resolve_device, resolve_precision, runtime,
-                            trainer_precision_args)
+from bgetune.device import (DeviceError, _warn_emulated_bf16, check_device_name, resolve_device, resolve_precision,
+                            runtime, trainer_precision_args)
 
 CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
@@ -50,9 +50,12 @@ def test_bf16_on_a_cpu_without_native_bf16_warns(tmp_path, caplog):
     (tmp_path / "arm").write_text("processor\t: 0\nFeatures\t: fp asimd bf16 i8mm\n")
     assert cpu_bf16_native(tmp_path / "arm") is True
     assert cpu_bf16_native(tmp_path / "missing") is None
+    _warn_emulated_bf16.cache_clear()   # said once per process: another test may have said it already
     with caplog.at_level("WARNING", logger="bgetune"):
         assert resolve_precision("bf16", "cpu", cpu_bf16=False) == "bf16"     # allowed, but said
+        assert resolve_precision("bf16", "cpu", cpu_bf16=False) == "bf16"     # preflight, then the stage: once
     assert "without native bf16" in caplog.text and "use fp32" in caplog.text
+    assert len([r for r in caplog.records if "without native bf16" in r.getMessage()]) == 1
     caplog.clear()
     with caplog.at_level("WARNING", logger="bgetune"):
         resolve_precision("bf16", "cpu", cpu_bf16=True)

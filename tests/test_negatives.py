@@ -10,6 +10,9 @@ def test_quota_plan_splits_hard_by_weight_and_keeps_random_share():
     assert quota_plan(7, 0.7, {"dense": 1.0}) == {"dense": 5, "random": 2}
     assert quota_plan(10, 1.0, {"dense": 2.0, "bm25": 1.0, "off": 0.0}) == {"dense": 7, "bm25": 3, "random": 0}
     assert quota_plan(4, 0.5, {}) == {"random": 4}
+    # params.yaml lists every strategy, the unused at 0 (so `dvc exp run -S` can set one): the same plan, same order
+    listed = {"dense": 0.5, "bm25": 0.5, "tfidf": 0.0, "keyword": 0.0, "cross_domain": 0.0, "length": 0.0}
+    assert list(quota_plan(7, 0.7, listed).items()) == list(quota_plan(7, 0.7, {"dense": 0.5, "bm25": 0.5}).items())
 
 
 def test_dense_candidates_respect_rank_range():

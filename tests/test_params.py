@@ -28,6 +28,14 @@ def test_schema_defaults_equal_params_yaml_key_by_key():
     assert load_params(REPO / "params.yaml") == Params()
 
 
+def test_params_yaml_lists_every_mining_strategy_so_an_experiment_can_set_one():
+    # `dvc exp run -S mining.weights.tfidf=0.3` fails on a key params.yaml lacks ("Key 'tfidf' is not in struct")
+    from bgetune.params.modelling import STRATEGIES
+
+    weights = yaml.safe_load((REPO / "params.yaml").read_text())["mining"]["weights"]
+    assert list(weights) == list(STRATEGIES) and {k for k, w in weights.items() if w > 0} == {"dense", "bm25"}
+
+
 @pytest.mark.parametrize("raw, key", [
     ({"train": {"lr_rate": 1e-5}}, "train.lr_rate"),
     ({"mining": {"hard_ratio": 1.5}}, "mining.hard_ratio"),

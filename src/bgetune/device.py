@@ -13,6 +13,7 @@ Example::
 """
 from __future__ import annotations
 
+import functools
 import logging
 import re
 from pathlib import Path
@@ -92,8 +93,7 @@ def resolve_precision(requested: str, device: str, bf16_ok: bool | None = None,
     if requested == "bf16" and device == "cpu":
         native = cpu_bf16_native() if cpu_bf16 is None else cpu_bf16
         if native is False:
-            log.warning("precision bf16 on a CPU without native bf16 (no AVX512-BF16 or AMX): autocast emulates "
-                        "it, many times slower than fp32; use fp32 or auto here")
+            _warn_emulated_bf16()
     if requested == "auto":
         if not gpu:
             return "fp32"
@@ -103,6 +103,13 @@ def resolve_precision(requested: str, device: str, bf16_ok: bool | None = None,
     if requested == "bf16" and gpu and not bf16_ok:
         raise DeviceError("precision bf16 is not supported by this GPU; use fp16 (with loss scaling) or auto")
     return requested
+
+
+@functools.lru_cache(maxsize=None)
+def _warn_emulated_bf16() -> None:
+    # once per process: preflight and the stage both resolve the precision
+    log.warning("precision bf16 on a CPU without native bf16 (no AVX512-BF16 or AMX): autocast emulates it, many "
+                "times slower than fp32; use fp32 or auto here")
 
 
 def trainer_precision_args(precision: str) -> dict:

@@ -150,7 +150,10 @@ class MiningParams(Section):
     model: str = ""             # the model that scores candidates; "": the vocabulary-expanded base
     num_negatives: int = Field(7, ge=0)
     hard_ratio: float = Field(0.7, ge=0.0, le=1.0)
-    weights: dict[str, float] = {"dense": 0.5, "bm25": 0.5}
+    # every strategy listed (0: off), so that `dvc exp run -S mining.weights.<strategy>=…` can set one (DVC's
+    # params override refuses a key params.yaml lacks unless it is written +mining.weights.<strategy>)
+    weights: dict[str, float] = {"dense": 0.5, "bm25": 0.5, "tfidf": 0.0, "keyword": 0.0, "cross_domain": 0.0,
+                                 "length": 0.0}
     dense: DenseMiningParams = DenseMiningParams()
     bm25: Bm25MiningParams = Bm25MiningParams()
     tfidf: TfidfMiningParams = TfidfMiningParams()
