@@ -1,4 +1,5 @@
 import json
+import logging
 
 import numpy as np
 import pytest
@@ -82,7 +83,7 @@ def corpus_passages():
             for i, t in enumerate(texts)]
 
 
-def test_guard_drops_planted_duplicate_and_output_is_byte_identical_for_a_seed(tiny_model):
+def test_guard_drops_planted_duplicate_and_output_is_byte_identical_for_a_seed(tiny_model, caplog):
     from bgetune.negatives.mine import mine
     from bgetune.records import TrainExample
 
@@ -93,7 +94,13 @@ def test_guard_drops_planted_duplicate_and_output_is_byte_identical_for_a_seed(t
                           weights={"dense": 1, "bm25": 1, "tfidf": 1, "keyword": 1, "cross_domain": 1, "length": 1},
                           guard={"relative_margin": 0.0001})
     params.dense.rank_max = params.bm25.rank_max = params.tfidf.rank_max = 6
-    examples, report = mine(passages, pairs, tiny_model, params, seed=3, progress=False)
+    with caplog.at_level(logging.WARNING, logger="bgetune"):
+        examples, report = mine(passages, pairs, tiny_model, params, seed=3, progress=False)
+    # 3 hard negatives over 6 equal weights: the largest remainders (ties by name) go to bm25, cross_domain, dense;
+    # the other three get none, and the log says so
+    assert {k: v for k, v in report["plan"].items() if v} == {"bm25": 1, "cross_domain": 1, "dense": 1, "random": 1}
+    assert any(m.startswith("mining.weights: tfidf, keyword, length rounded to no negative of the 3 hard ones")
+               for m in caplog.messages)
     assert "p5" not in examples[0].neg_ids            # identical text: same score as the positive → dropped
     assert report["drops"].get("above_relative_margin", 0) >= 1
     assert all("p0" not in e.neg_ids or e.qid != "q0" for e in examples)

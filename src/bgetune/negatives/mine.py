@@ -50,6 +50,12 @@ def mine(passages: list[Passage], pairs: list[Pair], model, mining_params, seed:
     lap("encode")
 
     plan = quota_plan(params.num_negatives, params.hard_ratio, params.weights)
+    unplanned = [k for k, w in params.weights.items() if w > 0 and not plan.get(k)]
+    if unplanned:   # a small weight can round to no negative at all: say so rather than drop it silently
+        log.warning("mining.weights: %s rounded to no negative of the %d hard ones per query (num_negatives %d × "
+                    "hard_ratio %g, shared by weight); raise the weight or num_negatives to use it",
+                    ", ".join(unplanned), params.num_negatives - plan.get("random", 0), params.num_negatives,
+                    params.hard_ratio)
     candidates: dict[str, list] = {}
     report: dict = {"plan": plan}
     if "dense" in plan:
