@@ -59,7 +59,7 @@ def run(params, root: str | Path = ".", progress: bool = True) -> dict:
     weights = list(params.merge.weights) + [m.weight for m in params.merge.models]
     if params.merge.search == "grid":
         weights[0], weights[1] = grid_weights(params, root, base, base_state, tuned_state, instruction, device,
-                                              precision, summary)
+                                              precision, summary, progress)
         weights = weights[:2] + [m.weight for m in params.merge.models]
     elif params.merge.search == "examples":
         weights = examples_weights(params, root, [base_state, tuned_state] + [m.state_dict() for m in extras],
@@ -88,7 +88,8 @@ def run(params, root: str | Path = ".", progress: bool = True) -> dict:
     return summary
 
 
-def grid_weights(params, root, model, base_state, tuned_state, instruction, device, precision, summary):
+def grid_weights(params, root, model, base_state, tuned_state, instruction, device, precision, summary,
+                 progress: bool = True):
     """[base, fine-tuned] weights from the grid search (val NDCG@10, general NDCG@10)."""
     from bgetune.evaluation.general import general_metrics, load_general_set
     from bgetune.evaluation.metrics import ranking_metrics
@@ -108,7 +109,7 @@ def grid_weights(params, root, model, base_state, tuned_state, instruction, devi
         if general is not None:
             # the general set may be thousands of passages per trial: show the encoding's progress
             result["ood_ndcg@10"] = general_metrics(candidate, instruction, general, [10],
-                                                    params.eval.encode_batch_size, True, device,
+                                                    params.eval.encode_batch_size, progress, device,
                                                     precision)["ood_ndcg@10"]
         return result
 

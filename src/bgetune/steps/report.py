@@ -55,7 +55,8 @@ def run(params, root: str | Path = ".", progress: bool = True) -> Path:
                               f"{params.train.optimizer}",
                   "vocabulary": f"characters {'on' if params.vocab.expand_chars else 'off'}, terms "
                                 f"{'on' if params.vocab.expand_terms else 'off'}",
-                  "negatives": json.dumps({k: w for k, w in params.mining.weights.items() if w > 0}), "merge search": params.merge.search,
+                  "negatives": json.dumps({k: w for k, w in params.mining.weights.items() if w > 0}),
+                  "merge search": params.merge.search,
                   "seed": seed_line(params)}
     with StageOutputs("report", OUTS, root) as out:
         write_json(out.path("results/significance.json"), significance)

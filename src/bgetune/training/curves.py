@@ -29,7 +29,7 @@ def curve_points(stages: list[tuple[str, dict]]) -> dict[str, list[tuple[int, fl
             for key, value in entry.items():
                 if key != "step" and isinstance(value, (int, float)):
                     points.setdefault(f"val/{key}", []).append((offset + entry["step"], float(value)))
-        offset += summary.get("steps") or 0
+        offset += summary.get("steps", 0)
     return points
 
 
