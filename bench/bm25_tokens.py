@@ -91,7 +91,7 @@ def learned_weights(root: Path, params, setting: dict) -> dict | None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     from domain_runs import (add_stored_model_args, git_commit, headline_and_per_query, interval, load_stored_model,
-                             machine, stored_model_footer, write_stored_model_bench)
+                             machine, stage_dense_side, stored_model_footer, write_stored_model_bench)
 
     add_stored_model_args(parser)
     parser.add_argument("--settings", nargs="+", default=list(DEFAULT_SETTINGS),
@@ -103,11 +103,9 @@ def main() -> None:
         parser.error("--three-way needs two --settings (the two BM25s to fuse with the model)")
 
     from bgetune.evaluation.hybrid import FUSION_POOL, fuse_all, tune_weights
-    from bgetune.evaluation.retrieval import dense_rankings, encode_windows
+    from bgetune.evaluation.retrieval import dense_rankings
     from bgetune.evaluation.significance import paired_bootstrap
     from bgetune.evaluation.testset import load_test_set
-    from bgetune.search import encode
-    from bgetune.steps.evaluate import tuned_window_weight, window_setting
 
     started = time.perf_counter()
     parsed = [parse_setting(s) for s in args.settings]
@@ -118,17 +116,8 @@ def main() -> None:
     splits = {name: [load_test_set(root, params.eval, FUSION_POOL, split=name, lexical=lexical, term_weights=weights)
                      for lexical, weights in zip(settings, weights_of)] for name in ("test", "val")}
     test, val = splits["test"][0], splits["val"][0]
-    if list(val.ids) != list(test.ids):
-        raise SystemExit("val and test rank different corpora: this bench expects one corpus (bench/domain_runs.py)")
-
-    # The dense side as the evaluate stage ranks it by default: eval.windows, the weight chosen on val (its code).
-    passage_vectors = encode(model, test.texts, batch, progress=False, kind="document", precision=precision)
-    windows = window_setting(params.eval)
-    window_vectors, window_weight = None, 0.0
-    if windows:
-        window_vectors = encode_windows(model, test.texts, windows, batch, precision)
-        window_weight, _ = tuned_window_weight(params, root, model, instruction, device, precision,
-                                               (test.ids, passage_vectors, *window_vectors), val)
+    passage_vectors, windows, window_vectors, window_weight = stage_dense_side(root, params, device, precision, model,
+                                                                               instruction, test, val)
     dense = {name: dense_rankings(model, split.texts, split.ids, split.queries, FUSION_POOL, instruction, batch, False,
                                   passage_vectors=passage_vectors, device=device, precision=precision,
                                   windows=windows, window_vectors=window_vectors, window_weight=window_weight)
@@ -208,8 +197,8 @@ def main() -> None:
                          f"{interval(c['vs_plain_hybrid'])} | {c['ndcg@10'] / c['plain_bm25_ndcg@10']:.3f}× |")
     if three_way:
         w = three_way["weights"]
-        lines += ["", "| three lists (dense, the first BM25, the second BM25) | weights (val) | hybrid NDCG@10 | Recall@10 | "
-                  "MRR@10 | − the first's hybrid [95% CI] | − the second's hybrid [95% CI] | ÷ the first BM25 |",
+        lines += ["", "| three lists (dense, the first BM25, the second BM25) | weights (val) | hybrid NDCG@10 | "
+                  "Recall@10 | MRR@10 | − the first's hybrid [95% CI] | − the second's hybrid [95% CI] | ÷ the first BM25 |",
                   "| --- " * 8 + "|",
                   f"| convex fusion of three | {w[0]:.1f} / {w[1]:.1f} / {w[2]:.1f} | {three_way['ndcg@10']:.4f} | "
                   f"{three_way['recall@10']:.4f} | {three_way['mrr@10']:.4f} | "

@@ -521,6 +521,27 @@ def load_stored_model(args):
     return root, params, device, precision, model, instruction
 
 
+def stage_dense_side(root: Path, params, device: str, precision: str, model, instruction: str, test, val) -> tuple:
+    """The dense side as the evaluate stage ranks it by default, for a stored-model bench: the corpus's passage
+    vectors and, with ``eval.windows``, its window vectors and the window weight val chooses (the stage's code).
+    Returns (passage vectors, windows setting or None, (window vectors, owners) or None, window weight)."""
+    from bgetune.evaluation.retrieval import encode_windows
+    from bgetune.search import encode
+    from bgetune.steps.evaluate import tuned_window_weight, window_setting
+
+    if list(val.ids) != list(test.ids):
+        raise SystemExit("val and test rank different corpora: this bench expects one corpus (bench/domain_runs.py)")
+    batch = params.eval.encode_batch_size
+    passage_vectors = encode(model, test.texts, batch, progress=False, kind="document", precision=precision)
+    windows = window_setting(params.eval)
+    window_vectors, window_weight = None, 0.0
+    if windows:
+        window_vectors = encode_windows(model, test.texts, windows, batch, precision)
+        window_weight, _ = tuned_window_weight(params, root, model, instruction, device, precision,
+                                               (test.ids, passage_vectors, *window_vectors), val)
+    return passage_vectors, windows, window_vectors, window_weight
+
+
 def headline_and_per_query(ranked_ids: list[list[str]], relevant: list[set]) -> tuple[dict, list[float]]:
     """NDCG@10, Recall@10 and MRR@10 of a stored-model bench's ranking, and each query's NDCG@10 (for bootstraps)."""
     from bgetune.evaluation.metrics import query_ndcg, ranking_metrics
