@@ -84,10 +84,12 @@ def expanded_query(query_terms: list[str], feedback: list[Counter], feedback_sco
     return weights
 
 
-def choose(grid: list[tuple], val_score) -> tuple[tuple, float]:
-    """The grid's setting (its last field the feedback's weight) with the best ``val_score``; ties: the smaller
-    weight (no feedback first), then the earlier setting."""
-    scored = [(val_score(setting), -setting[-1], -i, setting) for i, setting in enumerate(grid)]
+def choose(grid: list[tuple], scores: list[float], feedback_on: bool = False) -> tuple[tuple, float]:
+    """The grid's setting (its last field the feedback's weight) with the best val score (``scores``, in grid
+    order); ties: the smaller weight (no feedback first), then the earlier setting. ``feedback_on``: among the
+    settings with feedback only (what feedback does at its best val setting, where val would decline it)."""
+    scored = [(score, -setting[-1], -i, setting) for i, (setting, score) in enumerate(zip(grid, scores))
+              if setting[-1] or not feedback_on]
     best = max(scored)
     return best[3], best[0]
 
@@ -219,35 +221,43 @@ def main() -> None:
     add_row("hybrid", "hybrid (convex, dense weight from val)", plain_hybrid["test"], "", {"dense_weight":
             plain_weights[0]}, plain_hybrid_val)
 
-    # Dense and BM25 alone, each fed by its own first round; chosen on its own val NDCG@10.
-    (k, beta), score = choose(rocchio_grid, lambda s: val_ndcg(rocchio_ranking(plain_dense, *s, ("val",))["val"][0]))
-    add_row("dense_rocchio", "dense, Rocchio from its own top k", rocchio_ranking(plain_dense, k, beta)["test"][0],
-            "dense", {"k": k, "beta": beta}, score)
-    (k, m, lam), score = choose(expansion_grid,
-                                lambda s: val_ndcg(expansion_ranking(plain_bm25, *s, ("val",))["val"][0]))
-    add_row("bm25_rm3", "BM25, RM3 from its own top k", expansion_ranking(plain_bm25, k, m, lam)["test"][0], "bm25",
-            {"k": k, "terms": m, "weight": lam}, score)
+    def lever(name: str, label: str, reference: str, grid: list[tuple], val_score, test_ranking) -> None:
+        """Two rows: the setting val chooses (perhaps none) and the best with feedback on."""
+        scores = [val_score(setting) for setting in grid]
+        keys = ("k", "beta") if len(grid[0]) == 2 else ("k", "terms", "weight")
+        for feedback_on in (False, True):
+            setting, score = choose(grid, scores, feedback_on)
+            ranked, extra = test_ranking(setting)
+            add_row(name + ("_on" if feedback_on else ""), label + (", feedback on" if feedback_on else ""), ranked,
+                    reference, {**dict(zip(keys, setting)), **extra}, score)
 
-    # The hybrid with one or both sides fed by the first round's hybrid (or the side's own list), re-fused; each
-    # setting chosen on the re-fused hybrid's val NDCG@10.
-    def best_hybrid(make_dense, make_bm25, grid) -> tuple[tuple, dict, float, list[float]]:
-        setting, _ = choose(grid, lambda s: hybrid(make_dense(s, ("val",)), make_bm25(s, ("val",)))[1])
-        fused, score, weights = hybrid(make_dense(setting, ("val", "test")), make_bm25(setting, ("val", "test")))
-        return setting, fused, score, weights
+    # Dense and BM25 alone, each fed by its own first round; chosen on its own val NDCG@10.
+    lever("dense_rocchio", "dense, Rocchio from its own top k", "dense", rocchio_grid,
+          lambda s: val_ndcg(rocchio_ranking(plain_dense, *s, ("val",))["val"][0]),
+          lambda s: (rocchio_ranking(plain_dense, *s, ("test",))["test"][0], {}))
+    lever("bm25_rm3", "BM25, RM3 from its own top k", "bm25", expansion_grid,
+          lambda s: val_ndcg(expansion_ranking(plain_bm25, *s, ("val",))["val"][0]),
+          lambda s: (expansion_ranking(plain_bm25, *s, ("test",))["test"][0], {}))
+
+    # The hybrid with one side fed by its own first round or by the first round's hybrid, re-fused; each setting
+    # chosen on the re-fused hybrid's val NDCG@10 (its dense weight tuned again for each).
+    def hybrid_lever(name: str, label: str, grid: list[tuple], make_dense, make_bm25) -> None:
+        def test_ranking(setting):
+            fused, _, weights = hybrid(make_dense(setting, ("val", "test")), make_bm25(setting, ("val", "test")))
+            return fused["test"], {"dense_weight": weights[0]}
+
+        lever(name, label, "hybrid", grid,
+              lambda s: hybrid(make_dense(s, ("val",)), make_bm25(s, ("val",)))[1], test_ranking)
 
     def keep(plain: dict):
         return lambda setting, names: {name: plain[name] for name in names}
 
     for source_name, source in (("own", None), ("hybrid", hybrid_lists)):
-        setting, fused, score, weights = best_hybrid(
-            lambda s, names: rocchio_ranking(source or plain_dense, *s, names), keep(plain_bm25), rocchio_grid)
-        add_row(f"hybrid_rocchio_{source_name}", f"hybrid, dense side Rocchio from {source_name} top k",
-                fused["test"], "hybrid", {"k": setting[0], "beta": setting[1], "dense_weight": weights[0]}, score)
-        setting, fused, score, weights = best_hybrid(
-            keep(plain_dense), lambda s, names: expansion_ranking(source or plain_bm25, *s, names), expansion_grid)
-        add_row(f"hybrid_rm3_{source_name}", f"hybrid, BM25 side RM3 from {source_name} top k", fused["test"],
-                "hybrid", {"k": setting[0], "terms": setting[1], "weight": setting[2], "dense_weight": weights[0]},
-                score)
+        dense_source, bm25_source = source or plain_dense, source or plain_bm25
+        hybrid_lever(f"hybrid_rocchio_{source_name}", f"hybrid, dense side Rocchio from {source_name} top k",
+                     rocchio_grid, lambda s, names: rocchio_ranking(dense_source, *s, names), keep(plain_bm25))
+        hybrid_lever(f"hybrid_rm3_{source_name}", f"hybrid, BM25 side RM3 from {source_name} top k",
+                     expansion_grid, keep(plain_dense), lambda s, names: expansion_ranking(bm25_source, *s, names))
 
     for row in rows:
         if row["reference"]:

@@ -54,5 +54,7 @@ def test_term_scores_rank_as_bm25_for_an_unweighted_query():
 
 def test_choose_prefers_the_best_val_score_then_no_feedback_then_the_earlier_setting():
     grid = [(1, 0.0), (3, 0.5), (5, 0.5), (3, 1.0)]
-    assert choose(grid, lambda s: {0.0: 0.30, 0.5: 0.31, 1.0: 0.31}[s[1]]) == ((3, 0.5), 0.31)
-    assert choose(grid, lambda s: 0.2) == ((1, 0.0), 0.2)
+    assert choose(grid, [0.30, 0.31, 0.31, 0.31]) == ((3, 0.5), 0.31)
+    assert choose(grid, [0.2, 0.2, 0.2, 0.2]) == ((1, 0.0), 0.2)
+    # Feedback on: the best of the settings with a weight, even where none is better.
+    assert choose(grid, [0.30, 0.25, 0.27, 0.26], feedback_on=True) == ((5, 0.5), 0.27)
