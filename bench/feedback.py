@@ -108,11 +108,13 @@ class TermScores:
                                  shape=(len(stored["indptr"]) - 1, stored["num_docs"]))
 
     def top(self, weights: dict[str, float], ids: list[str], k: int) -> tuple[list[str], list[float]]:
+        from bgetune.evaluation.retrieval import SCORE_DECIMALS
+
         if not weights:
             return ids[:k], [0.0] * min(k, len(ids))      # no corpus term: unranked, corpus order (as BM25Index)
         rows = [self.vocabulary[t] for t in weights]
         scores = np.asarray(self.matrix[rows].T @ np.fromiter(weights.values(), dtype=np.float64)).ravel()
-        order = np.argsort(-np.round(scores, 6), kind="stable")[:k]     # ties by passage order
+        order = np.argsort(-np.round(scores, SCORE_DECIMALS), kind="stable")[:k]     # ties by passage order
         return [ids[i] for i in order], [float(scores[i]) for i in order]
 
 
@@ -126,7 +128,7 @@ def main() -> None:
 
     from bgetune.evaluation.hybrid import FUSION_POOL, fuse_all, tune_weights
     from bgetune.evaluation.metrics import ranking_metrics
-    from bgetune.evaluation.retrieval import mixed_ranking, window_candidates
+    from bgetune.evaluation.retrieval import dense_rankings
     from bgetune.evaluation.significance import paired_bootstrap
     from bgetune.evaluation.testset import load_test_set
     from bgetune.lexical import BM25Index
@@ -146,13 +148,10 @@ def main() -> None:
                      for name, split in splits.items()}
 
     def dense(vectors: np.ndarray) -> tuple[list[list[str]], list[list[float]]]:
-        if window_vectors is None:
-            from bgetune.search import top_k
-
-            scores, indices = top_k(vectors, passage_vectors, FUSION_POOL, device=device)
-            return [[ids[i] for i in row] for row in indices], [list(map(float, row)) for row in scores]
-        candidates = window_candidates(vectors, passage_vectors, *window_vectors, FUSION_POOL, device)
-        return mixed_ranking(candidates, ids, window_weight, FUSION_POOL)
+        ranked = dense_rankings(model, test.texts, ids, [], FUSION_POOL, passage_vectors=passage_vectors,
+                                device=device, windows=windows, window_vectors=window_vectors,
+                                window_weight=window_weight, query_vectors=vectors)
+        return ranked.ids, ranked.scores
 
     index = BM25Index(test.texts, params.lexical)
     term_scores = TermScores(index)

@@ -29,6 +29,16 @@ def test_dense_rankings_return_every_passage_once(tiny_model):
     assert ranked.query_vectors.shape == (1, 32) and ranked.passage_vectors.shape == (3, 32)
 
 
+def test_dense_rankings_rank_given_query_vectors_as_they_are(tiny_model):
+    texts = ["red cat", "blue dog", "green fish"]
+    encoded = dense_rankings(tiny_model, texts, ["a", "b", "c"], ["blue dog"], k=3, progress=False)
+    moved = encoded.passage_vectors[[2]]              # a query vector no query text encodes to: green fish's own
+    ranked = dense_rankings(tiny_model, texts, ["a", "b", "c"], [], k=3, progress=False,
+                            passage_vectors=encoded.passage_vectors, query_vectors=moved)
+    assert ranked.ids[0][0] == "c" and abs(ranked.scores[0][0] - 1.0) < 1e-5
+    assert ranked.query_vectors is moved
+
+
 def test_passage_windows_cut_only_long_passages_into_whole_sentences():
     long = "红猫在这里睡觉。蓝狗在门口叫。绿鱼在水里游来游去。小鸟在树上唱歌。"
     texts = ["短短一句。", long, "另一句短的。"]

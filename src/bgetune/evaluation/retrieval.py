@@ -157,17 +157,18 @@ def dense_rankings(model, passage_texts: list[str], passage_ids: list[str], quer
                    instruction: str = "", batch_size: int = 32, progress: bool = True, passage_vectors=None,
                    device: str = "cpu", precision: str = "fp32", windows: tuple[int, int] | None = None,
                    window_vectors: tuple[np.ndarray, np.ndarray] | None = None,
-                   window_weight: float = 1.0) -> DenseRanking:
+                   window_weight: float = 1.0, query_vectors: np.ndarray | None = None) -> DenseRanking:
     """Top-k passage ids and scores per query, plus the query and passage vectors (pair metrics, plots).
 
     ``windows`` = (max_chars, overlap_chars) turns on small-to-big scoring (``eval.windows``): a passage scores
     (1 − ``window_weight``) × its own vector's cosine + ``window_weight`` × its best vector's, itself or one of its
     sentence windows (``passage_windows``); ``window_vectors`` = (vectors, owners) reuses windows already encoded
-    for the same passages."""
+    for the same passages. ``passage_vectors`` / ``query_vectors`` given are ranked as they are (not encoded)."""
     if passage_vectors is None:
         passage_vectors = encode(model, passage_texts, batch_size, progress=progress, kind="document",
                                  precision=precision)
-    query_vectors = encode(model, queries, batch_size, instruction, progress, kind="query", precision=precision)
+    if query_vectors is None:
+        query_vectors = encode(model, queries, batch_size, instruction, progress, kind="query", precision=precision)
     if windows and windows[0]:
         if window_vectors is None:
             window_vectors = encode_windows(model, passage_texts, windows, batch_size, precision, progress)
