@@ -63,7 +63,7 @@ def test_lora_two_stages_validation_terms_and_searched_merge(tmp_path, tiny_mode
                   vocab={"expand_terms": True, "top_terms": 3, "min_term_count": 1, "term_file": "data/terms.txt",
                          "init": "cooccurrence"},
                   train={"method": "lora", "eval_every": 2, "checkpoint_every": 2,
-                         "lora": {"r": 4, "alpha": 8, "target_modules": ["query", "value"]},
+                         "lora": {"r": 4, "alpha": 8, "target_modules": ["query", "value"], "lr": 3e-4},
                          "stage2": {"enabled": True, "epochs": 1, "loss": "cosine", "noise_weight": 0.5}},
                   merge={"search": "grid", "grid": [0.0, 0.5, 1.0]},
                   eval={"general": {"data": {"raw_dir": str(general)}, "max_queries": 4},
@@ -74,6 +74,7 @@ def test_lora_two_stages_validation_terms_and_searched_merge(tmp_path, tiny_mode
     vocab = summaries["vocab"]
     lora_lines = [m for m in caplog.messages if m.startswith("LoRA r=4, alpha=8 on query, value: ")]
     assert len(lora_lines) == 1 and lora_lines[0].endswith(f", {vocab['tokens_added']} new token rows among them")
+    assert "LoRA: the adapters train at lr 0.0003 (train.lora.lr)" in caplog.messages
     assert vocab["terms_added"] >= 1 and "红猫" in vocab["sample_terms"]
     init = vocab["init"]   # rows from co-occurrence + rows kept (tokens absent from the corpus) = every new token
     assert init["rows_from_cooccurrence"] >= 2 and init["rows_from_cooccurrence"] + init["rows_kept"] == \
@@ -84,6 +85,10 @@ def test_lora_two_stages_validation_terms_and_searched_merge(tmp_path, tiny_mode
     assert train["method"] == "lora" and train["lora"]["adapter_saved"]
     assert (root / "models" / "finetuned" / "lora_adapter" / "adapter_config.json").exists()
     assert train["stage2"]["examples"] == 2 and train["stage2"]["loss"] == "cosine"
+    # Stage 1 trains the adapters at train.lora.lr (above train.lr's 5e-5); stage 2 keeps its own lr (1e-5).
+    peak = {part: max(p["learning_rate"] for p in train[part]["lr_curve"]) for part in ("stage1", "stage2")}
+    assert train["lora"]["lr"] == 3e-4 and 5e-5 < peak["stage1"] <= 3e-4 and peak["stage2"] <= 1e-5, peak
+    assert "lr 0.0003 (LoRA adapters)" in (root / "models" / "finetuned" / "README.md").read_text(encoding="utf-8")
     assert train["stage1"]["validation"]["history"], "validation ran every 2 steps"
     assert not (root / "models" / "checkpoints").exists() or not any((root / "models" / "checkpoints").rglob("*.pt"))
     from sentence_transformers import SentenceTransformer

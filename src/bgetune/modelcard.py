@@ -117,6 +117,13 @@ def describe_loss(params) -> str:
     return ", ".join(parts)
 
 
+def trained_lr(train, summary: dict) -> str:
+    """The learning rate the run trained at, as a card or report shows it: a LoRA run's is its adapters' (results/
+    train.json's lora.lr, which train.lora.lr sets), else train.lr."""
+    lora_lr = (summary.get("lora") or {}).get("lr") if train.method == "lora" else None
+    return f"{lora_lr} (LoRA adapters)" if lora_lr is not None else f"{train.lr}"
+
+
 def finetuned_card(params, summary: dict, facts: dict, test: dict | None = None) -> str:
     """``summary``: results/train.json; ``facts``: pooling, lengths, language, instruction, data sizes;
     ``test``: {model name: headline metrics} for the test-split table (base, fine-tuned, merged, BM25)."""
@@ -129,8 +136,8 @@ def finetuned_card(params, summary: dict, facts: dict, test: dict | None = None)
             ("training pairs", f"{facts.get('train_queries')} queries with mined hard negatives "
                                f"(group size {train.train_group_size})"),
             ("corpus", f"{facts.get('passages')} passages"),
-            ("hyperparameters", f"lr {train.lr}" + (f" (embeddings {train.embedding_lr})" if train.embedding_lr
-                                                    else "") + f", batch {train.batch_size} per device, "
+            ("hyperparameters", f"lr {trained_lr(train, summary)}" + (f" (embeddings {train.embedding_lr})"
+                                                                       if train.embedding_lr else "") + f", batch {train.batch_size} per device, "
                                 f"{train.epochs} epoch(s), warm-up {train.warmup_ratio}, weight decay "
                                 f"{train.weight_decay}, optimizer {train.optimizer}, seed "
                                 f"{params.seed_of('train')}"),

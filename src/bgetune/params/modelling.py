@@ -211,6 +211,10 @@ class LoraParams(Section):
     alpha: int = Field(32, ge=1)
     dropout: float = Field(0.05, ge=0.0, le=1.0)
     target_modules: list[str] = ["query", "key", "value", "dense"]
+    # The adapters' learning rate when train.method is lora (train.lr stays full fine-tuning's); null: train.lr. An
+    # adapter starts at zero (LoRA's B matrix) and learns a low-rank update, so it wants a larger rate than the
+    # weights it adapts: LoRA recipes commonly take 1e-4 to 5e-4 where full fine-tuning takes 1e-5 to 5e-5.
+    lr: float | None = Field(None, gt=0)
 
 
 class Stage2Params(Section):

@@ -27,7 +27,7 @@ OUTS = ["results/report.html", "results/significance.json", "results/plots/recal
 
 def run(params, root: str | Path = ".", progress: bool = True) -> Path:
     from bgetune.evaluation.significance import compare_per_query
-    from bgetune.modelcard import describe_loss
+    from bgetune.modelcard import describe_loss, trained_lr
     from bgetune.plots import curves
     from bgetune.records import atomic_open
     from bgetune.report import build_report
@@ -44,6 +44,7 @@ def run(params, root: str | Path = ".", progress: bool = True) -> Path:
     per_query = [json.loads(line) for line in per_query_path.read_text(encoding="utf-8").splitlines() if line] \
         if per_query_path.exists() else None
     passages = read_passages(root / "data/corpus.jsonl")
+    train = json.loads((results / "train.json").read_text()) if (results / "train.json").exists() else {}
     test = json.loads((results / "eval" / "finetuned.json").read_text()) if (results / "eval" /
                                                                               "finetuned.json").exists() else {}
     provenance = {"base model": params.model.base, "git commit": git_commit(root),
@@ -51,7 +52,7 @@ def run(params, root: str | Path = ".", progress: bool = True) -> Path:
                   "test queries / passages": f"{test.get('queries')} / {test.get('passages')}",
                   "evaluation level": params.eval.level,
                   "training": f"{params.train.method}, {describe_loss(params.train)}, "
-                              f"lr {params.train.lr}, batch {params.train.batch_size}, {params.train.epochs} epoch(s), "
+                              f"lr {trained_lr(params.train, train)}, batch {params.train.batch_size}, {params.train.epochs} epoch(s), "
                               f"{params.train.optimizer}",
                   "vocabulary": f"characters {'on' if params.vocab.expand_chars else 'off'}, terms "
                                 f"{'on' if params.vocab.expand_terms else 'off'}",
@@ -65,7 +66,6 @@ def run(params, root: str | Path = ".", progress: bool = True) -> Path:
             series[path.stem] = [(p["k"], p["recall"]) for p in json.loads(path.read_text())]
         curves(series, out.path("results/plots/recall_at_k.png"), "Recall@k on the test split", "k", "Recall@k",
                log_x=True)
-        train = json.loads((results / "train.json").read_text()) if (results / "train.json").exists() else {}
         loss = [(p["step"], p["loss"]) for p in (train.get("stage1") or {}).get("loss_curve", [])]
         curves({"loss (mean per logging window)": loss}, out.path("results/plots/train_loss.png"), "Training loss",
                "step", "loss")

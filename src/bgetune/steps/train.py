@@ -76,6 +76,16 @@ def run(params, root: str | Path = ".", progress: bool = True) -> dict:
     stage2_files = sorted((root / params.train.stage2.folder).glob("*.jsonl")) if params.train.stage2.enabled else []
     fingerprint = fingerprint_of(params, root, stage2_files)
     train_params, distillation = resolved_distillation(params)
+    if lora is not None:
+        from bgetune.training.lora import adapter_lr
+
+        # The adapters' rate stands in for train.lr in every part that trains them (stage 2 keeps its own lr).
+        lr, source = adapter_lr(params.train)
+        train_params = train_params.model_copy(update={"lr": lr})
+        lora["lr"] = lr
+        log.info("LoRA: the adapters train at lr %g (%s)%s", lr, source,
+                 f", the new token rows at {params.train.embedding_lr:g} (train.embedding_lr)"
+                 if params.train.embedding_lr and lora["new_token_rows"] else "")
     common = dict(seed=seed, instruction=train_instruction, device=device, precision=precision,
                   evaluator=evaluator, progress=progress, processes=processes)
     checkpoints = root / CHECKPOINTS

@@ -4,6 +4,7 @@ the adapters back so the saved model is a plain sentence-transformers folder tha
 Example::
 
     report = add_lora(model, params.train.lora, old_vocab_size=30522)
+    lr, source = adapter_lr(params.train)               # train.lora.lr, else train.lr
     train(model, ...)
     merge_lora(model, "models/finetuned/lora_adapter")   # adapter kept for peft users; model now plain again
 """
@@ -31,6 +32,13 @@ def add_lora(model, lora_params, old_vocab_size: int | None = None, seed: int = 
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     total = sum(p.numel() for p in model.parameters())
     return {"trainable_parameters": trainable, "total_parameters": total, "new_token_rows": len(new_ids or [])}
+
+
+def adapter_lr(train) -> tuple[float, str]:
+    """The learning rate a LoRA run trains at, and the key it came from: ``train.lora.lr``, else ``train.lr``."""
+    if train.lora.lr is not None:
+        return train.lora.lr, "train.lora.lr"
+    return train.lr, "train.lr, as train.lora.lr is null"
 
 
 def merge_lora(model, adapter_dir: str | Path) -> dict:
