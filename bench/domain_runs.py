@@ -399,15 +399,15 @@ SUITES = {
     },
     # LoRA (train.method: lora; peft's adapters of rank 16 on every linear layer, the new token rows trained too) on
     # the known_chars reference recipe, paired with its full fine-tuning in one invocation (fp32, --steps 80): the
-    # adapters at full fine-tuning's lr (train.lr, 5e-5: what train.lora.lr null gives) and at 4x it, in the range
-    # LoRA recipes take. The new rows keep the recipe's embedding lr (1e-3) throughout.
+    # adapters at full fine-tuning's lr (train.lr, 5e-5: what train.lora.lr null gives) and at 4x and 10x it, in the
+    # range LoRA recipes take. The new rows keep the recipe's embedding lr (1e-3) throughout.
     "lora": {
         "dict_init_hardness": {**FAST_DISTILL, "vocab": {**FAST_DISTILL["vocab"], "init": "dictionary"},
                                "train": {**FAST_DISTILL["train"], **HARDNESS}},
         **{f"dict_init_hardness_lora_lr_{lr}": {
             **FAST_DISTILL, "vocab": {**FAST_DISTILL["vocab"], "init": "dictionary"},
             "train": {**FAST_DISTILL["train"], **HARDNESS, "method": "lora", "lora": {"lr": float(lr)}}}
-           for lr in ("5e-5", "2e-4")},
+           for lr in ("5e-5", "2e-4", "5e-4")},
     },
     # Passages that start with their title (chunk.title_prefix; CMRC's Wikipedia article titles), paired with the
     # same recipe on untitled passages in one invocation (fp32, --steps 80, as known_chars); the titled corpus has

@@ -73,3 +73,13 @@ def test_the_card_says_to_encode_passages_with_their_titles_when_training_did():
     assert "began with their title on a line of their own (`chunk.title_prefix` put it before 120 of them)" in titled
     assert 'title + "\\n" + text' in titled
     assert "title_prefix" not in finetuned_card(params, {"stage1": {}}, {"titled_passages": 0})
+
+
+def test_the_card_names_the_rate_the_lora_adapters_trained_at():
+    def hyperparameters(train: dict) -> str:
+        card = finetuned_card(params_from_dict({"train": train}), {"stage1": {}}, {})
+        return next(line for line in card.splitlines() if "hyperparameters" in line)
+
+    assert "lr 0.0002 (LoRA adapters)," in hyperparameters({"method": "lora", "lora": {"lr": 2e-4}})
+    assert "lr 5e-05," in hyperparameters({"method": "lora"})                         # lora.lr null: train.lr
+    assert "lr 5e-05," in hyperparameters({"method": "full", "lora": {"lr": 2e-4}})   # full fine-tuning: train.lr

@@ -117,11 +117,12 @@ def describe_loss(params) -> str:
     return ", ".join(parts)
 
 
-def trained_lr(train, summary: dict) -> str:
-    """The learning rate the run trained at, as a card or report shows it: a LoRA run's is its adapters' (results/
-    train.json's lora.lr, which train.lora.lr sets), else train.lr."""
-    lora_lr = (summary.get("lora") or {}).get("lr") if train.method == "lora" else None
-    return f"{lora_lr} (LoRA adapters)" if lora_lr is not None else f"{train.lr}"
+def trained_lr(train) -> str:
+    """The learning rate the run trained at, as a card or report shows it: a LoRA run's adapters take train.lora.lr
+    where it is set (training/lora.py's adapter_lr), every other run train.lr."""
+    if train.method == "lora" and train.lora.lr is not None:
+        return f"{train.lora.lr} (LoRA adapters)"
+    return f"{train.lr}"
 
 
 def finetuned_card(params, summary: dict, facts: dict, test: dict | None = None) -> str:
@@ -136,7 +137,7 @@ def finetuned_card(params, summary: dict, facts: dict, test: dict | None = None)
             ("training pairs", f"{facts.get('train_queries')} queries with mined hard negatives "
                                f"(group size {train.train_group_size})"),
             ("corpus", f"{facts.get('passages')} passages"),
-            ("hyperparameters", f"lr {trained_lr(train, summary)}" + (f" (embeddings {train.embedding_lr})"
+            ("hyperparameters", f"lr {trained_lr(train)}" + (f" (embeddings {train.embedding_lr})"
                                                                        if train.embedding_lr else "") + f", batch {train.batch_size} per device, "
                                 f"{train.epochs} epoch(s), warm-up {train.warmup_ratio}, weight decay "
                                 f"{train.weight_decay}, optimizer {train.optimizer}, seed "

@@ -1,9 +1,10 @@
 """report: results/report.html — one page that opens offline — with results/significance.json (paired-bootstrap
 intervals of each NDCG@10 difference) and the Recall@k and training-loss plots.
 
-Reads params: seed, model.base, train.method, train.loss, train.lr, train.epochs, train.batch_size,
+Reads params: seed, model.base, train.method, train.loss, train.lr, train.lora.lr, train.epochs, train.batch_size,
 train.temperature, train.directions, train.partition_mode, train.hardness_mode, train.hardness_strength,
-train.noise_weight, train.distill_weight, vocab.expand_chars, vocab.expand_terms, mining.weights, merge.search, eval.level.
+train.noise_weight, train.distill_weight, train.optimizer, train.seed, mining.seed, vocab.expand_chars,
+vocab.expand_terms, mining.weights, merge.search, eval.level.
 
 Example::
 
@@ -44,7 +45,6 @@ def run(params, root: str | Path = ".", progress: bool = True) -> Path:
     per_query = [json.loads(line) for line in per_query_path.read_text(encoding="utf-8").splitlines() if line] \
         if per_query_path.exists() else None
     passages = read_passages(root / "data/corpus.jsonl")
-    train = json.loads((results / "train.json").read_text()) if (results / "train.json").exists() else {}
     test = json.loads((results / "eval" / "finetuned.json").read_text()) if (results / "eval" /
                                                                               "finetuned.json").exists() else {}
     provenance = {"base model": params.model.base, "git commit": git_commit(root),
@@ -52,8 +52,8 @@ def run(params, root: str | Path = ".", progress: bool = True) -> Path:
                   "test queries / passages": f"{test.get('queries')} / {test.get('passages')}",
                   "evaluation level": params.eval.level,
                   "training": f"{params.train.method}, {describe_loss(params.train)}, "
-                              f"lr {trained_lr(params.train, train)}, batch {params.train.batch_size}, {params.train.epochs} epoch(s), "
-                              f"{params.train.optimizer}",
+                              f"lr {trained_lr(params.train)}, batch {params.train.batch_size}, "
+                              f"{params.train.epochs} epoch(s), {params.train.optimizer}",
                   "vocabulary": f"characters {'on' if params.vocab.expand_chars else 'off'}, terms "
                                 f"{'on' if params.vocab.expand_terms else 'off'}",
                   "negatives": json.dumps({k: w for k, w in params.mining.weights.items() if w > 0}),
@@ -66,6 +66,7 @@ def run(params, root: str | Path = ".", progress: bool = True) -> Path:
             series[path.stem] = [(p["k"], p["recall"]) for p in json.loads(path.read_text())]
         curves(series, out.path("results/plots/recall_at_k.png"), "Recall@k on the test split", "k", "Recall@k",
                log_x=True)
+        train = json.loads((results / "train.json").read_text()) if (results / "train.json").exists() else {}
         loss = [(p["step"], p["loss"]) for p in (train.get("stage1") or {}).get("loss_curve", [])]
         curves({"loss (mean per logging window)": loss}, out.path("results/plots/train_loss.png"), "Training loss",
                "step", "loss")
