@@ -481,10 +481,11 @@ def bench_params(dataset: str, steps: int, epochs: int, batch_size: int, eval_ev
     (``chunk_chars``: chunk.max_chars, 0 keeps the dataset's)."""
     params = deep_update(DATASETS[dataset], {
         # hardness weighting off: the default since it won here, pinned off so that every stored variant (the
-        # hardness ones set it) rebuilds the params it ran with
+        # hardness ones set it) rebuilds the params it ran with; LoRA's adapters at train.lr likewise (lora.lr
+        # 5e-4 is the default since the lora suite; its variants set it)
         "train": {"epochs": epochs, "max_steps": steps, "batch_size": batch_size, "lr": 5e-5,
                   "checkpoint_every": 0, "log_every": 10, "eval_every": eval_every, "hardness_mode": "off",
-                  "hardness_strength": 0.0},
+                  "hardness_strength": 0.0, "lora": {"lr": None}},
         # windows off: the default since 2026-12-03 (they won on CMRC), pinned off so that every stored variant
         # rebuilds the params it ran with (hardness_windows_80 sets them); the hybrid's learned query-term weights
         # likewise (the default since 2026-12-03; bench/bm25_tokens.py measures them on a stored run)

@@ -80,6 +80,7 @@ def test_the_card_names_the_rate_the_lora_adapters_trained_at():
         card = finetuned_card(params_from_dict({"train": train}), {"stage1": {}}, {})
         return next(line for line in card.splitlines() if "hyperparameters" in line)
 
+    assert "lr 0.0005 (LoRA adapters)," in hyperparameters({"method": "lora"})          # lora.lr's default
     assert "lr 0.0002 (LoRA adapters)," in hyperparameters({"method": "lora", "lora": {"lr": 2e-4}})
-    assert "lr 5e-05," in hyperparameters({"method": "lora"})                         # lora.lr null: train.lr
-    assert "lr 5e-05," in hyperparameters({"method": "full", "lora": {"lr": 2e-4}})   # full fine-tuning: train.lr
+    assert "lr 5e-05," in hyperparameters({"method": "lora", "lora": {"lr": None}})     # null: train.lr
+    assert "lr 5e-05," in hyperparameters({"method": "full"})                          # full fine-tuning: train.lr
