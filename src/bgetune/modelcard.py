@@ -137,8 +137,9 @@ def finetuned_card(params, summary: dict, facts: dict, test: dict | None = None)
             ("training pairs", f"{facts.get('train_queries')} queries with mined hard negatives "
                                f"(group size {train.train_group_size})"),
             ("corpus", f"{facts.get('passages')} passages"),
-            ("hyperparameters", f"lr {trained_lr(train)}" + (f" (embeddings {train.embedding_lr})"
-                                                                       if train.embedding_lr else "") + f", batch {train.batch_size} per device, "
+            ("hyperparameters", f"lr {trained_lr(train)}"
+                                + (f" (embeddings {train.embedding_lr})" if train.embedding_lr else "")
+                                + f", batch {train.batch_size} per device, "
                                 f"{train.epochs} epoch(s), warm-up {train.warmup_ratio}, weight decay "
                                 f"{train.weight_decay}, optimizer {train.optimizer}, seed "
                                 f"{params.seed_of('train')}"),
