@@ -31,6 +31,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 SHAPES = {"small": (512, 4, 8, 2048), "base": (768, 12, 12, 3072), "large": (1024, 24, 16, 4096)}
 VOCAB = 21128
+ENGINES = ("bgetune", "sentence_transformers", "flagembedding")
 # Dense bf16 tensor-core peaks (no sparsity), TFLOP/s.
 PEAKS = {"H100": 989.0, "H200": 989.0, "A100": 312.0, "L40S": 362.0, "L4": 121.0, "A10": 125.0, "4090": 165.2,
          "3090": 71.0, "V100": 125.0, "T4": 65.0}
@@ -249,13 +250,20 @@ def peak_tflops(gpu: str | None, override: float | None) -> float | None:
     return next((v for k, v in PEAKS.items() if gpu and k in gpu), None)
 
 
-def spawn(kind: str, *extra: str) -> dict:
+def spawn(kind: str, *extra: str, failures: list | None = None) -> dict | None:
+    """One worker process's result. With ``failures``, a worker that fails (an engine missing on this machine, out
+    of memory) is recorded there with its last error line and the run goes on; without, it ends the run."""
     argv = [sys.executable, __file__, "--worker", kind, *extra] + [a for a in sys.argv[1:]]
     out = subprocess.run(argv, capture_output=True, text=True, env=dict(os.environ, TOKENIZERS_PARALLELISM="false"))
     line = next((line for line in out.stdout.splitlines() if line.startswith("RESULT ")), None)
-    if line is None:
+    if line is not None:
+        return json.loads(line[7:])
+    if failures is None:
         raise SystemExit(f"{kind} {extra} failed:\n{out.stderr[-3000:]}")
-    return json.loads(line[7:])
+    last = next((x for x in reversed(out.stderr.strip().splitlines()) if x.strip()), f"exit status {out.returncode}")
+    failures.append({"worker": kind, "args": list(extra), "error": last.strip()[:300]})
+    print(f"{kind} {' '.join(extra)} failed: {last.strip()}\n{out.stderr[-2000:]}", file=sys.stderr, flush=True)
+    return None
 
 
 def main() -> None:
@@ -264,7 +272,7 @@ def main() -> None:
     gpu = torch.cuda.is_available()
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--shapes", nargs="+", default=["small", "base", "large"] if gpu else ["small"])
-    parser.add_argument("--engines", nargs="+", default=["bgetune", "sentence_transformers", "flagembedding"])
+    parser.add_argument("--engines", nargs="+", default=list(ENGINES), choices=ENGINES)
     parser.add_argument("--batch-size", type=int, default=32 if gpu else 8)
     parser.add_argument("--group-size", type=int, default=8 if gpu else 4)
     parser.add_argument("--query-length", type=int, default=64)
@@ -286,19 +294,25 @@ def main() -> None:
     if args.worker:
         torch.set_num_threads(os.cpu_count() or 1)
         result = (encoding_speed(args.worker_shape, args) if args.worker == "encode" else
-                  {"faiss": faiss_speed(args)} if args.worker == "faiss" else worker(args.worker, args.worker_shape, args))
+                  {"faiss": faiss_speed(args)} if args.worker == "faiss" else
+                  worker(args.worker, args.worker_shape, args))
         print("RESULT " + json.dumps(result))
         return
-    runs = []
+    runs, failures = [], []
     for shape in args.shapes:
         for repeat in range(args.repeats):
             order = args.engines if repeat % 2 == 0 else args.engines[::-1]
             for engine in order:
-                runs.append({**spawn(engine, "--worker-shape", shape), "repeat": repeat})
-                print(json.dumps(runs[-1]), flush=True)
-    encoding = [spawn("encode", "--worker-shape", shape) for shape in args.shapes]
-    search = spawn("faiss")["faiss"]
-    write(args, runs, encoding, search)
+                result = spawn(engine, "--worker-shape", shape, failures=failures)
+                if result is not None:
+                    runs.append({**result, "repeat": repeat})
+                    print(json.dumps(runs[-1]), flush=True)
+    if not runs:
+        raise SystemExit("every training run failed: " + "; ".join(f["error"] for f in failures))
+    encoding = [spawn("encode", "--worker-shape", shape, failures=failures) for shape in args.shapes]
+    encoding = [e for e in encoding if e is not None]
+    search = (spawn("faiss", failures=failures) or {"faiss": []})["faiss"]
+    write(args, runs, encoding, search, failures)
 
 
 def summarise(args, runs: list[dict]) -> list[dict]:
@@ -314,8 +328,9 @@ def summarise(args, runs: list[dict]) -> list[dict]:
                    "min": min(speeds), "max": max(speeds), "repeats": len(speeds),
                    "seconds_per_step": statistics.mean(r["seconds_per_step"] for r in items),
                    "peak_memory_mb": max(r["peak_memory_mb"] for r in items)}
-            if reference:
-                ratios = [a["texts_per_second"] / b["texts_per_second"] for a, b in zip(reference, items)]
+            paired = [(a, b) for a in reference or [] for b in items if a["repeat"] == b["repeat"]]
+            if paired:   # the same repeat's runs (a failed run leaves its repeat unpaired)
+                ratios = [a["texts_per_second"] / b["texts_per_second"] for a, b in paired]
                 row["bgetune_ratio"] = statistics.mean(r["texts_per_second"] for r in reference) / \
                     row["texts_per_second"]
                 row["bgetune_ratio_range"] = [min(ratios), max(ratios)]
@@ -328,7 +343,22 @@ def summarise(args, runs: list[dict]) -> list[dict]:
     return rows
 
 
-def write(args, runs, encoding, search) -> None:
+def versions() -> dict:
+    """The libraries the engines ran on, and the CUDA build: a GPU machine's image may hold other versions."""
+    from importlib import metadata
+
+    import torch
+
+    found = {"python": platform.python_version(), "cuda": torch.version.cuda}
+    for name in ("torch", "transformers", "sentence-transformers", "FlagEmbedding", "faiss-cpu", "faiss-gpu-cu12"):
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    return found
+
+
+def write(args, runs, encoding, search, failures=()) -> None:
     first = runs[0]
     device = first["gpu"] or "cpu"
     rows = summarise(args, runs)
@@ -336,10 +366,10 @@ def write(args, runs, encoding, search) -> None:
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
                             text=True).stdout.strip() or "unknown"
     record = {"device": device, "precision": first["precision"], "settings": settings,
-              "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform()},
+              "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(), **versions()},
               "command": " ".join(["python", "bench/train_speed.py"] + sys.argv[1:]), "commit": commit,
               "date": time.strftime("%Y-%m-%d"),
-              "summary": rows, "runs": runs, "encoding": encoding, "faiss": search}
+              "summary": rows, "runs": runs, "encoding": encoding, "faiss": search, "failed": list(failures)}
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     name = "train_speed_" + ("cpu" if device == "cpu" else device.replace(" ", "_").lower())
@@ -360,6 +390,7 @@ def write(args, runs, encoding, search) -> None:
     lines += ["", "| faiss exact search | passages | queries/s | build s |", "| --- | --- | --- | --- |"]
     lines += [f"| {s['device']} | {s['passages']:,} | {s['queries_per_second']:.0f} | {s['build_s']:.2f} |"
               for s in search]
+    lines += [f"\nFailed: {f['worker']} {' '.join(f['args'])}: {f['error']}" for f in failures]
     lines += ["", f"Command: `{record['command']}`; commit {commit}, {record['date']}."]
     (out / f"{name}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

@@ -91,3 +91,48 @@ def test_training_and_encoding_on_the_gpu_in_bf16(tiny_model_dir):
     assert summary["first_loss"] == summary["first_loss"]   # finite
     if gpu_search_available():
         assert index_location(build_index(full, "flat", device=device)) == "gpu"
+
+
+@CUDA
+def test_the_pipeline_with_device_auto_runs_every_stage_on_the_gpu(tmp_path, tiny_model_dir, monkeypatch):
+    """params.yaml's device auto on a GPU machine: mining encodes, training runs and evaluation encodes on the GPU,
+    in bf16 where the GPU has it; the saved weights stay fp32 (the Trainer's master copy) and the scores are finite."""
+    import math
+    from pathlib import Path
+
+    import bgetune.training.curves
+
+    # The DVCLive curve files are device-independent (tests/test_steps.py checks them); recording the call instead
+    # lets this test run on a GPU machine that has the training libraries but not DVC.
+    curves = []
+
+    def record_curves(folder, parts):
+        Path(folder).mkdir(parents=True)      # the stage's outputs appear together or not at all
+        curves.append(parts)
+
+    monkeypatch.setattr(bgetune.training.curves, "write_curves", record_curves)
+
+    from safetensors import safe_open
+
+    from bgetune.params import load_params
+    from bgetune.records import read_json
+    from bgetune.steps import evaluate
+    from conftest import run_steps, write_project
+
+    root = write_project(tmp_path / "p", tiny_model_dir)
+    params = load_params(root / "params.yaml")
+    assert params.model.device == "auto"
+    run_steps(root, params, ("split", "qa_gen", "vocab", "mine_negatives", "train", "merge"))
+    for name in ("base", "finetuned", "merged"):
+        evaluate.run(params, name, root, progress=False)
+    expected = resolve_precision("auto", "cuda")
+    assert read_json(root / "results" / "mining.json")["runtime"]["device"] == "cuda"
+    train = read_json(root / "results" / "train.json")
+    assert (train["runtime"]["device"], train["runtime"]["precision"]) == ("cuda", expected)
+    assert math.isfinite(train["stage1"]["loss_curve"][-1]["loss"])
+    assert [name for name, _ in curves[0]] == ["stage1"] and curves[0][0][1]["steps"] == train["stage1"]["steps"]
+    for name in ("base", "finetuned", "merged"):
+        full = read_json(root / "results" / "eval" / f"{name}.json")
+        assert full["runtime"]["device"] == "cuda" and 0.0 <= full["passage"]["ndcg@10"] <= 1.0
+    with safe_open(str(root / "models" / "finetuned" / "model.safetensors"), "pt") as weights:
+        assert {str(weights.get_slice(k).get_dtype()) for k in weights.keys()} == {"F32"}
