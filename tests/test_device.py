@@ -119,9 +119,11 @@ def test_the_pipeline_with_device_auto_runs_every_stage_on_the_gpu(tmp_path, tin
     from bgetune.steps import evaluate
     from conftest import run_steps, write_project
 
-    root = write_project(tmp_path / "p", tiny_model_dir)
+    # A project dictionary rather than the bundled one: a GPU image may hold the training libraries and no more.
+    root = write_project(tmp_path / "p", tiny_model_dir, vocab={"dictionary": "data/vocab/cedict.txt"})
+    (root / "data" / "vocab" / "cedict.txt").write_text("。 。 [ju4 hao4] /full stop/period/\n", encoding="utf-8")
     params = load_params(root / "params.yaml")
-    assert params.model.device == "auto"
+    assert params.model.device == "auto" and params.vocab.init == "dictionary"
     run_steps(root, params, ("split", "qa_gen", "vocab", "mine_negatives", "train", "merge"))
     for name in ("base", "finetuned", "merged"):
         evaluate.run(params, name, root, progress=False)
