@@ -35,6 +35,8 @@ import sys
 import time
 from pathlib import Path
 
+from provenance import git_commit  # noqa: F401 — also for the scripts that import it from here
+
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("MPLBACKEND", "Agg")
 
@@ -591,13 +593,6 @@ def write_stored_model_bench(out: Path, stem: str, record: dict, table: list[str
         (per_query_dir / f"{name}.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
     (out / f"{stem}.md").write_text("\n".join(table) + "\n", encoding="utf-8")
     print("\n".join(table))
-
-
-def git_commit() -> str:
-    import subprocess
-
-    result = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
-    return result.stdout.strip() or "unknown"
 
 
 def cpu_seconds() -> float:

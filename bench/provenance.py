@@ -20,9 +20,19 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def git_commit() -> str:
+    """The checkout's short commit; in a copy of the tree without git (a lent GPU machine gets the files, not the
+    repository) the commit the copy was made from, given as BGETUNE_COMMIT; else "unknown"."""
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                                text=True).stdout.strip()
+    except OSError:     # no git program
+        commit = ""
+    return commit or os.environ.get("BGETUNE_COMMIT", "unknown")
+
+
 def provenance(script: str) -> dict:
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
-                            text=True).stdout.strip() or "unknown"
+    commit = git_commit()
     cpu = platform.processor()
     if Path("/proc/cpuinfo").exists():
         cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()

@@ -363,8 +363,9 @@ def write(args, runs, encoding, search, failures=()) -> None:
     device = first["gpu"] or "cpu"
     rows = summarise(args, runs)
     settings = {k: v for k, v in vars(args).items() if k not in ("worker", "worker_shape", "work", "out")}
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
-                            text=True).stdout.strip() or "unknown"
+    from provenance import git_commit
+
+    commit = git_commit()
     record = {"device": device, "precision": first["precision"], "settings": settings,
               "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(), **versions()},
               "command": " ".join(["python", "bench/train_speed.py"] + sys.argv[1:]), "commit": commit,
