@@ -123,15 +123,18 @@ def worker(engine: str, shape: str, args) -> dict:
     if device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats()
     output = tempfile.mkdtemp(dir=args.work)
+    chunk_size = None
     if engine == "bgetune":
         from bgetune.models import load_model
         from bgetune.params import TrainParams
         from bgetune.training.trainer import fit
 
         model = load_model(str(folder), device, args.query_length, args.passage_length)
+        chunks = {} if args.length_chunk_size is None else {"length_chunk_size": args.length_chunk_size}
         params = TrainParams(epochs=1, max_steps=steps, batch_size=args.batch_size, train_group_size=args.group_size,
                              lr=2e-5, warmup_ratio=0.0, log_every=10_000, checkpoint_every=0, temperature=0.02,
-                             hardness_mode="off")   # the same loss as the other engines'
+                             hardness_mode="off", **chunks)   # the same loss as the other engines'
+        chunk_size = params.length_chunk_size
         fit(model, examples, params, seed=0, device=device, precision=precision, progress=False,
             callbacks=[timer.callback])
     elif engine == "sentence_transformers":
@@ -190,7 +193,7 @@ def worker(engine: str, shape: str, args) -> dict:
             "gpu": torch.cuda.get_device_name(0) if device.startswith("cuda") else None,
             "steps_timed": len(seconds), "seconds_per_step": statistics.mean(seconds),
             "texts_per_second": texts_per_step / statistics.mean(seconds), "tokens_per_step": tokens,
-            "peak_memory_mb": round(peak, 1)}
+            "peak_memory_mb": round(peak, 1), "length_chunk_size": chunk_size}
 
 
 def encoding_speed(shape: str, args) -> dict:
@@ -278,6 +281,8 @@ def main() -> None:
     parser.add_argument("--query-length", type=int, default=64)
     parser.add_argument("--passage-length", type=int, default=512 if gpu else 256)
     parser.add_argument("--precision", default="auto")
+    parser.add_argument("--length-chunk-size", type=int, default=None,
+                        help="bgetune: train.length_chunk_size (default: the params default)")
     parser.add_argument("--steps", type=int, default=20 if gpu else 5)
     parser.add_argument("--warmup", type=int, default=5 if gpu else 2)
     parser.add_argument("--repeats", type=int, default=3)

@@ -29,6 +29,15 @@ def test_rows_a_smaller_vocabulary_lacks_come_from_the_models_that_have_them():
     assert merged.squeeze(1).tolist() == [2.0, 2.0, 7.0]                  # the new row is not diluted
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_models_on_the_gpu_merge_there_and_a_base_kept_on_the_cpu_joins_them():
+    original = {"emb": torch.tensor([[1.0], [1.0]]), "b": torch.tensor([2.0, 4.0])}
+    tuned = {"emb": torch.tensor([[3.0], [3.0], [7.0]], device="cuda"), "b": torch.tensor([4.0, 8.0], device="cuda")}
+    merged = merge_state_dicts([original, tuned], [0.5, 0.5])
+    assert merged["emb"].device.type == "cuda" and merged["emb"].squeeze(1).tolist() == [2.0, 2.0, 7.0]
+    assert merged["b"].tolist() == [3.0, 6.0]
+
+
 def test_incompatible_shapes_and_weights_are_explained():
     with pytest.raises(MergeError, match="shape"):
         merge_state_dicts([{"w": torch.zeros(3, 2)}, {"w": torch.zeros(3, 4)}], [0.5, 0.5])

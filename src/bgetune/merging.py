@@ -57,14 +57,16 @@ def merge_state_dicts(state_dicts: list[dict[str, torch.Tensor]], weights: list[
         if not full.is_floating_point():
             merged[key] = full.clone()
             continue
+        # On the device of the largest model's tensor (a GPU when the models are there); another model's tensor
+        # may sit elsewhere (a base state kept on the CPU) and is brought over.
         total = torch.zeros_like(full, dtype=torch.float32)
-        weight_sum = torch.zeros(full.shape[0] if full.dim() else 1, dtype=torch.float32)
+        weight_sum = torch.zeros(full.shape[0] if full.dim() else 1, dtype=torch.float32, device=full.device)
         for w, t in zip(weights, tensors):
             rows = t.shape[0] if t.dim() else 1
             if t.dim():
-                total[:rows] += w * t.float()
+                total[:rows] += w * t.to(full.device).float()
             else:
-                total += w * t.float()
+                total += w * t.to(full.device).float()
             weight_sum[:rows] += w
         if (weight_sum == 0).any():
             raise MergeError(f"{key}: some rows have zero total weight (give a model that has them a weight > 0)")
