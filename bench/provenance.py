@@ -21,14 +21,16 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def git_commit() -> str:
-    """The checkout's short commit; in a copy of the tree without git (a lent GPU machine gets the files, not the
-    repository) the commit the copy was made from, given as BGETUNE_COMMIT; else "unknown"."""
+    """The checkout's short commit, or BGETUNE_COMMIT where it is set: a copy of the tree sent to another machine (a
+    lent GPU machine) may carry no repository or an older one; "unknown" where neither says."""
+    if os.environ.get("BGETUNE_COMMIT"):
+        return os.environ["BGETUNE_COMMIT"]
     try:
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
                                 text=True).stdout.strip()
     except OSError:     # no git program
         commit = ""
-    return commit or os.environ.get("BGETUNE_COMMIT", "unknown")
+    return commit or "unknown"
 
 
 def provenance(script: str) -> dict:

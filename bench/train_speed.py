@@ -20,6 +20,7 @@ import json
 import os
 import platform
 import random
+import re
 import resource
 import statistics
 import subprocess
@@ -263,7 +264,10 @@ def spawn(kind: str, *extra: str, failures: list | None = None) -> dict | None:
         return json.loads(line[7:])
     if failures is None:
         raise SystemExit(f"{kind} {extra} failed:\n{out.stderr[-3000:]}")
-    last = next((x for x in reversed(out.stderr.strip().splitlines()) if x.strip()), f"exit status {out.returncode}")
+    lines = [x for x in out.stderr.strip().splitlines() if x.strip()]
+    # The exception's line, not a progress bar's that a library printed after it.
+    last = next((x for x in reversed(lines) if re.match(r"\s*[\w.]+(Error|Exception|Interrupt)\b", x)),
+                lines[-1] if lines else f"exit status {out.returncode}")
     failures.append({"worker": kind, "args": list(extra), "error": last.strip()[:300]})
     print(f"{kind} {' '.join(extra)} failed: {last.strip()}\n{out.stderr[-2000:]}", file=sys.stderr, flush=True)
     return None
@@ -312,6 +316,8 @@ def main() -> None:
                 if result is not None:
                     runs.append({**result, "repeat": repeat})
                     print(json.dumps(runs[-1]), flush=True)
+                    # The files so far after every run: a run cut off by a time limit keeps what finished.
+                    write(args, runs, [], [], failures, quiet=True)
     if not runs:
         raise SystemExit("every training run failed: " + "; ".join(f["error"] for f in failures))
     encoding = [spawn("encode", "--worker-shape", shape, failures=failures) for shape in args.shapes]
@@ -363,7 +369,7 @@ def versions() -> dict:
     return found
 
 
-def write(args, runs, encoding, search, failures=()) -> None:
+def write(args, runs, encoding, search, failures=(), quiet: bool = False) -> None:
     first = runs[0]
     device = first["gpu"] or "cpu"
     rows = summarise(args, runs)
@@ -399,7 +405,8 @@ def write(args, runs, encoding, search, failures=()) -> None:
     lines += [f"\nFailed: {f['worker']} {' '.join(f['args'])}: {f['error']}" for f in failures]
     lines += ["", f"Command: `{record['command']}`; commit {commit}, {record['date']}."]
     (out / f"{name}.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    if not quiet:
+        print("\n".join(lines))
 
 
 if __name__ == "__main__":

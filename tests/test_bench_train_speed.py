@@ -36,7 +36,8 @@ def test_ratios_pair_the_same_repeat_and_a_failed_run_leaves_its_repeat_out(trai
 def test_a_failed_worker_is_recorded_with_its_last_error_line(train_speed, monkeypatch, tmp_path):
     class Done:
         returncode, stdout = 1, "starting\n"
-        stderr = "Traceback (most recent call last):\n  ...\ntorch.OutOfMemoryError: CUDA out of memory.\n\n"
+        stderr = ("Traceback (most recent call last):\n  ...\ntorch.OutOfMemoryError: CUDA out of memory.\n\n"
+                  "  9%|▉         | 1/11 [00:03<00:39,  3.92s/it]\n")     # a progress bar printed after it
 
     monkeypatch.setattr(train_speed.subprocess, "run", lambda *a, **k: Done())
     failures = []

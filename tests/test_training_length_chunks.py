@@ -81,3 +81,14 @@ def test_the_training_loss_is_the_same_with_and_without_chunks(tiny_model):
     losses = [build_loss(tiny_model, TrainParams(length_chunk_size=size, temperature=0.05))(features, label).item()
               for size in (0, 3)]
     assert losses[1] == pytest.approx(losses[0], rel=1e-5)
+
+
+def test_auto_chunks_on_a_cpu_and_makes_one_pass_on_a_gpu(tiny_model, caplog):
+    from bgetune.training.length_chunks import resolve_length_chunk_size
+
+    assert [resolve_length_chunk_size("auto", device) for device in ("cpu", "cuda", "mps")] == [16, 0, 0]
+    assert resolve_length_chunk_size(3, "cuda") == 3 and resolve_length_chunk_size(0, "cpu") == 0
+    assert TrainParams().length_chunk_size == "auto"
+    # The loss takes the resolved size for the model's device: the tiny model is on the CPU here.
+    assert build_loss(tiny_model, TrainParams()).length_chunk_size == 16
+    assert build_loss(tiny_model, TrainParams(length_chunk_size=5)).length_chunk_size == 5

@@ -28,11 +28,14 @@ def weights(model):
 
 
 @pytest.mark.parametrize("loss", ["infonce", "cached_infonce", "cosine", "online_contrastive"])
-def test_each_loss_learns_a_learnable_task(tiny_model, loss):
+def test_each_loss_learns_a_learnable_task(tiny_model, loss, caplog):
     infonce_terms = {} if loss.endswith("infonce") else {"hardness_mode": "off"}   # pair losses have no batch
-    summary = fit(tiny_model, learnable_examples(), params(loss=loss, mini_batch_size=2, **infonce_terms), seed=0,
-                  progress=False)
+    with caplog.at_level("INFO", logger="bgetune"):
+        summary = fit(tiny_model, learnable_examples(), params(loss=loss, mini_batch_size=2, **infonce_terms), seed=0,
+                      progress=False)
     assert summary["steps"] == 10 and summary["loss"] == loss
+    said = "each column embedded in length-sorted chunks of 16 texts on cpu (train.length_chunk_size: auto)"
+    assert (said in caplog.text) is (loss != "cached_infonce")     # GradCache has mini-batches of its own
     assert summary["final_loss"] < 0.7 * summary["first_loss"], summary["loss_curve"]
 
 

@@ -241,7 +241,8 @@ class TrainParams(Section):
     lora: LoraParams = LoraParams()
     loss: Literal["infonce", "cached_infonce", "cosine", "online_contrastive"] = "infonce"
     mini_batch_size: int = Field(8, ge=1)         # cached_infonce: texts per forward pass (memory), not the batch
-    length_chunk_size: int = Field(16, ge=0)      # forward passes of this many length-sorted texts; 0: one pass
+    # forward passes of this many length-sorted texts; 0: one pass; auto: 16 on a CPU, one pass on a GPU
+    length_chunk_size: int | Literal["auto"] = "auto"
     attention_dropout: float | None = Field(None, ge=0.0, lt=1.0)   # null: the model's config
     contrastive_margin: float = Field(0.5, ge=0.0)
     noise_weight: float = Field(0.0, ge=0.0)
@@ -295,6 +296,13 @@ class TrainParams(Section):
     # The seed of data order and initialisation; None: the top-level seed. Another value trains a second run on the
     # same split (which the top-level seed draws): an ingredient of a model soup (merge.models).
     seed: int | None = None
+
+    @field_validator("length_chunk_size")
+    @classmethod
+    def _length_chunk_size(cls, value: int | str) -> int | str:
+        if isinstance(value, int) and value < 0:
+            raise ValueError("must be auto or a number of texts >= 0 (0: one pass)")
+        return value
 
     @model_validator(mode="after")
     def _optimizer_on_its_backend(self):

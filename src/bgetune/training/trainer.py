@@ -170,6 +170,11 @@ def fit(model, examples, params, seed: int, instruction: str = "", checkpoint_di
                              noise_texts=list(noise_texts or []) if params.noise_weight > 0 else [])
     loss = build_loss(model, params, processes)
     log.info("%s: loss %s", stage, describe_loss(params))
+    if params.loss != "cached_infonce":   # GradCache embeds in its own mini-batches
+        chunk_size = loss.length_chunk_size
+        log.info("%s: each column embedded %s on %s (train.length_chunk_size: %s)", stage,
+                 f"in length-sorted chunks of {chunk_size} texts" if chunk_size else "in one pass", device,
+                 params.length_chunk_size)
     all_callbacks = list(callbacks)
     if selecting and params.early_stopping_patience:
         from transformers import EarlyStoppingCallback

@@ -30,7 +30,7 @@ import torch
 from sentence_transformers.base.losses.gradcache import CachedLossMixin
 from torch import nn
 
-from bgetune.training.length_chunks import embed_in_length_chunks
+from bgetune.training.length_chunks import embed_in_length_chunks, resolve_length_chunk_size
 from bgetune.training.losses.cosine import cosine
 from bgetune.training.losses.distill import distillation
 from bgetune.training.losses.infonce import infonce
@@ -138,7 +138,8 @@ def build_loss(model, params, processes: int = 1) -> nn.Module:
     if params.loss == "cached_infonce":
         # GradCache embeds in its own mini-batches (of mini_batch_size texts, in batch order).
         return CachedGroupLoss(model, params.loss, params.mini_batch_size, **options)
-    return GroupLoss(model, params.loss, length_chunk_size=params.length_chunk_size, **options)
+    chunk_size = resolve_length_chunk_size(params.length_chunk_size, torch.device(model.device).type)
+    return GroupLoss(model, params.loss, length_chunk_size=chunk_size, **options)
 
 
 def gather_candidates(candidates: torch.Tensor, label: dict, local_queries: int) -> tuple[torch.Tensor, dict]:
