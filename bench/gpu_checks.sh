@@ -26,7 +26,7 @@ date -u +%FT%TZ
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv
 python3 -c "import torch, transformers, sentence_transformers as st; print('torch', torch.__version__, 'cuda', \
 torch.version.cuda, 'transformers', transformers.__version__, 'sentence-transformers', st.__version__)"
-timeout 90 python3 -m pytest -q -p no:cacheprovider -rs --durations=5 tests/test_device.py tests/test_merging.py 2>&1 \
+timeout 120 python3 -m pytest -q -p no:cacheprovider -rs --durations=5 tests/test_device.py tests/test_merging.py 2>&1 \
   | tee "$out/gpu_tests.log"
 timeout 240 python3 bench/train_speed.py --shapes base --repeats 2 --steps 10 --warmup 3 --out "$out/base"
 timeout 240 python3 bench/train_speed.py --shapes large --repeats 2 --steps 8 --warmup 3 --encode-texts 2048 \

@@ -138,3 +138,43 @@ def test_the_pipeline_with_device_auto_runs_every_stage_on_the_gpu(tmp_path, tin
         assert full["runtime"]["device"] == "cuda" and 0.0 <= full["passage"]["ndcg@10"] <= 1.0
     with safe_open(str(root / "models" / "finetuned" / "model.safetensors"), "pt") as weights:
         assert {str(weights.get_slice(k).get_dtype()) for k in weights.keys()} == {"F32"}
+
+
+@CUDA
+def test_the_optional_training_paths_run_on_the_gpu(tmp_path, tiny_model_dir, monkeypatch):
+    """What the default pipeline leaves off, with device auto on a GPU: the masked-LM warm-up of new rows, hybrid
+    distillation, LoRA with validation, a second stage and LM-Cocktail's merge by examples."""
+    import json
+    import math
+    from pathlib import Path
+
+    import bgetune.training.curves
+    from bgetune.params import load_params
+    from bgetune.records import read_json
+    from conftest import run_steps, write_project
+
+    monkeypatch.setattr(bgetune.training.curves, "write_curves", lambda folder, parts: Path(folder).mkdir(parents=True))
+    root = tmp_path / "p"
+    (root / "data" / "stage2").mkdir(parents=True)
+    (root / "data" / "stage2" / "labelled.jsonl").write_text("\n".join(json.dumps(
+        {"query": f"which {t}", "pos": [f"the {t} is here"], "neg": ["nothing"]}) for t in ["red cat", "blue dog"]))
+    write_project(root, tiny_model_dir,
+                  vocab={"dictionary": "data/vocab/cedict.txt", "warmup_steps": 2, "warmup_batch_size": 4},
+                  mining={"teacher": "hybrid"},
+                  train={"method": "lora", "eval_every": 2, "distill_weight": 0.5,
+                         "lora": {"r": 4, "alpha": 8, "target_modules": ["query", "value"]},
+                         "stage2": {"enabled": True, "epochs": 1}},
+                  merge={"search": "examples", "examples": 4})
+    (root / "data" / "vocab" / "cedict.txt").write_text("。 。 [ju4 hao4] /full stop/period/\n", encoding="utf-8")
+    params = load_params(root / "params.yaml")
+    summaries = run_steps(root, params, ("split", "qa_gen", "vocab", "mine_negatives", "train", "merge"))
+    warmup = read_json(root / "results" / "vocab.json")
+    assert warmup["runtime"] == {**warmup["runtime"], "device": "cuda", "precision": resolve_precision("auto", "cuda")}
+    assert warmup["warmup"]["steps"] == 2 and math.isfinite(warmup["warmup"]["final_loss"])
+    train = read_json(root / "results" / "train.json")
+    assert train["runtime"]["device"] == "cuda" and train["method"] == "lora" and train["lora"]["adapter_saved"]
+    assert train["stage2"]["examples"] == 2 and train["stage1"]["validation"]["history"]
+    assert all(math.isfinite(p["loss"]) for part in ("stage1", "stage2") for p in train[part]["loss_curve"])
+    assert train["distillation"]["weight"] == 0.5
+    assert summaries["merge"]["search"]["mode"] == "examples" and \
+        all(math.isfinite(x) for x in summaries["merge"]["search"]["losses"])

@@ -115,6 +115,14 @@ def test_lora_two_stages_validation_terms_and_searched_merge(tmp_path, tiny_mode
     assert (root / "metrics" / "extra_tiny.json").exists() and 0 <= extra["ndcg@10"] <= 1
 
 
+def test_the_vocab_stage_records_the_precision_its_warm_up_ran_in(tmp_path, tiny_model_dir):
+    root = write_project(tmp_path / "p", tiny_model_dir, model={"precision": "bf16"},
+                         vocab={"dictionary": "data/vocab/cedict.txt", "warmup_steps": 1, "warmup_batch_size": 4})
+    (root / "data" / "vocab" / "cedict.txt").write_text("。 。 [ju4 hao4] /full stop/period/\n", encoding="utf-8")
+    vocab = run_steps(root, load_params(root / "params.yaml"), ("split", "qa_gen", "vocab"))["vocab"]
+    assert vocab["warmup"]["steps"] == 1 and vocab["runtime"]["precision"] == "bf16"   # not the expansion's fp32
+
+
 def test_vocab_stage_starts_new_rows_from_a_project_dictionary_and_says_so_on_the_card(tmp_path, tiny_model_dir):
     root = tmp_path / "p"
     write_project(root, tiny_model_dir, vocab={"init": "dictionary", "dictionary": "data/vocab/cedict.txt"})

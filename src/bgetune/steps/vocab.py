@@ -46,13 +46,14 @@ def run(params, root: str | Path = ".", progress: bool = True) -> dict:
     if vocab.init == "dictionary" and not vocab.dictionary.startswith("bundled:"):
         vocab = vocab.model_copy(update={"dictionary": str(project_path(root, vocab.dictionary))})
     summary = {"base": params.model.base, **expand_for_corpus(model, texts, vocab, params.seed)}
+    precision = "fp32"   # the expansion's arithmetic; the warm-up's steps run in the model's precision
     if params.vocab.warmup_steps:
         from bgetune.warmup import masked_lm_warmup
 
         precision = resolve_precision(params.model.precision, device)
         summary["warmup"] = masked_lm_warmup(model, texts, params.vocab, params.seed, device, precision, progress,
                                              old_vocab_size=summary["vocab_size_before"])
-    summary["runtime"] = runtime(device, "fp32")
+    summary["runtime"] = runtime(device, precision)
     summary["seconds"] = round(time.perf_counter() - started, 2)
     _, eval_instruction = instructions(params.model, params.model.base)
     with StageOutputs("vocab", OUTS, root) as out:
