@@ -8,10 +8,10 @@
 #     bash bench/gpu_checks.sh OUT_DIR
 #
 # On a machine where bgetune is installed (`pip install -e '.[gpu]'`) it runs as is. On a bare GPU image that holds
-# torch but not the rest, put the missing wheels in .whl/ (jieba as jieba.zip: it ships no wheel) and the script
-# installs them into /tmp/site first (it has no unzip). Each part has its own time limit, so one that hangs leaves
-# the others' results, and train_speed.py rewrites its files after every run. Set BGETUNE_COMMIT to the commit the
-# tree was copied from: the copy's own .git, if any, may be older.
+# torch but not the rest, put the missing wheels in .whl/ (`bash bench/gpu_wheels.sh` fetches them; jieba goes as
+# jieba.zip: it ships no wheel) and the script installs them into /tmp/site first (it has no unzip). Each part has
+# its own time limit, so one that hangs leaves the others' results, and train_speed.py rewrites its files after
+# every run. Set BGETUNE_COMMIT to the commit the tree was copied from: the copy's own .git, if any, may be older.
 set -u
 out=${1:?usage: bash bench/gpu_checks.sh OUT_DIR}
 mkdir -p "$out"
