@@ -410,6 +410,10 @@ SUITES = {
             **FAST_DISTILL, "vocab": {**FAST_DISTILL["vocab"], "init": "dictionary"},
             "train": {**FAST_DISTILL["train"], **HARDNESS, "method": "lora", "lora": {"lr": float(lr)}}}
            for lr in ("5e-5", "2e-4", "5e-4")},
+        # peft's dropout on each adapted layer's input draws a mask per layer and call: slow on a CPU
+        "dict_init_hardness_lora_lr_5e-4_dropout_0": {
+            **FAST_DISTILL, "vocab": {**FAST_DISTILL["vocab"], "init": "dictionary"},
+            "train": {**FAST_DISTILL["train"], **HARDNESS, "method": "lora", "lora": {"lr": 5e-4, "dropout": 0.0}}},
     },
     # Passages that start with their title (chunk.title_prefix; CMRC's Wikipedia article titles), paired with the
     # same recipe on untitled passages in one invocation (fp32, --steps 80, as known_chars); the titled corpus has
