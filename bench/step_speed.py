@@ -10,7 +10,9 @@ faster). Settings are params overrides of the train section:
 - ``chunks_8`` / ``chunks_16`` / ``chunks_32``: length-sorted chunks of that many texts (16 is the default);
 - ``chunks_16_attention_dropout_0``: the default chunks with ``attention_dropout: 0``;
 - ``chunks_16_attention_dropout_0_bf16``: the same under bf16 autocast (``train.precision: bf16``; CPUs with
-  AVX512-BF16 or AMX multiply bf16 at about twice fp32's rate).
+  AVX512-BF16 or AMX multiply bf16 at about twice fp32's rate);
+- ``full_attention_dropout_0``, ``lora_dropout_0_05_attention_dropout_0``, ``lora_dropout_0_attention_dropout_0``:
+  full fine-tuning against LoRA (``train.lora.dropout`` 0.05, the default, and 0), on a LoRA variant's folder.
 
     python bench/domain_runs.py --dataset meddialog --suite levers --steps 150 --variants default
     python bench/step_speed.py --dataset meddialog --variant default
@@ -48,6 +50,14 @@ SETTINGS = {
     "chunks_32": {"length_chunk_size": 32, **FP32},
     "chunks_16_attention_dropout_0": {"length_chunk_size": 16, "attention_dropout": 0.0, "precision": "auto"},
     "chunks_16_attention_dropout_0_bf16": {"length_chunk_size": 16, "attention_dropout": 0.0, "precision": "bf16"},
+    # Full fine-tuning against LoRA with and without peft's dropout on each adapted layer's input (a LoRA variant's
+    # folder: its params set the adapters; these set the method and the dropout), all without attention dropout.
+    "full_attention_dropout_0": {"method": "full", "length_chunk_size": 16, "attention_dropout": 0.0,
+                                 "precision": "auto"},
+    "lora_dropout_0_05_attention_dropout_0": {"method": "lora", "lora": {"dropout": 0.05}, "length_chunk_size": 16,
+                                              "attention_dropout": 0.0, "precision": "auto"},
+    "lora_dropout_0_attention_dropout_0": {"method": "lora", "lora": {"dropout": 0.0}, "length_chunk_size": 16,
+                                           "attention_dropout": 0.0, "precision": "auto"},
 }
 
 
