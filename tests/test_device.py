@@ -93,17 +93,15 @@ def test_training_and_encoding_on_the_gpu_in_bf16(tiny_model_dir):
         assert index_location(build_index(full, "flat", device=device)) == "gpu"
 
 
-@CUDA
-def test_the_pipeline_with_device_auto_runs_every_stage_on_the_gpu(tmp_path, tiny_model_dir, monkeypatch):
-    """params.yaml's device auto on a GPU machine: mining encodes, training runs and evaluation encodes on the GPU,
-    in bf16 where the GPU has it; the saved weights stay fp32 (the Trainer's master copy) and the scores are finite."""
-    import math
+def gpu_project(root, model_dir, monkeypatch, vocab: dict | None = None, **sections):
+    """A tiny project for the GPU tests, as a GPU image with the training libraries and no more can run it: a project
+    dictionary rather than the bundled one, and the DVCLive curves (device-independent; tests/test_steps.py checks
+    them) recorded rather than written. Returns the project folder and the list the curves' stages are recorded in."""
     from pathlib import Path
 
     import bgetune.training.curves
+    from conftest import write_project
 
-    # The DVCLive curve files are device-independent (tests/test_steps.py checks them); recording the call instead
-    # lets this test run on a GPU machine that has the training libraries but not DVC.
     curves = []
 
     def record_curves(folder, parts):
@@ -111,17 +109,25 @@ def test_the_pipeline_with_device_auto_runs_every_stage_on_the_gpu(tmp_path, tin
         curves.append(parts)
 
     monkeypatch.setattr(bgetune.training.curves, "write_curves", record_curves)
+    write_project(root, model_dir, vocab={"dictionary": "data/vocab/cedict.txt", **(vocab or {})}, **sections)
+    (root / "data" / "vocab" / "cedict.txt").write_text("。 。 [ju4 hao4] /full stop/period/\n", encoding="utf-8")
+    return root, curves
+
+
+@CUDA
+def test_the_pipeline_with_device_auto_runs_every_stage_on_the_gpu(tmp_path, tiny_model_dir, monkeypatch):
+    """params.yaml's device auto on a GPU machine: mining encodes, training runs and evaluation encodes on the GPU,
+    in bf16 where the GPU has it; the saved weights stay fp32 (the Trainer's master copy) and the scores are finite."""
+    import math
 
     from safetensors import safe_open
 
     from bgetune.params import load_params
     from bgetune.records import read_json
     from bgetune.steps import evaluate
-    from conftest import run_steps, write_project
+    from conftest import run_steps
 
-    # A project dictionary rather than the bundled one: a GPU image may hold the training libraries and no more.
-    root = write_project(tmp_path / "p", tiny_model_dir, vocab={"dictionary": "data/vocab/cedict.txt"})
-    (root / "data" / "vocab" / "cedict.txt").write_text("。 。 [ju4 hao4] /full stop/period/\n", encoding="utf-8")
+    root, curves = gpu_project(tmp_path / "p", tiny_model_dir, monkeypatch)
     params = load_params(root / "params.yaml")
     assert params.model.device == "auto" and params.vocab.init == "dictionary"
     run_steps(root, params, ("split", "qa_gen", "vocab", "mine_negatives", "train", "merge"))
@@ -146,26 +152,21 @@ def test_the_optional_training_paths_run_on_the_gpu(tmp_path, tiny_model_dir, mo
     distillation, LoRA with validation, a second stage and LM-Cocktail's merge by examples."""
     import json
     import math
-    from pathlib import Path
 
-    import bgetune.training.curves
     from bgetune.params import load_params
     from bgetune.records import read_json
-    from conftest import run_steps, write_project
+    from conftest import run_steps
 
-    monkeypatch.setattr(bgetune.training.curves, "write_curves", lambda folder, parts: Path(folder).mkdir(parents=True))
     root = tmp_path / "p"
     (root / "data" / "stage2").mkdir(parents=True)
     (root / "data" / "stage2" / "labelled.jsonl").write_text("\n".join(json.dumps(
         {"query": f"which {t}", "pos": [f"the {t} is here"], "neg": ["nothing"]}) for t in ["red cat", "blue dog"]))
-    write_project(root, tiny_model_dir,
-                  vocab={"dictionary": "data/vocab/cedict.txt", "warmup_steps": 2, "warmup_batch_size": 4},
-                  mining={"teacher": "hybrid"},
-                  train={"method": "lora", "eval_every": 2, "distill_weight": 0.5,
-                         "lora": {"r": 4, "alpha": 8, "target_modules": ["query", "value"]},
-                         "stage2": {"enabled": True, "epochs": 1}},
-                  merge={"search": "examples", "examples": 4})
-    (root / "data" / "vocab" / "cedict.txt").write_text("。 。 [ju4 hao4] /full stop/period/\n", encoding="utf-8")
+    gpu_project(root, tiny_model_dir, monkeypatch, vocab={"warmup_steps": 2, "warmup_batch_size": 4},
+                mining={"teacher": "hybrid"},
+                train={"method": "lora", "eval_every": 2, "distill_weight": 0.5,
+                       "lora": {"r": 4, "alpha": 8, "target_modules": ["query", "value"]},
+                       "stage2": {"enabled": True, "epochs": 1}},
+                merge={"search": "examples", "examples": 4})
     params = load_params(root / "params.yaml")
     summaries = run_steps(root, params, ("split", "qa_gen", "vocab", "mine_negatives", "train", "merge"))
     warmup = read_json(root / "results" / "vocab.json")
