@@ -347,3 +347,18 @@ def test_attention_dropout_on_a_model_without_bert_attention_is_a_one_line_error
             parent.dropout = torch.nn.Identity()
     with pytest.raises(TrainingError, match="train.attention_dropout"):
         set_attention_dropout(tiny_model, 0.0)
+
+
+def test_a_lora_target_naming_no_layer_is_refused_with_the_model_s_layer_names(tiny_model_dir):
+    from bgetune.models import load_model
+    from bgetune.params import ParamsError
+    from bgetune.training.lora import add_lora
+
+    model = load_model(str(tiny_model_dir))
+    # One misspelt name among valid ones: peft alone would adapt query and leave the value layers untrained.
+    with pytest.raises(ParamsError, match=r"train.lora.target_modules: 'vaule' name no layer of BertModel; its linear "
+                                          r"layers are named .*\bvalue\b"):
+        add_lora(model, LoraParams(target_modules=["query", "vaule"]))
+    assert not any("lora" in name for name, _ in model.named_parameters())    # nothing was wrapped
+    # A dotted suffix (peft's rule) is a valid target.
+    assert add_lora(model, LoraParams(target_modules=["attention.self.query"]))["trainable_parameters"] > 0

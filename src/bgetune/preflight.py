@@ -33,6 +33,8 @@ def check_files(params, root: Path) -> list[str]:
         elif kind == "file" and not path.is_file():
             problems.append(f"{key}: {value} is a folder, expected a file")
 
+    if not params.data.raw_dir:   # "" would be the project folder itself: its code, models and results as documents
+        problems.append("data.raw_dir: empty; name the folder (or file) holding your documents")
     need("data.raw_dir", params.data.raw_dir, "any")
     need("vocab.term_file", params.vocab.term_file)
     if params.vocab.init == "dictionary":

@@ -5,16 +5,17 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from bgetune.params.section import Ratio, Section
+from bgetune.params.section import NonEmptyText, Ratio, Section
 
 
 # ------------------------------------------------------------------------------------------------------------ data
 class QaColumns(Section):
-    query: list[str] = ["question"]   # joined by a newline when several (e.g. [title, ask])
+    # joined by a newline when several (e.g. [title, ask]); none would read a QA table as answers without questions
+    query: list[NonEmptyText] = Field(["question"], min_length=1)
     # Columns holding other questions for the same answer (an FAQ's similar questions, a patient's full description):
     # each non-empty line one more pair, used in the splits qa_gen.existing.alt_query_splits (training only by default).
-    alt_queries: list[str] = []
-    answer: str = "answer"
+    alt_queries: list[NonEmptyText] = []
+    answer: NonEmptyText = "answer"
     title: str | None = None
     domain: str | None = None         # carried into the passage's domain (cross-domain negatives, per-domain metrics)
     id: str | None = None
@@ -37,7 +38,7 @@ class DataParams(Section):
     domain_field: str = "domain"
     id_field: str = "id"
     qa_columns: QaColumns = QaColumns()
-    csv_separator: str = ","
+    csv_separator: NonEmptyText = ","
     sheet: int | str = 0             # XLSX/XLS sheet index or name
 
 
@@ -87,9 +88,9 @@ class HeuristicParams(Section):
 
 class LlmParams(Section):
     base_url: str = "http://127.0.0.1:11434/v1"   # any OpenAI-compatible endpoint (this one: a local Ollama)
-    model: str = "qwen2.5:7b-instruct"
+    model: NonEmptyText = "qwen2.5:7b-instruct"
     api_key_env: str | None = None     # the NAME of an environment variable holding the key (never the key)
-    prompt: str = "zh"                 # zh | en (shipped templates) or a template file with {passage} and {n}
+    prompt: NonEmptyText = "zh"        # zh | en (shipped templates) or a template file with {passage} and {n}
     language: Literal["zh", "en"] = "zh"
     queries_per_passage: int = Field(3, ge=1)   # also the most queries kept per passage
     splits: list[Literal["train", "val", "test"]] = ["train"]

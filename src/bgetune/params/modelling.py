@@ -5,7 +5,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from bgetune.params.section import Section
+from bgetune.params.section import NonEmptyText, Section
 
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
 
@@ -59,7 +59,7 @@ class VocabParams(Section):
     # dictionary: new rows from each token's English senses; noise: seeded noise; cooccurrence: corpus PPMI + SVD
     init: Literal["noise", "cooccurrence", "dictionary"] = "dictionary"
     init_window: int = Field(5, ge=1)        # ± tokens counted as context by init: cooccurrence
-    dictionary: str = "bundled:cc-cedict"    # init: dictionary: a CC-CEDICT-format file, or the bundled CC-CEDICT
+    dictionary: NonEmptyText = "bundled:cc-cedict"   # init: dictionary: a CC-CEDICT-format file or the bundled one
     dictionary_senses: int = Field(3, ge=1)  # senses per entry used by init: dictionary (the k-th weighted 1/k)
     # init: dictionary: also re-start the base's own rows of the corpus's Han characters (an English base's few CJK
     # rows mark a script, not a meaning); never for a base that reads Chinese (bge-*-zh, bge-m3)
@@ -210,7 +210,7 @@ class LoraParams(Section):
     r: int = Field(16, ge=1)
     alpha: int = Field(32, ge=1)
     dropout: float = Field(0.05, ge=0.0, le=1.0)
-    target_modules: list[str] = ["query", "key", "value", "dense"]
+    target_modules: list[NonEmptyText] = Field(["query", "key", "value", "dense"], min_length=1)
     # The adapters' learning rate when train.method is lora (train.lr stays full fine-tuning's); null: train.lr. An
     # adapter starts at zero (LoRA's B matrix) and learns a low-rank update, so it wants a larger rate than the
     # weights it adapts: on meddialog, adapters at train.lr's 5e-5 ranked 0.040 NDCG@10 below full fine-tuning,

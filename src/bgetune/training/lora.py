@@ -19,6 +19,7 @@ def add_lora(model, lora_params, old_vocab_size: int | None = None, seed: int = 
     from peft import LoraConfig, get_peft_model
 
     transformer = model[0].auto_model
+    check_target_modules(transformer, lora_params.target_modules)
     vocab_size = transformer.get_input_embeddings().weight.shape[0]
     # Tokens added by vocabulary expansion start from a mean embedding: without training them LoRA could not use
     # them, so their rows (only theirs) are trainable too.
@@ -39,6 +40,23 @@ def adapter_lr(train) -> tuple[float, str]:
     if train.lora.lr is not None:
         return train.lora.lr, "train.lora.lr"
     return train.lr, "train.lr, as train.lora.lr is null"
+
+
+def check_target_modules(transformer, targets: list[str]) -> None:
+    """Every name in train.lora.target_modules must name a layer of ``transformer`` (peft's rule: the module's full
+    name, or its last parts after a dot). peft refuses only when none matches; a misspelt one among several would
+    quietly leave those layers untrained, so each is checked."""
+    import torch
+
+    from bgetune.params import ParamsError
+
+    names = [name for name, _ in transformer.named_modules() if name]
+    missing = [t for t in targets if not any(name == t or name.endswith("." + t) for name in names)]
+    if missing:
+        linear = sorted({name.rsplit(".", 1)[-1] for name, module in transformer.named_modules()
+                         if isinstance(module, torch.nn.Linear)})
+        raise ParamsError(f"train.lora.target_modules: {', '.join(map(repr, missing))} name no layer of "
+                          f"{type(transformer).__name__}; its linear layers are named {', '.join(linear)}")
 
 
 def merge_lora(model, adapter_dir: str | Path) -> dict:
