@@ -56,6 +56,15 @@ def test_the_curve_is_the_mean_loss_of_each_logging_window(tiny_model, monkeypat
     assert summary["loss_curve"][0]["loss"] == pytest.approx(sum(seen[:3]) / 3, rel=1e-3)
     assert summary["first_loss"] == summary["loss_curve"][0]["loss"]
     assert summary["final_loss"] == pytest.approx(sum(seen[3:]) / 3, rel=1e-3)
+    # Steps after the last multiple of log_every are logged at the last step: their mean is the final loss.
+    seen.clear()
+    summary = fit(tiny_model, learnable_examples(), params(epochs=5, log_every=3), seed=0, progress=False)
+    assert summary["steps"] == 5 and [p["step"] for p in summary["loss_curve"]] == [3, 5]
+    assert summary["final_loss"] == pytest.approx(sum(seen[3:]) / 2, rel=1e-3, abs=1e-5)   # rounded to 5 places
+    seen.clear()    # a trial shorter than one window has a loss too
+    summary = fit(tiny_model, learnable_examples(), params(epochs=2, log_every=3), seed=0, progress=False)
+    assert [p["step"] for p in summary["loss_curve"]] == [2]
+    assert summary["first_loss"] == summary["final_loss"] == pytest.approx(sum(seen) / 2, rel=1e-3, abs=1e-5)
 
 
 @pytest.mark.parametrize("optimizer", ["adamw", "schedule_free_adamw"])

@@ -31,6 +31,7 @@ from pathlib import Path
 
 import torch
 from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
+from transformers import TrainerCallback
 
 from bgetune.device import trainer_precision_args
 from bgetune.errors import BgetuneError
@@ -59,6 +60,17 @@ def checkpointing_args(enabled: bool) -> dict:
     names = {f.name for f in dataclasses.fields(SentenceTransformerTrainingArguments)}
     return {"activation_checkpointing": True} if "activation_checkpointing" in names else \
         {"gradient_checkpointing": True}
+
+
+class LogTheLastStep(TrainerCallback):
+    """The Trainer logs the loss every ``logging_steps`` (train.log_every) only, so the steps after the last multiple
+    (31–34 of 34 at 5; the whole of a 3-step trial) were never logged: the summary's final loss was an older
+    window's, or None. Logging at the last step records their mean (the Trainer averages since its previous log)."""
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.max_steps and state.global_step >= state.max_steps:
+            control.should_log = True
+        return control
 
 
 class BgetuneTrainer(SentenceTransformerTrainer):
@@ -175,7 +187,7 @@ def fit(model, examples, params, seed: int, instruction: str = "", checkpoint_di
         log.info("%s: each column embedded %s on %s (train.length_chunk_size: %s)", stage,
                  f"in length-sorted chunks of {chunk_size} texts" if chunk_size else "in one pass", device,
                  params.length_chunk_size)
-    all_callbacks = list(callbacks)
+    all_callbacks = [LogTheLastStep(), *callbacks]
     if selecting and params.early_stopping_patience:
         from transformers import EarlyStoppingCallback
 
