@@ -41,7 +41,7 @@ def test_flagembedding_backend_trains_and_writes_the_same_kind_of_folder(mined_p
 
     root = copy_project(mined_project, tmp_path / "p", train={"backend": "flagembedding", "max_steps": 3,
                                                               "batch_size": 2, "train_group_size": 2, "lr": 1e-3,
-                                                              "hardness_mode": "off", "log_every": 1},
+                                                              "hardness_mode": "off", "log_every": 2},
                         model={"query_instruction": "q: "})
     params = load_params(root / "params.yaml")
     summary = run_flagembedding(params, root)
@@ -57,11 +57,13 @@ def test_flagembedding_backend_trains_and_writes_the_same_kind_of_folder(mined_p
     assert not (root / ".bgetune" / "flagembedding").exists()
     # the Trainer's log history, saved by flagembedding_main, gives the same stage1 record the default backend writes
     stage1 = json.loads((root / "results" / "train.json").read_text())["stage1"]
-    assert stage1["steps"] == 3 and [p["step"] for p in stage1["loss_curve"]] == [1, 2, 3]
+    # a window of 2 steps, then step 3 alone: logged at the last step (LogTheLastStep), as on the default backend
+    assert stage1["steps"] == 3 and [p["step"] for p in stage1["loss_curve"]] == [2, 3]
     assert all(math.isfinite(p["loss"]) and p["loss"] > 0 for p in stage1["loss_curve"])
-    assert stage1["first_loss"] == stage1["loss_curve"][0]["loss"] and len(stage1["lr_curve"]) == 3
+    assert stage1["first_loss"] == stage1["loss_curve"][0]["loss"] and len(stage1["lr_curve"]) == 2
+    assert stage1["final_loss"] == stage1["loss_curve"][1]["loss"]
     loss_tsv = root / "results" / "train_log" / "plots" / "metrics" / "train" / "loss.tsv"
-    assert len(loss_tsv.read_text().strip().splitlines()) == 1 + 3   # header + one row per step
+    assert len(loss_tsv.read_text().strip().splitlines()) == 1 + 2   # header + one row per logged window
 
 
 def test_trainer_summary_reads_steps_and_curves_from_the_trainer_state(tmp_path):

@@ -1,9 +1,10 @@
 """``python -m bgetune.training.flagembedding_main ARGS``: FlagEmbedding's encoder-only trainer, then its state saved.
 
 It parses ARGS and runs exactly as ``python -m FlagEmbedding.finetune.embedder.encoder_only.base`` does (the same
-three argument classes and runner), then calls the HF Trainer's own ``save_state()``. FlagEmbedding's module stops
-after ``save_model()`` and the train stage runs it with ``save_strategy: no``, so without this the Trainer's log
-history — the loss of each logging window, the learning rate, the steps taken — would end with the process, and
+three argument classes and runner), with one callback added (``LogTheLastStep``: the last steps' loss is logged, as
+on the default backend), then calls the HF Trainer's own ``save_state()``. FlagEmbedding's module stops after
+``save_model()`` and the train stage runs it with ``save_strategy: no``, so without this the Trainer's log history —
+the loss of each logging window, the learning rate, the steps taken — would end with the process, and
 results/train.json, the curves and the model card would have nothing to say about the run. The train stage reads
 ``trainer_state.json`` from the output folder (rank 0 writes it; save_state checks that itself).
 
@@ -29,6 +30,10 @@ def main(argv: list[str] | None = None) -> None:
                                EncoderOnlyEmbedderTrainingArguments))
     model_args, data_args, training_args = parser.parse_args_into_dataclasses(args=argv)
     runner = EncoderOnlyEmbedderRunner(model_args=model_args, data_args=data_args, training_args=training_args)
+    # The steps after the last full logging window are logged too, as on the default backend.
+    from bgetune.training.trainer import LogTheLastStep
+
+    runner.trainer.add_callback(LogTheLastStep())
     runner.run()
     runner.trainer.save_state()
 
