@@ -102,6 +102,14 @@ def test_xlsx_sheet_reads_like_csv(tmp_path):
     assert [d.sections[0].qas[0].question for d in documents] == ["高血压吃什么药", "胃胀怎么办"]
 
 
+def test_a_sheet_the_workbook_lacks_is_an_error_naming_the_param(tmp_path):
+    pd.DataFrame(ROWS, columns=["department", "title", "ask", "answer"]).to_excel(tmp_path / "med.xlsx", index=False)
+    for sheet, message in ((3, "Worksheet index 3 is invalid"), ("病历", "Worksheet named '病历' not found")):
+        with pytest.raises(InputError, match=rf"med.xlsx: cannot read workbook: {message}.* \(data.sheet: "
+                                             rf"{sheet!r}\)$"):
+            load_documents(tmp_path, MED.model_copy(update={"sheet": sheet}))
+
+
 def test_broken_xlsx_is_an_error_naming_the_file(tmp_path):
     (tmp_path / "med.xlsx").write_bytes(b"not a zip")
     with pytest.raises(InputError, match=r"med.xlsx: cannot read workbook"):

@@ -66,7 +66,10 @@ def _read_frame(path: Path, data_params, policy: RecordPolicy):
             frame = pd.read_excel(path, sheet_name=data_params.sheet, dtype=str, keep_default_na=False,
                                   engine="calamine" if suffix == ".xls" else "openpyxl")
         except Exception as err:  # openpyxl/xlrd raise many types for a broken workbook
-            raise InputError(f"{path}: cannot read workbook: {err}") from None
+            # pandas names a missing sheet ("Worksheet index 3 is invalid", "Worksheet named 'x' not found"): say
+            # which param chose it.
+            hint = f" (data.sheet: {data_params.sheet!r})" if "orksheet" in str(err) else ""
+            raise InputError(f"{path}: cannot read workbook: {err}{hint}") from None
         return frame
     text = decode_file(path, data_params.encoding, policy)
     if not text.strip():
