@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> None:
     model_args, data_args, training_args = parser.parse_args_into_dataclasses(args=argv)
     runner = EncoderOnlyEmbedderRunner(model_args=model_args, data_args=data_args, training_args=training_args)
     # The steps after the last full logging window are logged too, as on the default backend.
-    from bgetune.training.trainer import LogTheLastStep
+    from bgetune.training.callbacks import LogTheLastStep
 
     runner.trainer.add_callback(LogTheLastStep())
     runner.run()

@@ -31,11 +31,11 @@ from pathlib import Path
 
 import torch
 from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
-from transformers import TrainerCallback
 
 from bgetune.device import trainer_precision_args
 from bgetune.errors import BgetuneError
 from bgetune.modelcard import describe_loss
+from bgetune.training.callbacks import LogTheLastStep
 from bgetune.training.data import GroupCollator, ScheduleBatchSampler, groups_short_of_negatives, schedule_dataset
 from bgetune.training.evaluators import metric_key
 from bgetune.training.losses import NonFiniteLoss, build_loss
@@ -60,17 +60,6 @@ def checkpointing_args(enabled: bool) -> dict:
     names = {f.name for f in dataclasses.fields(SentenceTransformerTrainingArguments)}
     return {"activation_checkpointing": True} if "activation_checkpointing" in names else \
         {"gradient_checkpointing": True}
-
-
-class LogTheLastStep(TrainerCallback):
-    """The Trainer logs the loss every ``logging_steps`` (train.log_every) only, so the steps after the last multiple
-    (31–34 of 34 at 5; the whole of a 3-step trial) were never logged: the summary's final loss was an older
-    window's, or None. Logging at the last step records their mean (the Trainer averages since its previous log)."""
-
-    def on_step_end(self, args, state, control, **kwargs):
-        if state.max_steps and state.global_step >= state.max_steps:
-            control.should_log = True
-        return control
 
 
 class BgetuneTrainer(SentenceTransformerTrainer):
