@@ -561,6 +561,19 @@ def stage_dense_side(root: Path, params, device: str, precision: str, model, ins
     return passage_vectors, windows, window_vectors, window_weight
 
 
+def stored_model_splits(args) -> tuple:
+    """``load_stored_model``'s six, then the test and val sets (each query's BM25 top ``FUSION_POOL`` under
+    params.lexical) and ``stage_dense_side``'s four: what a bench of the stage's two retrievers starts from."""
+    from bgetune.evaluation.hybrid import FUSION_POOL
+    from bgetune.evaluation.testset import load_test_set
+
+    root, params, device, precision, model, instruction = load_stored_model(args)
+    test = load_test_set(root, params.eval, FUSION_POOL, split="test", lexical=params.lexical)
+    val = load_test_set(root, params.eval, FUSION_POOL, split="val", lexical=params.lexical)
+    dense_side = stage_dense_side(root, params, device, precision, model, instruction, test, val)
+    return (root, params, device, precision, model, instruction, test, val, *dense_side)
+
+
 def headline_and_per_query(ranked_ids: list[list[str]], relevant: list[set]) -> tuple[dict, list[float]]:
     """NDCG@10, Recall@10 and MRR@10 of a stored-model bench's ranking, and each query's NDCG@10 (for bootstraps)."""
     from bgetune.evaluation.metrics import query_ndcg, ranking_metrics

@@ -73,8 +73,8 @@ def per_query_at(feature: np.ndarray, ndcg: np.ndarray, grid: tuple[float, ...],
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    from domain_runs import (add_stored_model_args, git_commit, headline_and_per_query, interval, load_stored_model,
-                             machine, stage_dense_side, stored_model_footer, write_stored_model_bench)
+    from domain_runs import (add_stored_model_args, git_commit, headline_and_per_query, interval, machine,
+                             stored_model_footer, stored_model_splits, write_stored_model_bench)
 
     add_stored_model_args(parser)
     args = parser.parse_args()
@@ -83,15 +83,11 @@ def main() -> None:
     from bgetune.evaluation.metrics import query_ndcg
     from bgetune.evaluation.retrieval import dense_rankings
     from bgetune.evaluation.significance import paired_bootstrap
-    from bgetune.evaluation.testset import load_test_set
 
     started = time.perf_counter()
-    root, params, device, precision, model, instruction = load_stored_model(args)
+    (root, params, device, precision, model, instruction, test, val, passage_vectors, windows, window_vectors,
+     window_weight) = stored_model_splits(args)
     lexical = params.lexical
-    test = load_test_set(root, params.eval, FUSION_POOL, split="test", lexical=lexical)
-    val = load_test_set(root, params.eval, FUSION_POOL, split="val", lexical=lexical)
-    passage_vectors, windows, window_vectors, window_weight = stage_dense_side(root, params, device, precision, model,
-                                                                               instruction, test, val)
     grid = CONVEX_DENSE_WEIGHTS
     splits = {}
     for name, split in (("test", test), ("val", val)):

@@ -1,7 +1,7 @@
 import pytest
 
-from bgetune.evaluation.hybrid import (CONVEX_DENSE_WEIGHTS, FUSION_POOL, convex_fusion, fuse_all,
-                                       reciprocal_rank_fusion, tune_lexical, tune_weights)
+from bgetune.evaluation.hybrid import (CONVEX_DENSE_WEIGHTS, FUSION_POOL, convex_fusion, convex_scores,
+                                       fuse_all, reciprocal_rank_fusion, tune_lexical, tune_weights)
 
 
 def test_reciprocal_rank_fusion_hand_computed():
@@ -20,6 +20,10 @@ def test_convex_fusion_hand_computed():
     assert fused == ["c", "d", "a", "b"]
     assert convex_fusion([dense[0], bm25[0]], [dense[1], bm25[1]], [1.0, 0.0]) == ["a", "b", "c", "d"]
     assert convex_fusion([dense[0], bm25[0]], [dense[1], bm25[1]], [0.3, 0.7], depth=2) == ["c", "d"]
+    # the scores behind that order, and the tie-break order (dense list first, then BM25's newcomers)
+    scores, first_seen = convex_scores([dense[0], bm25[0]], [dense[1], bm25[1]], [0.3, 0.7])
+    assert scores == pytest.approx({"a": 0.3, "b": 0.15, "c": 0.7, "d": 0.35})
+    assert first_seen == {"a": 0, "b": 1, "c": 2, "d": 3}
 
 
 def test_convex_fusion_keeps_the_score_gap_that_rank_fusion_throws_away():

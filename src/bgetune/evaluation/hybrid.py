@@ -45,6 +45,14 @@ def reciprocal_rank_fusion(rankings: list[list[str]], weights: list[float], k: i
 
 def convex_fusion(rankings: list[list[str]], scores: list[list[float]], weights: list[float],
                   depth: int | None = None) -> list[str]:
+    fused, first_seen = convex_scores(rankings, scores, weights)
+    return _sorted(fused, first_seen, depth)
+
+
+def convex_scores(rankings: list[list[str]], scores: list[list[float]],
+                  weights: list[float]) -> tuple[dict[str, float], dict[str, int]]:
+    """Each passage's fused score (the weighted sum of its min-max normalised scores; 0 where a list lacks it) and
+    the order in which the lists first name it (the tie-break), as ``convex_fusion`` ranks them."""
     if not len(rankings) == len(scores) == len(weights):
         raise ValueError(f"{len(rankings)} rankings, {len(scores)} score lists and {len(weights)} weights")
     fused: dict[str, float] = {}
@@ -62,7 +70,7 @@ def convex_fusion(rankings: list[list[str]], scores: list[list[float]], weights:
         for pid, score in zip(ranking, ranking_scores):
             # A list whose scores are all equal says nothing about order: every member counts as its best.
             fused[pid] += weight * ((score - low) / spread if spread > 0 else 1.0)
-    return _sorted(fused, first_seen, depth)
+    return fused, first_seen
 
 
 def _sorted(scores: dict[str, float], first_seen: dict[str, int], depth: int | None) -> list[str]:
