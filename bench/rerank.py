@@ -121,7 +121,7 @@ def main() -> None:
     if args.top_k < 10:
         parser.error(f"--top-k {args.top_k}: NDCG@10 needs the hybrid's top 10 at least")
 
-    from bgetune.evaluation.hybrid import CONVEX_DENSE_WEIGHTS, FUSION_POOL, convex_scores
+    from bgetune.evaluation.hybrid import FUSION_POOL, convex_scores, tune_weights
     from bgetune.evaluation.metrics import query_ndcg
     from bgetune.evaluation.retrieval import dense_rankings
     from bgetune.evaluation.significance import paired_bootstrap
@@ -146,10 +146,9 @@ def main() -> None:
                                      device=device, precision=precision, windows=windows,
                                      window_vectors=window_vectors, window_weight=window_weight)
                 for name, split in (("test", test), ("val", val))}
-    val_means = [np.mean([query_ndcg(ids, rel) for (ids, _), rel in zip(hybrid_top(val, dense_of["val"], w),
-                                                                          val.relevant)])
-                 for w in CONVEX_DENSE_WEIGHTS]
-    dense_weight = CONVEX_DENSE_WEIGHTS[int(np.argmax(val_means))]
+    # the stage's own choice of the dense weight on val (its grid and its tie rule)
+    (dense_weight, _), _ = tune_weights("convex", dense_of["val"].ids, val.bm25, val.relevant,
+                                        dense_scores=dense_of["val"].scores, lexical_scores=val.bm25_scores)
     tops = {"test": hybrid_top(test, dense_of["test"], dense_weight), "val": hybrid_top(val, dense_of["val"],
                                                                                        dense_weight)}
     del model
