@@ -18,13 +18,13 @@ with sentence-transformers' CrossEncoderTrainer and scores it where a RAG pipeli
 Both retrievers as the stage ranks them by default: the dense side with sentence windows at the val weight, BM25
 as ``lexical`` (``--bm25 params``). Reads ``<workdir>/<dataset>/<variant>`` (bench/domain_runs.py's folder); the
 reranker is saved under its models/reranker_<settings> and reused by a rerun with the same settings. Writes
-bench/results/<dataset>_rerank.json and .md (per-query NDCG@10 under bench/results/per_query/).
+bench/results/<dataset>_rerank.json and .md (per-query NDCG@10 under bench/results/per_query/). Training, scoring
+and the blend are the rerank stage's code (bgetune.training.reranker, bgetune.reranking).
 """
 from __future__ import annotations
 
 import argparse
 import json
-import random
 import sys
 import time
 from pathlib import Path
@@ -35,71 +35,26 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "bench"))
 
-RERANK_WEIGHTS = tuple(round(0.1 * i, 1) for i in range(11))
+def bench_settings(args):
+    """The rerank params section for the bench's arguments (the stage's trainer reads its settings from it)."""
+    from bgetune.params import RerankParams
+
+    return RerankParams(enabled=True, hard_negatives=args.hard_negatives, random_negatives=args.random_negatives,
+                        batch_size=args.batch_size, epochs=args.epochs, lr=args.lr, max_length=args.max_length,
+                        predict_batch_size=args.predict_batch, checkpoint_every=0, top_k=args.top_k)
 
 
-def normalised(scores: list[float]) -> list[float]:
-    """Min-max over one question's candidates (all 1 where they are equal), as the convex hybrid normalises."""
-    low, high = min(scores), max(scores)
-    return [(s - low) / (high - low) if high > low else 1.0 for s in scores]
+def sampled_groups(train_file: Path, questions: int, hard_negatives: int, seed: int) -> list[dict]:
+    """``questions`` of the run's training groups as the rerank stage builds them (all when 0), reporting the
+    questions left out for too few negatives."""
+    from bgetune.records import read_train_examples
+    from bgetune.training.reranker import training_groups
 
-
-def blend(candidates: list[str], hybrid_scores: list[float], reranker_scores: list[float], weight: float) -> list[str]:
-    """The candidates ordered by weight · reranker + (1 − weight) · hybrid, both min-max normalised; ties keep the
-    hybrid's order."""
-    h, r = normalised(hybrid_scores), normalised(reranker_scores)
-    final = [weight * rs + (1.0 - weight) * hs for hs, rs in zip(h, r)]
-    return [candidates[i] for i in sorted(range(len(candidates)), key=lambda i: (-final[i], i))]
-
-
-def training_groups(train_file: Path, questions: int, hard_negatives: int, seed: int) -> list[dict]:
-    """``questions`` of the run's training groups (a seeded sample; all when 0), each as query, positive and its
-    first ``hard_negatives`` mined negatives; groups with fewer negatives are counted and left out."""
-    rows = [json.loads(line) for line in train_file.read_text(encoding="utf-8").splitlines() if line.strip()]
-    usable = [r for r in rows if len(r["neg"]) >= hard_negatives]
-    if len(usable) < len(rows):
-        print(f"reranker training: {len(rows) - len(usable)} of {len(rows)} groups have fewer than "
-              f"{hard_negatives} negatives and are left out")
-    random.Random(seed).shuffle(usable)
-    chosen = usable[:questions] if questions else usable
-    return [{"query": r["query"], "positive": r["pos"][0],
-             **{f"negative_{i + 1}": r["neg"][i] for i in range(hard_negatives)}} for r in chosen]
-
-
-def reranker_from_bi_encoder(model_dir: Path, init_dir: Path) -> Path:
-    """A folder holding only the bi-encoder's transformer (config, safetensors weights, tokenizer), so that
-    CrossEncoder reads it as a plain BERT with a new one-logit head rather than as a sentence-transformers model."""
-    init_dir.mkdir(parents=True, exist_ok=True)
-    for name in ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json",
-                 "special_tokens_map.json", "vocab.txt"):
-        if (model_dir / name).exists() and not (init_dir / name).exists():
-            (init_dir / name).symlink_to((model_dir / name).resolve())
-    return init_dir
-
-
-def train_reranker(init_dir: Path, out_dir: Path, groups: list[dict], args, device: str):
-    """Fine-tune a cross-encoder on ``groups`` with CrossEncoderTrainer (a softmax over each question's positive,
-    hard negatives and ``args.random_negatives`` in-batch ones), saved to ``out_dir``."""
-    from datasets import Dataset
-    from sentence_transformers.cross_encoder import (CrossEncoder, CrossEncoderTrainer,
-                                                     CrossEncoderTrainingArguments)
-    from sentence_transformers.cross_encoder.losses import MultipleNegativesRankingLoss
-
-    model = CrossEncoder(str(init_dir), num_labels=1, max_length=args.max_length, device=device)
-    # Raw logits under a plain softmax: FlagEmbedding's reranker loss (the library's default squashes each logit
-    # through a sigmoid and scales by 10, which bounds how far apart the group's scores can go).
-    loss = MultipleNegativesRankingLoss(model, num_negatives=args.random_negatives, scale=1.0, activation_fn=None)
-    training_args = CrossEncoderTrainingArguments(
-        output_dir=str(out_dir.parent / f".{out_dir.name}_checkpoints"), num_train_epochs=args.epochs,
-        per_device_train_batch_size=args.batch_size, learning_rate=args.lr, warmup_ratio=0.1, seed=args.seed,
-        data_seed=args.seed, logging_steps=10, save_strategy="no", report_to="none", disable_tqdm=False,
-        use_cpu=device == "cpu")
-    trainer = CrossEncoderTrainer(model=model, args=training_args, train_dataset=Dataset.from_list(groups), loss=loss)
-    result = trainer.train()
-    model.save_pretrained(str(out_dir))
-    losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
-    return model, {"steps": trainer.state.global_step, "seconds": round(result.metrics["train_runtime"], 1),
-                   "first_loss": losses[0] if losses else None, "final_loss": losses[-1] if losses else None}
+    groups, left_out = training_groups(read_train_examples(train_file), hard_negatives, seed)
+    if left_out:
+        print(f"reranker training: {left_out} of {len(groups) + left_out} groups have fewer than {hard_negatives} "
+              "negatives and are left out")
+    return groups[:questions] if questions else groups
 
 
 def main() -> None:
@@ -125,6 +80,8 @@ def main() -> None:
     from bgetune.evaluation.metrics import query_ndcg
     from bgetune.evaluation.retrieval import dense_rankings
     from bgetune.evaluation.significance import paired_bootstrap
+    from bgetune.reranking import WEIGHTS, blend, load_reranker, score_candidates, tune_weight
+    from bgetune.training.reranker import init_folder, train_reranker
 
     started = time.perf_counter()
     (root, params, device, precision, model, instruction, test, val, passage_vectors, windows, window_vectors,
@@ -156,41 +113,36 @@ def main() -> None:
     settings = (f"q{args.train_questions}_h{args.hard_negatives}_r{args.random_negatives}_b{args.batch_size}"
                 f"_e{args.epochs:g}_lr{args.lr:g}_len{args.max_length}_s{args.seed}")
     out_dir = root / "models" / f"reranker_{settings}"
-    from sentence_transformers.cross_encoder import CrossEncoder
-
     training = json.loads((out_dir / "bench_training.json").read_text()) if (out_dir / "bench_training.json").exists() \
         else None
     if training:
         print(f"reusing the reranker in {out_dir}")
-        reranker = CrossEncoder(str(out_dir), max_length=args.max_length, device=device)
     else:
-        groups = training_groups(root / "data" / "train.jsonl", args.train_questions, args.hard_negatives, args.seed)
+        groups = sampled_groups(root / "data" / "train.jsonl", args.train_questions, args.hard_negatives, args.seed)
         print(f"training a reranker on {len(groups)} groups (1 positive, {args.hard_negatives} hard and "
               f"{args.random_negatives} in-batch negatives each) on {device}")
-        init_dir = reranker_from_bi_encoder(root / "models" / args.model, root / "models" / ".reranker_init")
-        reranker, training = train_reranker(init_dir, out_dir, groups, args, device)
+        init_dir = init_folder(root / "models" / args.model, root / "models" / ".reranker_init")
+        training = train_reranker(init_dir, out_dir, groups, bench_settings(args), args.seed, device, precision)
         training["groups"] = len(groups)
         (out_dir / "bench_training.json").write_text(json.dumps(training, indent=2) + "\n")
     print(f"reranker training: {training}")
+    reranker = load_reranker(out_dir, args.max_length, device)
 
     scored = {}
     for name, split in (("val", val), ("test", test)):
-        pairs = [(q, split.texts[split.index_of[pid]]) for q, (ids, _) in zip(split.queries, tops[name]) for pid in ids]
         t = time.perf_counter()
-        flat = reranker.predict(pairs, batch_size=args.predict_batch, show_progress_bar=True,
-                                convert_to_numpy=True).tolist()
-        print(f"{name}: {len(pairs)} pairs scored in {time.perf_counter() - t:.0f} s")
-        scored[name], at = [], 0
-        for ids, _ in tops[name]:
-            scored[name].append(flat[at:at + len(ids)])
-            at += len(ids)
+        scored[name] = score_candidates(reranker, split.queries, [ids for ids, _ in tops[name]],
+                                        lambda pid, split=split: split.texts[split.index_of[pid]], args.predict_batch,
+                                        precision)
+        print(f"{name}: {sum(len(ids) for ids, _ in tops[name])} pairs scored in {time.perf_counter() - t:.0f} s")
 
     def per_query(name, split, weight):
         return [query_ndcg(blend(ids, hs, rs, weight), rel)
                 for (ids, hs), rs, rel in zip(tops[name], scored[name], split.relevant)]
 
-    val_by_weight = [float(np.mean(per_query("val", val, w))) for w in RERANK_WEIGHTS]
-    chosen = RERANK_WEIGHTS[int(np.argmax(val_by_weight))]
+    # the stage's choice on val (its grid and its tie rule: the smaller weight)
+    chosen, trials = tune_weight(tops["val"], scored["val"], val.relevant)
+    val_by_weight = [t["val_ndcg@10"] for t in trials]
     hybrid_per_query = per_query("test", test, 0.0)
     alone_per_query = per_query("test", test, 1.0)
     blended_per_query = per_query("test", test, chosen)
@@ -228,7 +180,7 @@ def main() -> None:
               "reranker": {"settings": settings, **{k: v for k, v in vars(args).items()
                                                     if k not in ("dataset", "variant", "model", "workdir", "out")},
                            "training": training},
-              "val_ndcg_by_reranker_weight": dict(zip(map(str, RERANK_WEIGHTS), [round(v, 6) for v in val_by_weight])),
+              "val_ndcg_by_reranker_weight": dict(zip(map(str, WEIGHTS), [round(v, 6) for v in val_by_weight])),
               "rows": [{k: v for k, v in r.items() if k != "per_query"} for r in rows],
               "seconds": round(time.perf_counter() - started, 1)}
     lines = ["| ranking | NDCG@10 | Recall@10 | MRR@10 | ÷ BM25 | − BM25 [95% CI] | − hybrid [95% CI] |",

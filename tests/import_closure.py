@@ -95,8 +95,8 @@ def expand(deps: list[str]) -> set[str]:
 
 
 STAGE_SCRIPTS = {"split": "split", "qa-gen": "qa_gen", "vocab": "vocab", "mine-negatives": "mine_negatives",
-                 "train": "train", "merge": "merge", "evaluate": "evaluate", "evaluate-base": "evaluate",
-                 "evaluate-bm25": "evaluate", "evaluate-extra": "evaluate", "report": "report", "publish": "publish"}
+                 "train": "train", "rerank": "rerank", "merge": "merge", "evaluate": "evaluate",
+                 "evaluate-base": "evaluate", "evaluate-bm25": "evaluate", "evaluate-extra": "evaluate", "report": "report", "publish": "publish"}
 
 
 if __name__ == "__main__":

@@ -38,7 +38,8 @@ def test_each_stage_lists_exactly_the_code_it_imports(stage):
 
 @pytest.mark.parametrize("module, stage", [("split", "split"), ("qa_gen", "qa-gen"), ("vocab", "vocab"),
                                            ("mine_negatives", "mine-negatives"), ("train", "train"),
-                                           ("merge", "merge"), ("report", "report"), ("publish", "publish")])
+                                           ("rerank", "rerank"), ("merge", "merge"), ("report", "report"),
+                                           ("publish", "publish")])
 def test_each_stage_declares_the_outputs_its_module_writes(module, stage):
     outs = importlib.import_module(f"bgetune.steps.{module}").OUTS
     declared = [next(iter(o)) if isinstance(o, dict) else o for o in stage_body(stage).get("outs", [])]

@@ -307,6 +307,19 @@ CASES = [
     Case("the default hardness weighting on FlagEmbedding's trainer", "train",
          params_case(train={"backend": "flagembedding"}),
          "flagembedding cannot take train.hardness_mode: in_batch_negatives (it takes off): change them", level="done"),
+    # --------------------------------------------------------------------------------- reranker faults
+    Case("reranker switched on but never trained", "evaluate", params_case(rerank={"enabled": True}),
+         "models/reranker: no reranker in it, but rerank.enabled is true: run the rerank stage first", level="done",
+         args=("finetuned",)),
+    Case("reranker without negatives", "rerank",
+         params_case(rerank={"enabled": True, "hard_negatives": 0, "random_negatives": 0}),
+         "rerank: rerank.hard_negatives and rerank.random_negatives are both 0", level="done"),
+    Case("reranker started from a missing folder", "rerank",
+         params_case(rerank={"enabled": True, "init": "/nonexistent/reranker"}), "rerank.init", level="done"),
+    Case("reranker training file with a wrong type", "rerank",
+         lambda r: (replace_line("data/train.jsonl", 1, lambda x: {**x, "neg": "n1"})(r),
+                    set_params(r, rerank={"enabled": True})),
+         "data/train.jsonl: line 1: field 'neg' must be a list of strings", level="done"),
     Case("LLM prompt without a passage slot", "qa_gen",
          lambda r: ((r / "data" / "prompt.txt").write_text("写{n}个问题"),
                     set_params(r, qa_gen={"sources": ["existing", "llm"], "llm": {"prompt": "data/prompt.txt"}})),
@@ -326,7 +339,7 @@ def projects(tmp_path_factory, tiny_model_dir):
     raw = write_project(tmp_path_factory.mktemp("raw"), tiny_model_dir)
     done = write_project(tmp_path_factory.mktemp("done"), tiny_model_dir)
     params = load_params(done / "params.yaml")
-    run_steps(done, params, ("split", "qa_gen", "vocab", "mine_negatives", "train", "merge"))
+    run_steps(done, params, ("split", "qa_gen", "vocab", "mine_negatives", "train", "rerank", "merge"))
     from bgetune.steps import evaluate
 
     for name in ("base", "finetuned", "merged", "bm25"):

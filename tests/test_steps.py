@@ -586,3 +586,54 @@ def test_batches_by_domain_when_asked_and_as_before_when_the_corpus_has_one(mine
     assert summary["stage1"]["batch_groups"] == expected and min(expected.values()) > 0
     assert "each batch from one domain, 2 domains" in caplog.text
     assert not all(torch.equal(a, b) for a, b in zip(weights(plain).values(), weights(two).values()))
+
+
+def test_a_reranker_trained_by_the_rerank_stage_reorders_the_hybrid_in_evaluate(mined_project, tmp_path):
+    from bgetune.reranking import WEIGHTS
+    from bgetune.steps import evaluate
+
+    root = copy_project(mined_project, tmp_path / "p",
+                        rerank={"enabled": True, "batch_size": 2, "hard_negatives": 2, "checkpoint_every": 2})
+    params = load_params(root / "params.yaml")
+    run_steps(root, params, ("train", "rerank"))
+    trained = read_json(root / "results" / "rerank.json")
+    questions = len(read_train_examples(root / "data" / "train.jsonl"))
+    assert trained["enabled"] and trained["groups"] + trained["left_out"] == trained["questions"] == questions
+    assert trained["runtime"]["device"] == "cpu" and trained["steps"] > 0
+    assert not (root / "models" / "checkpoints" / "rerank").exists()          # cleared once the stage finished
+    headline = evaluate.run(params, "finetuned", root, progress=False)
+    full = read_json(root / "results" / "eval" / "finetuned.json")
+    block = full["reranked"]
+    assert block["weight"] in WEIGHTS and [t["weight"] for t in block["tuning"]["trials"]] == list(WEIGHTS)
+    assert block["candidates"] == "hybrid" and block["top_k"] == 20
+    assert headline["reranked_ndcg@10"] == block["passage"]["ndcg@10"]
+    rows = [json.loads(line) for line in (root / "results" / "per_query" / "finetuned.jsonl").read_text().splitlines()]
+    assert sum(r["reranked_ndcg@10"] for r in rows) / len(rows) == pytest.approx(headline["reranked_ndcg@10"], abs=1e-5)
+    # At weight 0 the reranker's scores count for nothing: the hybrid's own ranking, number for number.
+    fixed = copy_project(root, tmp_path / "w0", rerank={"tune": False, "weight": 0.0})
+    at_zero = evaluate.run(load_params(fixed / "params.yaml"), "finetuned", fixed, progress=False)
+    assert at_zero["reranked_ndcg@10"] == at_zero["hybrid_ndcg@10"]
+    run_steps(root, params, ("merge",))
+    evaluate.run(params, "merged", root, progress=False)
+    evaluate.run(params, "base", root, progress=False)
+    evaluate.run(params, "bm25", root, progress=False)
+    assert "reranked_ndcg@10" not in read_json(root / "metrics" / "base.json")   # base runs before any reranker
+    run_steps(root, params, ("report",))
+    significance = read_json(root / "results" / "significance.json")
+    assert {"finetuned_reranked_vs_finetuned_hybrid", "merged_reranked_vs_merged_hybrid"} <= set(significance)
+    gain = significance["finetuned_reranked_vs_finetuned_hybrid"]["difference"]
+    assert gain == pytest.approx(headline["reranked_ndcg@10"] - headline["hybrid_ndcg@10"], abs=1e-5)
+    assert "reranked NDCG@10" in (root / "results" / "report.html").read_text()
+
+
+def test_with_the_reranker_off_the_stage_trains_nothing_and_evaluate_reports_no_reranking(mined_project, tmp_path):
+    from bgetune.steps import evaluate
+
+    root = copy_project(mined_project, tmp_path / "p")
+    params = load_params(root / "params.yaml")
+    assert not params.rerank.enabled
+    run_steps(root, params, ("train", "rerank"))
+    assert read_json(root / "results" / "rerank.json") == {"enabled": False}
+    assert [p.name for p in (root / "models" / "reranker").iterdir()] == ["README.md"]
+    assert "reranked_ndcg@10" not in evaluate.run(params, "finetuned", root, progress=False)
+    assert "reranked" not in read_json(root / "results" / "eval" / "finetuned.json")

@@ -6,7 +6,8 @@ import torch
 
 from bgetune.params import LoraParams, TrainParams
 from bgetune.records import TrainExample
-from bgetune.training.trainer import TrainingError, fit, prepare_checkpoints
+from bgetune.training.checkpoints import prepare_checkpoints
+from bgetune.training.trainer import TrainingError, fit
 
 ANIMALS = ["cat", "dog", "fish", "bird"]
 

@@ -72,6 +72,8 @@ def check_models(params) -> list[str]:
         wanted.append(("qa_gen.llm.roundtrip_model", params.qa_gen.llm.roundtrip_model))
     wanted += [(f"eval.extra_models.{name}", ref) for name, ref in params.eval.extra_models.items()]
     wanted += [(f"merge.models[{i}].path", m.path) for i, m in enumerate(params.merge.models)]
+    if params.rerank.enabled and params.rerank.init != "finetuned":
+        wanted.append(("rerank.init", params.rerank.init))
     problems = []
     for key, reference in wanted:
         try:

@@ -20,7 +20,10 @@ from bgetune.lexical import describe_lexical
 
 MODELS = ("base", "finetuned", "merged", "bm25")
 COLUMNS = [("ndcg@10", "NDCG@10"), ("recall@1", "R@1"), ("recall@10", "R@10"), ("recall@100", "R@100"),
-           ("mrr@10", "MRR@10"), ("map@10", "MAP@10"), ("hybrid_ndcg@10", "hybrid NDCG@10"), ("pair_auc", "pair AUC")]
+           ("mrr@10", "MRR@10"), ("map@10", "MAP@10"), ("hybrid_ndcg@10", "hybrid NDCG@10"),
+           ("reranked_ndcg@10", "reranked NDCG@10"), ("pair_auc", "pair AUC")]
+# Columns shown only when some model has them (the reranker is off by default).
+OPTIONAL_COLUMNS = ("reranked_ndcg@10",)
 GLOSSARY = [
     ("NDCG@10", "how high the relevant passages rank in the top 10, 1 = all of them first (log-discounted)"),
     ("Recall@k", "share of a query's relevant passages found in the top k"),
@@ -28,6 +31,8 @@ GLOSSARY = [
     ("MAP@10", "mean of the precision at each relevant passage's rank in the top 10"),
     ("hybrid", "the model's ranking fused with BM25's: by reciprocal ranks (RRF), or by a weighted sum of the two "
                "rankings' min-max normalised scores (convex; eval.hybrid.method)"),
+    ("reranked", "the hybrid's top k (rerank.top_k) reordered by the cross-encoder of the rerank stage, blended with "
+                 "the hybrid's scores at a weight chosen on val (rerank.weight)"),
     ("pair AUC", "chance a random relevant (query, passage) pair scores above a random unrelated one"),
     ("noise similarity", "how similar queries look to unrelated chit-chat (lower is better); 'as queries' asks the "
                          "chit-chat against the corpus"),
@@ -65,18 +70,42 @@ def _table(headers: list[str], rows: list[list], table_id: str = "") -> str:
     return f"<table{ident}><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
+def reranker_advice(name: str, details: dict, significance: dict) -> str:
+    """How to deploy a model's reranked ranking, and what the reranker adds over the ranking it reorders."""
+    reranked = (details.get(f"eval_{name}") or {}).get("reranked") or {}
+    weight, k = reranked.get("weight"), reranked.get("top_k")
+    advice = (f"Then score each question's top {k} with models/reranker (a cross-encoder) and order them by "
+              f"{weight} × its score + {1 - weight:.1f} × the {reranked.get('candidates')} score, each min-max "
+              "normalised over the question's top k, as bgetune does (rerank).")
+    gain = significance.get(f"{name}_reranked_vs_{name}_hybrid")
+    if gain:
+        advice += " The reranker adds " + difference_phrase(
+            gain, "within the noise, so the hybrid alone serves as well at a fraction of the cost")
+    return advice
+
+
+def difference_phrase(comparison: dict, if_noise: str) -> str:
+    """A bootstrap comparison as "+0.012 (95% interval [+0.004, +0.020])." and, when the interval holds 0,
+    ": <if_noise>." instead of the full stop."""
+    noise = comparison["ci_low"] <= 0 <= comparison["ci_high"]
+    return (f"{comparison['difference']:+.3f} (95% interval [{comparison['ci_low']:+.3f}, "
+            f"{comparison['ci_high']:+.3f}])" + (f": {if_noise}." if noise else "."))
+
+
 def metrics_table(models: dict[str, dict]) -> str:
+    columns = [(key, label) for key, label in COLUMNS
+               if key not in OPTIONAL_COLUMNS or any(key in values for values in models.values())]
     rows = []
     for name, values in models.items():
         cells = [f"<th>{html.escape(name)}</th>"]
-        for key, _ in COLUMNS:
+        for key, _ in columns:
             if key in values:
                 cells.append(f'<td data-model="{html.escape(name)}" data-metric="{html.escape(key)}" '
                              f'data-value="{values[key]!r}">{_cell(values[key])}</td>')
             else:
                 cells.append('<td class="na">–</td>')
         rows.append(cells)
-    return _table(["model"] + [label for _, label in COLUMNS], rows, "metrics")
+    return _table(["model"] + [label for _, label in columns], rows, "metrics")
 
 
 def significance_table(significance: dict) -> str:
@@ -142,10 +171,14 @@ def verdicts(models: dict, significance: dict, details: dict) -> list[str]:
         weights = (details.get(f"eval_{name}") or {}).get("hybrid", {}).get("weights", [1.0, 1.0])
         if "hybrid_ndcg@10" in v and weights[0] > 0:
             candidates[f"{name} + BM25 (hybrid)"] = v["hybrid_ndcg@10"]
+        reranked = (details.get(f"eval_{name}") or {}).get("reranked") or {}
+        if "reranked_ndcg@10" in v and reranked.get("weight"):   # weight 0 keeps the hybrid's order
+            fused = reranked.get("candidates") == "hybrid"
+            candidates[f"{name}{' + BM25 (hybrid)' if fused else ''} + reranker"] = v["reranked_ndcg@10"]
     if candidates:
         best = max(candidates, key=candidates.get)
         advice = f"Deploy: {best} (NDCG@10 {candidates[best]:.3f})."
-        if "hybrid" in best:
+        if "(hybrid)" in best:
             hybrid = (details.get(f"eval_{best.split(' ')[0]}") or {}).get("hybrid", {})
             weights = hybrid.get("weights", [1.0, 1.0])
             advice += (f" Fuse the dense and BM25 rankings by {fusion_recipe({**hybrid, 'weights': weights})}, "
@@ -153,11 +186,11 @@ def verdicts(models: dict, significance: dict, details: dict) -> list[str]:
                        "bgetune does.")
             lead = significance.get(f"{best.split(' ')[0]}_hybrid_vs_bm25")
             if lead:
-                noise = lead["ci_low"] <= 0 <= lead["ci_high"]
-                advice += (f" Its lead over BM25 alone is {lead['difference']:+.3f} (95% interval "
-                           f"[{lead['ci_low']:+.3f}, {lead['ci_high']:+.3f}])"
-                           + (f": within the noise of {lead['queries']} test queries, so BM25 alone serves as well "
-                              "until a larger test set says otherwise." if noise else "."))
+                advice += " Its lead over BM25 alone is " + difference_phrase(
+                    lead, f"within the noise of {lead['queries']} test queries, so BM25 alone serves as well until "
+                          "a larger test set says otherwise")
+        if best.endswith("+ reranker"):
+            advice += " " + reranker_advice(best.split(' ')[0], details, significance)
         windows = (details.get(f"eval_{best.split(' ')[0]}") or {}).get("windows")
         if windows and windows.get("window_vectors") and windows.get("weight"):
             weight = windows["weight"]

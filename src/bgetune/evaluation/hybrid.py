@@ -32,6 +32,12 @@ CONVEX_DENSE_WEIGHTS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 
 def reciprocal_rank_fusion(rankings: list[list[str]], weights: list[float], k: int = 60,
                            depth: int | None = None) -> list[str]:
+    return _sorted(*rrf_scores(rankings, weights, k), depth)
+
+
+def rrf_scores(rankings: list[list[str]], weights: list[float], k: int = 60) -> tuple[dict[str, float], dict[str, int]]:
+    """Each passage's weighted reciprocal-rank score and the order in which the lists first name it (the
+    tie-break), as ``reciprocal_rank_fusion`` ranks them."""
     if len(rankings) != len(weights):
         raise ValueError(f"{len(rankings)} rankings but {len(weights)} weights")
     scores: dict[str, float] = {}
@@ -40,7 +46,7 @@ def reciprocal_rank_fusion(rankings: list[list[str]], weights: list[float], k: i
         for rank, pid in enumerate(ranking, start=1):
             scores[pid] = scores.get(pid, 0.0) + weight / (k + rank)
             first_seen.setdefault(pid, len(first_seen))
-    return _sorted(scores, first_seen, depth)
+    return scores, first_seen
 
 
 def convex_fusion(rankings: list[list[str]], scores: list[list[float]], weights: list[float],
@@ -83,15 +89,28 @@ def fuse_all(dense: list[list[str]], lexical: list[list[str]], weights: list[flo
              lexical_scores: list[list[float]] | None = None) -> list[list[str]]:
     """Every query's fused ranking of the two lists' top ``FUSION_POOL``, ``depth`` deep; ``k`` is RRF's constant
     (unused by ``convex``, which needs the two rankings' scores)."""
+    return [ids for ids, _ in fuse_all_scored(dense, lexical, weights, k, depth, method, dense_scores,
+                                              lexical_scores)]
+
+
+def fuse_all_scored(dense: list[list[str]], lexical: list[list[str]], weights: list[float], k: int, depth: int,
+                    method: str = "rrf", dense_scores: list[list[float]] | None = None,
+                    lexical_scores: list[list[float]] | None = None) -> list[tuple[list[str], list[float]]]:
+    """``fuse_all``'s rankings with their fused scores: per query (ids, scores), what a reranker blends with."""
     n = FUSION_POOL
-    if method == "rrf":
-        return [reciprocal_rank_fusion([d[:n], b[:n]], weights, k, depth) for d, b in zip(dense, lexical)]
-    if method == "convex":
-        if dense_scores is None or lexical_scores is None:
-            raise ValueError("convex fusion needs the dense and the BM25 scores")
-        return [convex_fusion([d[:n], b[:n]], [ds[:n], bs[:n]], weights, depth)
-                for d, b, ds, bs in zip(dense, lexical, dense_scores, lexical_scores)]
-    raise ValueError(f"unknown fusion {method!r}: rrf or convex")
+    if method not in ("rrf", "convex"):
+        raise ValueError(f"unknown fusion {method!r}: rrf or convex")
+    if method == "convex" and (dense_scores is None or lexical_scores is None):
+        raise ValueError("convex fusion needs the dense and the BM25 scores")
+    out = []
+    for q, (d, b) in enumerate(zip(dense, lexical)):
+        if method == "rrf":
+            fused, first_seen = rrf_scores([d[:n], b[:n]], weights, k)
+        else:
+            fused, first_seen = convex_scores([d[:n], b[:n]], [dense_scores[q][:n], lexical_scores[q][:n]], weights)
+        ids = _sorted(fused, first_seen, depth)
+        out.append((ids, [fused[pid] for pid in ids]))
+    return out
 
 
 def tune_weights(method: str, dense: list[list[str]], lexical: list[list[str]], relevant: list[set[str]],

@@ -20,10 +20,13 @@ from typing import Sequence
 import numpy as np
 
 # (model, reference) pairs the report compares when both have per-query files; "<model>_hybrid" is the model's
-# BM25-fused ranking (its per-query hybrid_ndcg@10), compared when the evaluation fused one.
-HYBRID_SUFFIX = "_hybrid"
+# BM25-fused ranking (its per-query hybrid_ndcg@10), "<model>_reranked" that ranking reordered by the reranker
+# (reranked_ndcg@10), each compared when the evaluation made it.
+RANKING_SUFFIXES = ("_hybrid", "_reranked")
 COMPARISONS = (("finetuned", "base"), ("merged", "base"), ("merged", "finetuned"), ("finetuned", "bm25"),
-               ("merged", "bm25"), ("finetuned_hybrid", "bm25"), ("merged_hybrid", "bm25"))
+               ("merged", "bm25"), ("finetuned_hybrid", "bm25"), ("merged_hybrid", "bm25"),
+               ("finetuned_reranked", "finetuned_hybrid"), ("merged_reranked", "merged_hybrid"),
+               ("finetuned_reranked", "bm25"))
 
 
 def paired_bootstrap(scores_a: Sequence[float], scores_b: Sequence[float], samples: int = 2000, seed: int = 0,
@@ -86,7 +89,7 @@ def per_query_scores(path: str | Path, key: str = "ndcg@10") -> dict[str, float]
     the query has one positive (NDCG@10 = 1 / log2(1 + rank)); anything else is an error naming the line."""
     from bgetune.records import InputError, numbered_jsonl
 
-    rank_key = "hybrid_rank" if key.startswith("hybrid_") else "rank"
+    rank_key = key.split("_")[0] + "_rank" if key.startswith(("hybrid_", "reranked_")) else "rank"
     scores = {}
     for line, row in numbered_jsonl(path, ("qid",)):
         if key in row:
@@ -113,23 +116,33 @@ def compare_files(reference: str | Path, model: str | Path, model_key: str = "nd
 
 
 def compare_per_query(metrics_dir: str | Path, comparisons=COMPARISONS, samples: int = 2000, seed: int = 0) -> list:
-    """Paired bootstraps of NDCG@10 for each (model, reference) in metrics_dir/per_query whose files both exist."""
+    """Paired bootstraps of NDCG@10 for each (model, reference) in metrics_dir/per_query whose rankings both exist
+    (a file, and for "<model>_hybrid" or "<model>_reranked" that ranking's scores in it)."""
     folder = Path(metrics_dir) / "per_query"
     rows = []
     for model, reference in comparisons:
-        hybrid = model.endswith(HYBRID_SUFFIX)
-        file = folder / f"{model[:-len(HYBRID_SUFFIX)] if hybrid else model}.jsonl"
-        if not file.exists() or not (folder / f"{reference}.jsonl").exists():
-            continue
-        if hybrid and not _has_hybrid(file):
+        (model_file, model_key), (reference_file, reference_key) = _ranking(folder, model), _ranking(folder, reference)
+        if not _has_ranking(model_file, model_key) or not _has_ranking(reference_file, reference_key):
             continue
         rows.append({"model": model, "reference": reference,
-                     **compare_files(folder / f"{reference}.jsonl", file, "hybrid_ndcg@10" if hybrid else "ndcg@10",
-                                     samples, seed)})
+                     **compare_files(reference_file, model_file, model_key, samples, seed, reference_key)})
     return rows
 
 
-def _has_hybrid(path: Path) -> bool:
+def _ranking(folder: Path, name: str) -> tuple[Path, str]:
+    """The per-query file and score key of a comparison's side: "finetuned_hybrid" → (finetuned.jsonl,
+    hybrid_ndcg@10)."""
+    for suffix in RANKING_SUFFIXES:
+        if name.endswith(suffix):
+            return folder / f"{name[:-len(suffix)]}.jsonl", f"{suffix[1:]}_ndcg@10"
+    return folder / f"{name}.jsonl", "ndcg@10"
+
+
+def _has_ranking(path: Path, key: str) -> bool:
+    if not path.exists():
+        return False
+    if key == "ndcg@10":
+        return True
     with open(path, encoding="utf-8") as handle:
         first = handle.readline()
-    return bool(first.strip()) and "hybrid_rank" in json.loads(first)
+    return bool(first.strip()) and key.replace("ndcg@10", "rank") in json.loads(first)

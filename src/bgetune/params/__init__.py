@@ -25,16 +25,17 @@ from bgetune.params.inputs import (ChunkParams, DataParams, HeuristicParams, Llm
                                    SplitParams)
 from bgetune.params.modelling import (LOSS_NAMES, SELECT_BY, STRATEGIES, CrossDomainMiningParams, DenseMiningParams,
                                       GuardParams, KeywordMiningParams, LengthMiningParams, LexicalParams, LoraParams,
-                                      MiningParams, ModelParams, RandomMiningParams, RankRange, Stage2Params,
-                                      TfidfMiningParams, TrainParams, VocabParams)
+                                      MiningParams, ModelParams, RandomMiningParams, RankRange, RerankParams,
+                                      Stage2Params, TfidfMiningParams, TrainParams, VocabParams)
 from bgetune.params.section import Section
 
 __all__ = ["Params", "ParamsError", "load_params", "params_from_dict", "Section", "DataParams", "QaColumns",
            "ChunkParams", "SplitParams", "HeuristicParams", "LlmParams", "QaGenParams", "ModelParams", "LexicalParams",
            "VocabParams", "MiningParams", "RankRange", "DenseMiningParams", "TfidfMiningParams", "KeywordMiningParams",
            "CrossDomainMiningParams", "LengthMiningParams", "RandomMiningParams", "GuardParams", "LoraParams",
-           "Stage2Params", "TrainParams", "MergeModel", "MergeParams", "HybridParams", "TermWeightParams",
-           "WindowParams", "GeneralSetParams", "EvalParams", "STRATEGIES", "LOSS_NAMES", "SELECT_BY"]
+           "Stage2Params", "TrainParams", "RerankParams", "MergeModel", "MergeParams", "HybridParams",
+           "TermWeightParams", "WindowParams", "GeneralSetParams", "EvalParams", "STRATEGIES", "LOSS_NAMES",
+           "SELECT_BY"]
 
 
 class Params(Section):
@@ -48,12 +49,13 @@ class Params(Section):
     vocab: VocabParams = VocabParams()
     mining: MiningParams = MiningParams()
     train: TrainParams = TrainParams()
+    rerank: RerankParams = RerankParams()
     merge: MergeParams = MergeParams()
     eval: EvalParams = EvalParams()
 
     def seed_of(self, section: str) -> int:
-        """The seed of ``mining`` or ``train``: its own ``seed`` when set, else the top-level one (which also draws
-        the split, so a second run for a model soup sets these and keeps the split)."""
+        """The seed of ``mining``, ``train`` or ``rerank``: its own ``seed`` when set, else the top-level one (which
+        also draws the split, so a second run for a model soup sets these and keeps the split)."""
         own = getattr(self, section).seed
         return self.seed if own is None else own
 
@@ -71,6 +73,8 @@ class Params(Section):
             raise ValueError("eval.hybrid.tune needs val pairs: set split.val > 0")
         if self.eval.windows.max_chars and self.eval.windows.tune and self.split.val <= 0:
             raise ValueError("eval.windows.tune needs val pairs: set split.val > 0 (or eval.windows.tune: false)")
+        if self.rerank.enabled and self.rerank.tune and self.split.val <= 0:
+            raise ValueError("rerank.tune needs val pairs: set split.val > 0 (or rerank.tune: false)")
         term_weights = self.eval.term_weights
         if term_weights.method != "off" and term_weights.tune and self.eval.hybrid.enabled and self.split.val <= 0:
             raise ValueError("eval.term_weights.tune needs val pairs: set split.val > 0 (or eval.term_weights.tune: "

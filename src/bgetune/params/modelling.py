@@ -353,3 +353,45 @@ class TrainParams(Section):
             raise ValueError(f"train.checkpoint_every ({self.checkpoint_every}) must be a multiple of "
                              f"train.eval_every ({self.eval_every}) so that the best val weights are kept")
         return self
+
+
+# ---------------------------------------------------------------------------------------------------------- rerank
+class RerankParams(Section):
+    """A cross-encoder that reorders the hybrid's top k (the rerank stage trains it; evaluate@finetuned and @merged
+    score it). Off by default: on meddialog it lifted an 80-step run's hybrid by +0.009 [+0.005, +0.013] NDCG@10 at
+    37 CPU-minutes of training (docs/benchmarks.md), not yet at equal time."""
+
+    enabled: bool = False
+    # finetuned: the fine-tuned bi-encoder's transformer (its trained vocabulary) under a new one-logit head; or a
+    # cross-encoder to fine-tune further (hub id or folder, e.g. BAAI/bge-reranker-base)
+    init: NonEmptyText = "finetuned"
+    top_k: int = Field(20, ge=10)                 # the hybrid's top k it reorders (NDCG@10 needs 10)
+    hard_negatives: int = Field(3, ge=0)          # mined negatives per question (data/train.jsonl)
+    random_negatives: int = Field(1, ge=0)        # in-batch negatives per question
+    batch_size: int = Field(16, ge=1)
+    epochs: float = Field(1.0, gt=0)
+    lr: float = Field(1e-4, gt=0)
+    max_length: int = Field(256, ge=16)           # question and passage together, in tokens
+    precision: Precision = "auto"                 # training and scoring: auto = bf16 (or fp16) on a GPU, fp32 on a CPU
+    predict_batch_size: int = Field(64, ge=1)
+    # the final score: weight · reranker + (1 − weight) · hybrid, each min-max normalised over the question's k
+    weight: float = Field(0.4, ge=0.0, le=1.0)
+    tune: bool = True                             # the weight chosen on val over 0, 0.1, …, 1
+    checkpoint_every: int = Field(50, ge=0)
+    seed: int | None = None                       # None: the top-level seed
+
+    @field_validator("init")
+    @classmethod
+    def _init_names_a_model(cls, value: str) -> str:
+        if value != "finetuned":
+            from bgetune.models import check_model_reference
+
+            check_model_reference(value)
+        return value
+
+    @model_validator(mode="after")
+    def _negatives(self):
+        if self.hard_negatives + self.random_negatives == 0:
+            raise ValueError("rerank.hard_negatives and rerank.random_negatives are both 0: the reranker needs "
+                             "negatives to learn from")
+        return self

@@ -2,13 +2,14 @@
 ``bm25`` (params.lexical's BM25, the baseline) or ``extra <key>`` (a model from eval.extra_models).
 
 Writes metrics/<name>.json — the headline numbers only (NDCG@10, Recall@1/10/100, MRR@10, MAP@10, hybrid
-NDCG@10, pair AUC), what ``dvc metrics diff`` compares — and, for the report, results/eval/<name>.json (every
-metric: at every k, passage and document level, pair, noise both ways, hybrid, general set, counts, device,
-timings), results/per_query/<name>.jsonl (each test query's rank, NDCG@10 and top passages), results/curves/<name>.json
-(Recall@k) and, for dense models, results/plots/similarity_<name>.png; ``bm25`` also writes
-results/eval/bm25_term_weights.json (eval.term_weights: the hybrid's learned query-term weights, empty when off).
+NDCG@10, with rerank.enabled the reranked hybrid's NDCG@10 for finetuned and merged, pair AUC), what ``dvc metrics
+diff`` compares — and, for the report, results/eval/<name>.json (every metric: at every k, passage and document
+level, pair, noise both ways, hybrid, reranked, general set, counts, device, timings), results/per_query/<name>.jsonl
+(each test query's rank, NDCG@10 and top passages), results/curves/<name>.json (Recall@k) and, for dense models,
+results/plots/similarity_<name>.png; ``bm25`` also writes results/eval/bm25_term_weights.json (eval.term_weights:
+the hybrid's learned query-term weights, empty when off).
 
-Reads params: seed, eval, lexical, model.* (dense models).
+Reads params: seed, eval, lexical, model.* (dense models), rerank (finetuned and merged: models/reranker).
 
 Example::
 
@@ -24,7 +25,10 @@ from bgetune.outputs import StageOutputs
 from bgetune.records import write_json, write_jsonl
 
 log = logging.getLogger("bgetune")
-HEADLINE = ("ndcg@10", "recall@1", "recall@10", "recall@100", "mrr@10", "map@10", "hybrid_ndcg@10", "pair_auc")
+HEADLINE = ("ndcg@10", "recall@1", "recall@10", "recall@100", "mrr@10", "map@10", "hybrid_ndcg@10",
+            "reranked_ndcg@10", "pair_auc")
+# The models whose hybrid models/reranker reorders (rerank.enabled): the two the rerank stage runs before.
+RERANKED = ("finetuned", "merged")
 CURVE_KS = (1, 2, 3, 5, 10, 20, 50, 100)
 PIPELINE_MODELS = ("base", "finetuned", "merged", "bm25")
 TERM_WEIGHTS_FILE = "results/eval/bm25_term_weights.json"
@@ -51,19 +55,19 @@ def run(params, name: str, root: str | Path = ".", progress: bool = True, extra_
         test = load_test_set(root, params.eval, k, lexical=params.lexical)
         results, per_query_extra, pair_scores = lexical_results(params, test, k, learned)
         rankings, scores = test.bm25, test.bm25_scores
-        hybrid = None
+        hybrid = reranked = None
     else:
         # A dense model's test set ranks BM25 only for the hybrid: with the learned weights when they are on (and
         # not left to val, which then ranks test a second time if it keeps them).
         test = load_test_set(root, params.eval, k, lexical=params.lexical,
                              term_weights=learned.weights if learned and not choosing_term_weights(params, learned)
                              else None)
-        results, rankings, scores, hybrid, pair_scores = dense_results(params, name, root, test, k, progress,
-                                                                       extra_reference, learned)
+        results, rankings, scores, hybrid, reranked, pair_scores = dense_results(
+            params, name, root, test, k, progress, extra_reference, learned)
     results.update({"queries": len(test.pairs), "passages": len(test.ids), "documents": len(set(test.doc_of.values())),
                     **test.leakage, "seconds": round(time.perf_counter() - started, 2)})
     headline = headline_metrics(results, params.eval.level)
-    rows = per_query_rows(test, rankings, scores, hybrid, params.eval)
+    rows = per_query_rows(test, rankings, scores, hybrid, params.eval, reranked)
     file = name.replace("/", "_")
     with StageOutputs(f"evaluate-{file}", outputs(name, name != "bm25"), root) as out:
         write_json(out.path(f"metrics/{file}.json"), headline)
@@ -88,8 +92,9 @@ def run(params, name: str, root: str | Path = ".", progress: bool = True, extra_
 def headline_metrics(results: dict, level: str) -> dict:
     block = results.get(level) or results["passage"]
     values = {key: block[key] for key in HEADLINE if key in block}
-    if "hybrid" in results and "ndcg@10" in results["hybrid"].get(level, {}):
-        values["hybrid_ndcg@10"] = results["hybrid"][level]["ndcg@10"]
+    for fused in ("hybrid", "reranked"):
+        if fused in results and "ndcg@10" in results[fused].get(level, {}):
+            values[f"{fused}_ndcg@10"] = results[fused][level]["ndcg@10"]
     if "pair" in results and "pair_auc" in results["pair"]:
         values["pair_auc"] = results["pair"]["pair_auc"]
     return {key: values[key] for key in HEADLINE if key in values}
@@ -165,9 +170,10 @@ def dense_results(params, name: str, root: Path, test, k: int, progress: bool, e
     term_weights = learned.weights if learned else None
     choosing = choosing_term_weights(params, learned)
     hybrid_on_val = eval_params.hybrid.enabled and (eval_params.hybrid.tune or choosing)
+    reranking = params.rerank.enabled and extra_reference is None and name in RERANKED
     val = load_test_set(root, eval_params, FUSION_POOL, split="val", lexical=params.lexical,
                         term_weights=None if choosing else term_weights) if (
-        (windows and eval_params.windows.tune) or hybrid_on_val) else None
+        (windows and eval_params.windows.tune) or hybrid_on_val or (reranking and params.rerank.tune)) else None
     if windows:
         window_vectors = encode_windows(model, test.texts, windows, batch, precision, progress)
         owners = window_vectors[1]
@@ -206,16 +212,17 @@ def dense_results(params, name: str, root: Path, test, k: int, progress: bool, e
                                                         precision=precision), best_positive),
         **noise_as_queries(encode(model, noise, batch, instruction, False, kind="query", precision=precision),
                            ranked.passage_vectors, best_positive)}
-    hybrid = None
+    hybrid = reranked = None
     settings = eval_params.hybrid
+    weights, weighted = list(settings.weights), learned is not None
+    bm25_ids, bm25_scores = test.bm25, test.bm25_scores
     if settings.enabled:
-        weights, tuning, weighted = list(settings.weights), None, learned is not None
+        tuning = None
         if hybrid_on_val:
             weights, tuning, weighted = tuned_hybrid_weights(
                 params, root, model, instruction, device, precision,
                 (test.ids, ranked.passage_vectors, ranked.window_vectors, ranked.window_owners), weight, val,
                 term_weights, choosing)
-        bm25_ids, bm25_scores = test.bm25, test.bm25_scores
         if choosing and weighted:
             # Val kept the weights: test's BM25 (ranked plain when loaded) is ranked again with them.
             bm25_ids, bm25_scores = bm25_rankings(test.texts, test.ids, test.queries, k, with_scores=True,
@@ -230,13 +237,90 @@ def dense_results(params, name: str, root: Path, test, k: int, progress: bool, e
                                     if key not in ("lowest", "highest")}
         results["hybrid"] = {"method": settings.method, "weights": weights, "rrf_k": settings.rrf_k,
                              "bm25": bm25, "tuning": tuning, **fused_levels}
+    if reranking:
+        results["reranked"], reranked = reranked_results(
+            params, root, model, instruction, device, precision, test, val,
+            (ranked.ids, ranked.scores, bm25_ids, bm25_scores), k, weights, weighted and choosing, term_weights,
+            (ranked.passage_vectors, ranked.window_vectors, ranked.window_owners, weight), progress)
     general = load_general_set(eval_params.general, params.seed)
     if general is not None:
         results["general"] = general_metrics(model, instruction, general, eval_params.k_values, batch, progress,
                                              device, precision, windows, weight)
     if document_rankings is not None:
         results["document_level"] = {"doc_score": eval_params.doc_score}
-    return results, ranked.ids, ranked.scores, hybrid, pair_scores
+    return results, ranked.ids, ranked.scores, hybrid, reranked, pair_scores
+
+
+def reranked_results(params, root: Path, model, instruction: str, device: str, precision: str, test, val,
+                     test_lists: tuple, depth: int, weights: list[float], reweigh_val_bm25: bool, term_weights,
+                     encoded: tuple, progress: bool) -> tuple[dict, list[list[str]]]:
+    """models/reranker over each test question's hybrid top ``rerank.top_k`` (the dense top k when eval.hybrid is
+    off), blended with the hybrid at ``rerank.weight`` or the weight val ranks best; the passages below the k keep
+    the hybrid's order. ``test_lists``: the test split's (dense ids, dense scores, BM25 ids, BM25 scores) as the
+    hybrid fused them at ``weights``, ``depth`` deep; ``encoded``: (passage vectors, window vectors, window owners,
+    window weight) of the corpus, reused for val when it ranks the same one; ``reweigh_val_bm25``: val kept the
+    learned term weights, so its BM25 (loaded plain) is ranked again with them. Returns the results block and the
+    rankings."""
+    from bgetune.device import resolve_precision
+    from bgetune.evaluation.hybrid import FUSION_POOL, fuse_all_scored
+    from bgetune.evaluation.retrieval import bm25_rankings, dense_rankings
+    from bgetune.reranking import RerankError, load_reranker, reranked, score_candidates, tune_weight
+
+    settings, hybrid = params.rerank, params.eval.hybrid
+    folder = root / "models/reranker"
+    if not (folder / "config.json").exists():
+        raise RerankError(f"{folder}: no reranker in it, but rerank.enabled is true: run the rerank stage first "
+                          "(dvc repro)")
+    started = time.perf_counter()
+
+    def candidates(lists, depth):
+        dense_ids, dense_scores, bm25_ids, bm25_scores = lists
+        if hybrid.enabled:
+            fused = fuse_all_scored(dense_ids, bm25_ids, weights, hybrid.rrf_k, depth, hybrid.method, dense_scores,
+                                    bm25_scores)
+        else:
+            fused = [(ids[:depth], scores[:depth]) for ids, scores in zip(dense_ids, dense_scores)]
+        return [(ids[:settings.top_k], scores[:settings.top_k]) for ids, scores in fused], [ids for ids, _ in fused]
+
+    reranker = load_reranker(folder, settings.max_length, device, params.model.trust_remote_code)
+    scoring_precision = resolve_precision(settings.precision, device)
+
+    def scored(split, tops):
+        return score_candidates(reranker, split.queries, [ids for ids, _ in tops],
+                                lambda pid: split.texts[split.index_of[pid]], settings.predict_batch_size,
+                                scoring_precision, progress)
+
+    test_tops, test_rest = candidates(test_lists, depth)
+    weight, tuning = settings.weight, None
+    if settings.tune:
+        vectors, window_vectors, owners, window_weight = encoded
+        same = list(val.ids) == list(test.ids)
+        val_ranked = dense_rankings(
+            model, val.texts, val.ids, val.queries, FUSION_POOL, instruction, params.eval.encode_batch_size, False,
+            passage_vectors=vectors if same else None, device=device, precision=precision,
+            windows=window_setting(params.eval) if window_weight else None,
+            window_vectors=(window_vectors, owners) if same and window_weight and window_vectors is not None
+            else None, window_weight=window_weight)
+        val_bm25 = bm25_rankings(val.texts, val.ids, val.queries, FUSION_POOL, with_scores=True,
+                                 lexical=params.lexical, term_weights=term_weights) if reweigh_val_bm25 \
+            else (val.bm25, val.bm25_scores)
+        val_tops, _ = candidates((val_ranked.ids, val_ranked.scores, *val_bm25), FUSION_POOL)
+        weight, trials = tune_weight(val_tops, scored(val, val_tops), val.relevant)
+        tuning = {"val_queries": len(val.pairs), "trials": trials}
+    test_scores = scored(test, test_tops)
+    rankings = reranked(test_tops, test_scores, weight, test_rest)
+    levels = level_metrics(rankings, None, test, params.eval)
+    levels.pop("document_rankings", None)
+    in_top_k = [bool(set(ids) & relevant) for (ids, _), relevant in zip(test_tops, test.relevant)]
+    block = {"reranker": "models/reranker", "candidates": "hybrid" if hybrid.enabled else "dense",
+             "top_k": settings.top_k, "weight": weight, "tuning": tuning,
+             "top_k_holds_a_relevant_passage": round(sum(in_top_k) / max(len(in_top_k), 1), 6),
+             "pairs_scored": sum(len(ids) for ids, _ in test_tops), "precision": scoring_precision,
+             "seconds": round(time.perf_counter() - started, 2), **levels}
+    log.info("reranked: the %s's top %d reordered at reranker weight %.1f%s; NDCG@10 %.4f", block["candidates"],
+             settings.top_k, weight, " (chosen on val)" if tuning else " (rerank.weight)",
+             levels["passage"]["ndcg@10"])
+    return block, rankings
 
 
 def window_setting(eval_params) -> tuple[int, int] | None:
@@ -344,9 +428,9 @@ def model_for(params, name: str, root: Path, device: str, extra_reference: str |
     return load_model(str(folder), device, *lengths, key=f"models/{name}"), instruction, f"models/{name}"
 
 
-def per_query_rows(test, rankings, scores, hybrid, eval_params) -> list[dict]:
+def per_query_rows(test, rankings, scores, hybrid, eval_params, reranked=None) -> list[dict]:
     """Each test query: the rank of its first positive, its NDCG@10 at the headline level (what the significance
-    test resamples), the hybrid's, and its top 3 passages."""
+    test resamples), the hybrid's and the reranked hybrid's, and its top 3 passages."""
     from bgetune.evaluation.documents import document_ranking
     from bgetune.evaluation.metrics import first_relevant_rank, query_ndcg
 
@@ -364,5 +448,9 @@ def per_query_rows(test, rankings, scores, hybrid, eval_params) -> list[dict]:
             fused = document_ranking(hybrid[q], None, test.doc_of) if documents else hybrid[q]
             row["hybrid_rank"] = first_relevant_rank(fused, relevant)
             row["hybrid_ndcg@10"] = round(query_ndcg(fused, relevant), 6)
+        if reranked is not None:
+            ordered = document_ranking(reranked[q], None, test.doc_of) if documents else reranked[q]
+            row["reranked_rank"] = first_relevant_rank(ordered, relevant)
+            row["reranked_ndcg@10"] = round(query_ndcg(ordered, relevant), 6)
         rows.append(row)
     return rows

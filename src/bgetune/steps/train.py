@@ -141,7 +141,7 @@ def run(params, root: str | Path = ".", progress: bool = True) -> dict:
         from bgetune.training.curves import write_curves
 
         write_curves(out.path("results/train_log"), parts)
-    from bgetune.training.trainer import clear_checkpoints
+    from bgetune.training.checkpoints import clear_checkpoints
 
     clear_checkpoints(checkpoints)
     first = result["stage1"]
@@ -262,6 +262,8 @@ def resolved_distillation(params) -> tuple:
 
 def fingerprint_of(params, root: Path, extra_files: list[Path]) -> str:
     """Params and input files a checkpoint depends on: a checkpoint from other ones is never resumed."""
+    from bgetune.training.checkpoints import digest_files
+
     digest = hashlib.sha256()
     digest.update(json.dumps({"seed": params.seed_of("train"), "train": params.train.model_dump(),
                               "model": params.model.model_dump(),
@@ -269,12 +271,7 @@ def fingerprint_of(params, root: Path, extra_files: list[Path]) -> str:
                              sort_keys=True, default=str).encode())
     files = [root / "data/train.jsonl", root / "data/corpus.jsonl", root / "data/pairs/val.jsonl",
              *sorted((root / "models/base").rglob("*")), *extra_files]
-    for path in files:
-        if path.is_file():
-            digest.update(str(path.relative_to(root)).encode())
-            with open(path, "rb") as handle:
-                for block in iter(lambda: handle.read(1 << 20), b""):
-                    digest.update(block)
+    digest_files(digest, root, files)
     return digest.hexdigest()
 
 

@@ -22,10 +22,7 @@ Example::
 from __future__ import annotations
 
 import errno
-import json
 import logging
-import re
-import shutil
 from collections import Counter
 from pathlib import Path
 
@@ -36,12 +33,12 @@ from bgetune.device import trainer_precision_args
 from bgetune.errors import BgetuneError
 from bgetune.modelcard import describe_loss
 from bgetune.training.callbacks import LogTheLastStep
+from bgetune.training.checkpoints import last_complete_checkpoint, prepare_checkpoints
 from bgetune.training.data import GroupCollator, ScheduleBatchSampler, groups_short_of_negatives, schedule_dataset
 from bgetune.training.evaluators import metric_key
 from bgetune.training.losses import NonFiniteLoss, build_loss
 
 log = logging.getLogger("bgetune")
-_CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
 OOM_HINT = ("out of memory while training: lower train.batch_size or train.train_group_size, shorten "
             "model.passage_max_length, or turn on train.gradient_checkpointing, train.loss: cached_infonce "
             "(with a small train.mini_batch_size) or train.auto_batch_size")
@@ -302,42 +299,6 @@ def summarize(history: list[dict], metric: str, log_every: int, planned_steps: i
             "validation": validation}
 
 
-def prepare_checkpoints(directory: Path, fingerprint: str) -> str | None:
-    """Make ``directory`` safe to resume from: discard it if made with other params or data, delete checkpoints a
-    kill left half-written; return the last complete checkpoint, or None."""
-    marker = directory / "fingerprint.json"
-    if directory.exists():
-        saved = None
-        try:
-            saved = json.loads(marker.read_text()).get("fingerprint")
-        except (OSError, ValueError, AttributeError):
-            saved = None
-        if saved != fingerprint:
-            if any(directory.iterdir()):
-                log.info("checkpoints in %s are from other params or data: starting fresh", directory)
-            shutil.rmtree(directory, ignore_errors=True)
-    directory.mkdir(parents=True, exist_ok=True)
-    if not marker.exists():
-        marker.write_text(json.dumps({"fingerprint": fingerprint}))
-    complete = []
-    for path in sorted(directory.iterdir()):
-        match = _CHECKPOINT.match(path.name)
-        if not match or not path.is_dir():
-            continue
-        if _complete(path):
-            complete.append((int(match.group(1)), path))
-        else:
-            log.warning("removing %s: written only in part (the run was killed while saving it)", path)
-            shutil.rmtree(path, ignore_errors=True)
-    return str(max(complete)[1]) if complete else None
-
-
-def last_complete_checkpoint(directory: Path) -> str | None:
-    steps = [(int(m.group(1)), p) for p in directory.iterdir() if (m := _CHECKPOINT.match(p.name)) and _complete(p)] \
-        if directory.is_dir() else []
-    return str(max(steps)[1]) if steps else None
-
-
 def _rank() -> int:
     import os
 
@@ -349,20 +310,6 @@ def _barrier() -> None:
 
     if dist.is_available() and dist.is_initialized():
         dist.barrier()
-
-
-def _complete(checkpoint: Path) -> bool:
-    """The Trainer writes trainer_state.json last: a checkpoint with a readable one is whole."""
-    try:
-        json.loads((checkpoint / "trainer_state.json").read_text())
-    except (OSError, ValueError):
-        return False
-    weights = (checkpoint / "model.safetensors").exists() or (checkpoint / "adapter_model.safetensors").exists()
-    return weights and (checkpoint / "optimizer.pt").exists() and (checkpoint / "scheduler.pt").exists()
-
-
-def clear_checkpoints(directory: str | Path) -> None:
-    shutil.rmtree(directory, ignore_errors=True)
 
 
 def _is_disk_full(err: BaseException) -> bool:
