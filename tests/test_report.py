@@ -241,3 +241,33 @@ def test_the_provenance_seed_names_the_stages_own_seeds_where_a_run_sets_them():
     assert seed_line(params_from_dict({"seed": 3, "mining": {"seed": 7}, "train": {"seed": 7}})) == \
         "3 (mining 7, training 7)"
     assert seed_line(params_from_dict({"seed": 42, "train": {"seed": 42}})) == "42"
+
+
+def test_a_reranker_that_beats_the_hybrid_is_deployed_on_top_of_it_and_its_gain_judged(tmp_path):
+    metrics, significance, per_query = write_results(tmp_path)
+    html = build_report(tmp_path, {}, significance, per_query, {})
+    assert "reranked NDCG@10" not in html          # no model was reranked: no column for it
+    metrics["finetuned"]["reranked_ndcg@10"] = 0.55
+    (tmp_path / "metrics" / "finetuned.json").write_text(json.dumps(metrics["finetuned"]))
+    (tmp_path / "results" / "eval" / "finetuned.json").write_text(json.dumps(
+        {"hybrid": {"method": "convex", "weights": [0.6, 0.4], "rrf_k": 60},
+         "reranked": {"candidates": "hybrid", "top_k": 20, "weight": 0.4}}))
+    significance["finetuned_reranked_vs_finetuned_hybrid"] = {"difference": 0.03, "ci_low": 0.01, "ci_high": 0.05,
+                                                              "p_b_not_better": 0.0, "queries": 40}
+    html = build_report(tmp_path, {}, significance, per_query, {})
+    parser = Cells()
+    parser.feed(html)
+    assert parser.cells[("finetuned", "reranked_ndcg@10")] == 0.55
+    assert ("bm25", "reranked_ndcg@10") not in parser.cells
+    verdict = html[html.index("<h2>Verdict</h2>"):html.index("<h2>Test-split metrics</h2>")]
+    assert "Deploy: finetuned + BM25 (hybrid) + reranker (NDCG@10 0.550)." in verdict
+    assert "weights [0.6, 0.4] (dense, BM25)" in verdict             # the hybrid it reorders
+    assert "top 20 with models/reranker (a cross-encoder) and order them by 0.4 × its score + 0.6 × the hybrid" \
+        in verdict
+    assert "The reranker adds +0.030 (95% interval [+0.010, +0.050])." in verdict
+    # Val gave the reranker no weight: its order is the hybrid's, and the hybrid is what to deploy.
+    (tmp_path / "results" / "eval" / "finetuned.json").write_text(json.dumps(
+        {"hybrid": {"method": "convex", "weights": [0.6, 0.4], "rrf_k": 60},
+         "reranked": {"candidates": "hybrid", "top_k": 20, "weight": 0.0}}))
+    verdict = build_report(tmp_path, {}, significance, per_query, {})
+    assert "Deploy: finetuned + BM25 (hybrid) (NDCG@10 0.520)." in verdict and "models/reranker" not in verdict
