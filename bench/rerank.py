@@ -76,7 +76,7 @@ def main() -> None:
     if args.top_k < 10:
         parser.error(f"--top-k {args.top_k}: NDCG@10 needs the hybrid's top 10 at least")
 
-    from bgetune.evaluation.hybrid import FUSION_POOL, convex_scores, tune_weights
+    from bgetune.evaluation.hybrid import FUSION_POOL, fuse_all_scored, tune_weights
     from bgetune.evaluation.metrics import query_ndcg
     from bgetune.evaluation.retrieval import dense_rankings
     from bgetune.evaluation.significance import paired_bootstrap
@@ -89,14 +89,9 @@ def main() -> None:
     lexical = params.lexical
 
     def hybrid_top(split, dense, weight):
-        """Each question's top k of the convex hybrid at ``weight``: (ids, fused scores)."""
-        tops = []
-        for d, ds, b, bs in zip(dense.ids, dense.scores, split.bm25, split.bm25_scores):
-            n = FUSION_POOL
-            fused, first_seen = convex_scores([d[:n], b[:n]], [ds[:n], bs[:n]], [weight, round(1.0 - weight, 6)])
-            order = sorted(fused, key=lambda pid: (-fused[pid], first_seen[pid]))[:args.top_k]
-            tops.append((order, [fused[pid] for pid in order]))
-        return tops
+        """Each question's top k of the convex hybrid at ``weight``: (ids, fused scores), as the stage fuses."""
+        return fuse_all_scored(dense.ids, split.bm25, [weight, round(1.0 - weight, 6)], 60, args.top_k, "convex",
+                               dense.scores, split.bm25_scores)
 
     dense_of = {name: dense_rankings(model, split.texts, split.ids, split.queries, FUSION_POOL, instruction,
                                      params.eval.encode_batch_size, False, passage_vectors=passage_vectors,
